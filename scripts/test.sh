@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up if needed, then: (1) the library must be exactly what nbdev-export makes of the notebooks, and every notebook
+# clean (nbdev-clean); (2) every notebook runs (nbdev-test); (3) pytest. Nothing here reaches the Hugging Face hub.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source .venv/bin/activate
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONHASHSEED=0
+export MPLBACKEND=Agg
+
+echo "== notebooks vs library"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$tmp"
+( cd "$tmp" && nbdev-export && nbdev-clean ) >/dev/null
+if ! diff -r -x __pycache__ "$tmp/electra_gdes" electra_gdes >/dev/null || ! diff -r -x .ipynb_checkpoints "$tmp/nbs" nbs >/dev/null; then
+  diff -rq -x __pycache__ "$tmp/electra_gdes" electra_gdes || true
+  diff -rq -x .ipynb_checkpoints "$tmp/nbs" nbs || true
+  echo "FAIL: the library and the notebooks disagree, or a notebook is not clean. Run: nbdev-export && nbdev-clean, and commit both."
+  exit 1
+fi
+echo "ok"
+
+echo "== nbdev-test"
+nbdev-test --n-workers "${NBDEV_WORKERS:-2}" --timing
+
+echo "== pytest"
+python -m pytest -q "$@"
