@@ -6,7 +6,7 @@
 Cells are separated by lines `# %%` (code) and `# %% [markdown]` (markdown; each line starts with `# `).
 Outputs are dropped: run `nbdev-clean` afterwards, the notebooks are kept without outputs.
 """
-import sys, nbformat
+import os, sys, nbformat
 
 MD, CODE = '# %% [markdown]', '# %%'
 
@@ -36,7 +36,10 @@ def to_nb(py_path, nb_path):
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
     for i, c in enumerate(nb.cells): c.id = f'c{i:03d}'
-    nbformat.write(nb, nb_path)
+    # written to a temporary file and renamed, so a concurrent nbdev-export never reads half a notebook
+    tmp = nb_path + '.tmp'
+    nbformat.write(nb, tmp)
+    os.replace(tmp, nb_path)
 
 if __name__ == '__main__':
     cmd, *args = sys.argv[1:]
