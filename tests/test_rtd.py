@@ -1,0 +1,196 @@
+"Masking, sampling, RTD labels, loss and metrics: each test checks values against the definition."
+import math
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from electra_gdes.config import pretrain_config
+from electra_gdes.data import load_tokenizer
+from electra_gdes.model import RTDOutput
+from electra_gdes.rtd import (MASK_SPLITS, RTDLoss, disc_accuracy, gumbel_sample, mask_tokens, masked_count, mlm_accuracy,
+                              multinomial_sample, replaced_f1, replaced_precision, replaced_recall, rtd_labels)
+
+
+@pytest.fixture(scope='module')
+def tok(): return load_tokenizer(pretrain_config('electra', 'tiny'))
+
+
+@pytest.fixture(scope='module')
+def batch(tok):
+    "Sequences of very different lengths, padded to 128: a full one, a pair, a short one, a minimal one."
+    long_text = ' '.join(['the president spoke to the congress about the state of the union'] * 20)
+    enc = tok([long_text, 'we the people', 'of the united states', 'hi'], truncation=True, max_length=128,
+              padding='max_length', return_tensors='pt')
+    pair = tok('we the people', 'in order to form a more perfect union', max_length=128, padding='max_length',
+               return_tensors='pt')
+    ids = torch.cat([enc['input_ids'], pair['input_ids']])
+    attn = torch.cat([enc['attention_mask'], pair['attention_mask']])
+    return ids, attn
+
+
+def expected_counts(ids, attn, specials, p=0.15, max_length=128):
+    n = attn.sum(-1).tolist()
+    cand = (attn.bool() & ~torch.isin(ids, torch.tensor(specials))).sum(-1).tolist()
+    return [min(max(1, min(round(p * k), int((p + 0.005) * max_length))), c) for k, c in zip(n, cand)]
+
+
+def test_masked_count_formula():
+    n = torch.tensor([128, 128, 100, 20, 10, 3, 4])
+    cand = torch.tensor([126, 126, 98, 18, 8, 1, 0])
+    assert masked_count(n, cand, 0.15, 128).tolist() == [19, 19, 15, 3, 2, 1, 0]
+    assert masked_count(n[:1], cand[:1], 0.25, 128).tolist() == [32]      # ELECTRA-large: 25%, cap int(0.255*128)=32
+
+
+def test_exact_count_and_never_special_or_pad(tok, batch):
+    ids, attn = batch
+    specials = tok.all_special_ids
+    want = expected_counts(ids, attn, specials)
+    assert want[0] == 19 and want[3] == 1                    # the full sequence hits the cap; [CLS] hi [SEP] masks 1
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        masked, is_masked = mask_tokens(ids, attn, specials, tok.mask_token_id, len(tok), 0.15, 'electra', g)
+        assert is_masked.sum(-1).tolist() == want
+        assert not (is_masked & torch.isin(ids, torch.tensor(specials))).any()
+        assert not (is_masked & ~attn.bool()).any()
+        assert torch.equal(masked[~is_masked], ids[~is_masked])
+
+
+def test_cap_uses_max_length_not_batch_length(tok):
+    ids = torch.tensor([[tok.cls_token_id] + [2000] * 8 + [tok.sep_token_id]])   # 10 tokens, batch padded to 10
+    attn = torch.ones_like(ids)
+    _, m_batch = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), 0.15)
+    _, m_cfg = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), 0.15, max_length=128)
+    assert m_batch.sum().item() == int(0.155 * 10) == 1          # capped by the batch length
+    assert m_cfg.sum().item() == round(0.15 * 10) == 2           # round(1.5) = 2 under the cap 19 of length 128
+
+
+def test_positions_uniform_over_candidates(tok):
+    ids = torch.tensor([[tok.cls_token_id] + list(range(2000, 2010)) + [tok.sep_token_id]]).repeat(4000, 1)
+    _, is_masked = mask_tokens(ids, torch.ones_like(ids), tok.all_special_ids, tok.mask_token_id, len(tok), 0.15,
+                               generator=torch.Generator().manual_seed(3), max_length=128)
+    counts = is_masked.sum(0)[1:-1].numpy()                  # round(0.15*12)=2 per row among 10 candidates
+    assert counts.sum() == 8000
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+@pytest.mark.parametrize('style', ['electra', 'deberta', 'bert'])
+def test_replacement_split(tok, batch, style):
+    ids, attn = batch
+    ids, attn = ids.repeat(200, 1), attn.repeat(200, 1)
+    masked, is_masked = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), 0.15, style,
+                                    torch.Generator().manual_seed(1))
+    n = is_masked.sum().item()
+    to_mask = (masked[is_masked] == tok.mask_token_id).float().mean().item()
+    kept = (masked[is_masked] == ids[is_masked]).float().mean().item()
+    random = 1 - to_mask - kept
+    p_mask, p_rand = MASK_SPLITS[style]
+    assert n == 200 * 24
+    tol = 4 * math.sqrt(0.25 / n)
+    assert abs(to_mask - p_mask) < tol and abs(random - p_rand) < tol and abs(kept - (1 - p_mask - p_rand)) < tol
+    if style == 'bert':   # the random tokens really are spread over the vocabulary
+        assert len(set(masked[is_masked & (masked != ids) & (masked != tok.mask_token_id)].tolist())) > 0.9 * random * n
+
+
+def test_masking_is_reproducible_and_validated(tok, batch):
+    ids, attn = batch
+    a = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), generator=torch.Generator().manual_seed(5))
+    b = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(ValueError, match='cfg.mask_style'):
+        mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), style='span')
+    with pytest.raises(ValueError, match='same padded batch'):
+        mask_tokens(ids, attn[:, :10], tok.all_special_ids, tok.mask_token_id, len(tok))
+    with pytest.raises(ValueError, match='cfg.mask_prob'):
+        mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), mask_prob=15)
+
+
+def test_gumbel_is_the_gumbel_max_formula():
+    logits = torch.randn(7, 11, dtype=torch.bfloat16)
+    u = torch.rand(logits.shape, generator=torch.Generator().manual_seed(9))
+    g = -torch.log(-torch.log(u + 1e-9) + 1e-9)
+    want = (logits.float() / 0.7 + g).argmax(-1)
+    assert torch.equal(gumbel_sample(logits, 0.7, torch.Generator().manual_seed(9)), want)
+
+
+@pytest.mark.parametrize('sample', [gumbel_sample, multinomial_sample])
+@pytest.mark.parametrize('temperature', [1.0, 0.5])
+def test_sample_frequencies_match_softmax(sample, temperature):
+    logits = torch.tensor([1.5, 0.0, -0.5, 0.7, -2.0, 0.2])
+    n = 30000
+    draws = sample(logits.expand(n, -1), temperature, torch.Generator().manual_seed(4))
+    observed = np.bincount(draws.numpy(), minlength=6)
+    expected = torch.softmax(logits.double() / temperature, -1).numpy() * n
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_samplers_pass_no_gradient():
+    logits = torch.randn(3, 5, requires_grad=True)
+    for sample in (gumbel_sample, multinomial_sample):
+        s = sample(logits)
+        assert s.dtype == torch.long and not s.requires_grad
+
+
+def tiny_output():
+    orig = torch.tensor([[2, 7, 3, 0], [2, 8, 5, 3]])
+    disc_input = torch.tensor([[2, 9, 3, 0], [2, 8, 6, 3]])     # (0,1), (1,2) replaced; (1,1) sampled correctly
+    is_masked = torch.tensor([[False, True, False, False], [False, True, True, False]])
+    mlm_logits = torch.tensor([[0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0],
+                               [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0],
+                               [0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]])
+    disc_logits = torch.tensor([[-1.0, 0.3, 0.2, 5.0], [-0.4, -3.0, 2.0, 1.0]])
+    attn = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    out = RTDOutput(mlm_logits, disc_input[is_masked], disc_input, disc_logits)
+    return out, orig, is_masked, attn
+
+
+def test_rtd_labels_count_a_correct_sample_as_original():
+    out, orig, _, _ = tiny_output()
+    assert rtd_labels(out.disc_input, orig).tolist() == [[0, 1, 0, 0], [0, 0, 1, 0]]
+
+
+@pytest.mark.parametrize('weight', [50.0, 10.0])
+def test_rtd_loss_by_hand(weight):
+    out, orig, is_masked, attn = tiny_output()
+    def ce(row, target): return math.log(sum(math.exp(x) for x in row)) - row[target]
+    def bce(x, y): return math.log1p(math.exp(-x)) if y else math.log1p(math.exp(x))
+    rows = out.mlm_logits.tolist()
+    mlm = (ce(rows[0], 7) + ce(rows[1], 8) + ce(rows[2], 5)) / 3
+    # all 7 non-pad tokens, [CLS] and [SEP] included; the pad logit 5.0 is left out
+    disc = (bce(-1.0, 0) + bce(0.3, 1) + bce(0.2, 0) + bce(-0.4, 0) + bce(-3.0, 0) + bce(2.0, 1) + bce(1.0, 0)) / 7
+    loss_func = RTDLoss(weight)
+    loss = loss_func(out, orig, is_masked, attn)
+    assert loss.item() == pytest.approx(mlm + weight * disc, rel=1e-6)
+    assert loss_func.mlm_loss.item() == pytest.approx(mlm, rel=1e-6)
+    assert loss_func.disc_loss.item() == pytest.approx(disc, rel=1e-6)
+    assert not loss_func.mlm_loss.requires_grad and not loss_func.disc_loss.requires_grad
+
+
+def test_rtd_loss_gradients_and_errors():
+    out, orig, is_masked, attn = tiny_output()
+    mlm_logits = out.mlm_logits.clone().requires_grad_()
+    disc_logits = out.disc_logits.clone().requires_grad_()
+    RTDLoss(50.0)(out._replace(mlm_logits=mlm_logits, disc_logits=disc_logits), orig, is_masked, attn).backward()
+    assert disc_logits.grad[0, 3] == 0                                        # pad: no gradient
+    want = 50.0 * (torch.sigmoid(disc_logits[1, 2]) - 1) / 7                  # d(w * mean BCE)/dx = w (sigmoid(x) - y) / n
+    assert disc_logits.grad[1, 2].item() == pytest.approx(want.item(), rel=1e-5)
+    want_mlm = (torch.softmax(out.mlm_logits[0], -1) - F.one_hot(torch.tensor(7), 10)) / 3
+    assert torch.allclose(mlm_logits.grad[0], want_mlm, atol=1e-6)
+    with pytest.raises(ValueError, match='same is_masked'):
+        RTDLoss(50.0)(out, orig, torch.zeros_like(is_masked), attn)
+    empty = out._replace(mlm_logits=out.mlm_logits[:0])
+    assert torch.isfinite(RTDLoss(50.0)(empty, orig, torch.zeros_like(is_masked), attn))
+
+
+def test_metrics_by_hand():
+    out, orig, is_masked, attn = tiny_output()
+    # generator argmax: 2 (orig 7, wrong), 8 (orig 8, right), 5 (orig 5, right)
+    assert mlm_accuracy(out, orig, is_masked, attn).item() == pytest.approx(2 / 3)
+    # discriminator says replaced at (0,1), (0,2), (1,2), (1,3) [pad (0,3) ignored]; labels replaced at (0,1), (1,2)
+    assert disc_accuracy(out, orig, is_masked, attn).item() == pytest.approx(5 / 7)
+    assert replaced_precision(out, orig, is_masked, attn).item() == pytest.approx(2 / 4)
+    assert replaced_recall(out, orig, is_masked, attn).item() == pytest.approx(2 / 2)
+    assert replaced_f1(out, orig, is_masked, attn).item() == pytest.approx(2 * 0.5 * 1 / 1.5)
+    none = out._replace(disc_logits=-torch.ones_like(out.disc_logits))
+    assert replaced_precision(none, orig, is_masked, attn).item() == 0 and replaced_f1(none, orig, is_masked, attn).item() == 0
