@@ -24,6 +24,14 @@ def _checkpoint_callback(learn):
                                  '(the pretraining CheckpointCallback); add it to the Learner\'s cbs.')
     return cbs[0]
 
+def _step(learn) -> int:
+    "The global step: steps before this fit (a resumed run's `learn.start_step`) plus the steps of this fit."
+    return getattr(learn, 'start_step', 0) + learn.train_iter
+
+def _checkpoint_dir(learn) -> str:
+    cbs = [cb for cb in learn.cbs if callable(getattr(type(cb), 'save', None)) and hasattr(cb, 'run_dir')]
+    return f" (in {cbs[0].run_dir/'checkpoints'})" if cbs else ''
+
 def _any_rank(flag: bool) -> bool:
     "True when `flag` is True on any rank (just `flag` outside distributed training)."
     if not (dist.is_available() and dist.is_initialized()): return flag
@@ -33,9 +41,9 @@ def _any_rank(flag: bool) -> bool:
 
 class PreemptionCallback(Callback):
     "On SIGTERM/SIGINT: finish the batch, write a checkpoint with the Learner's checkpoint callback, stop, and exit with 128+signal."
-    order = 100  # after every other callback's after_batch, so step counters and logs are up to date
+    order, run_valid = 100, False  # after every other callback's after_batch, so step counters and logs are up to date
     def __init__(self, signals=(signal.SIGTERM, signal.SIGINT), exit_code='signal'):
-        self.signals, self.exit_code, self._previous = tuple(signals), exit_code, {}
+        self.signals, self.exit_code, self._previous, self.signum = tuple(signals), exit_code, {}, None
 
     def on_signal(self, signum, frame=None):
         "The signal handler: note the signal; the checkpoint is written at the end of the current batch."
@@ -66,7 +74,7 @@ class PreemptionCallback(Callback):
         self._restore()
         if not self.learn.preempted or self.exit_code is None: return
         name = signal.Signals(self.signum).name
-        print(f'Stopped by {name} after step {self.train_iter}: checkpoint written; run again with --resume to continue.',
+        print(f'Stopped by {name} after step {_step(self.learn)}: checkpoint written; run again with --resume to continue.',
               file=sys.stderr, flush=True)
         sys.exit(128 + self.signum if self.exit_code == 'signal' else self.exit_code)
 
@@ -86,10 +94,12 @@ class NonFiniteCallback(Callback):
         self.max_in_a_row = max_in_a_row
 
     def before_fit(self):
-        self.n_skipped, self.in_a_row, self.last_reason = 0, 0, ''
+        self.n_skipped, self.in_a_row, self.last_reason, self._recorder_state = 0, 0, '', None
         self.scalers = [cb for cb in self.learn.cbs if isinstance(cb, MixedPrecision)]
 
-    def before_batch(self): self._counted = False
+    def before_batch(self):
+        self._counted = False
+        self._restore_recorder()
 
     def before_step(self):
         loss_ok, grads_ok = torch.isfinite(self.loss_grad.detach()).all(), _grads_finite(self.learn.model.parameters())
@@ -103,16 +113,25 @@ class NonFiniteCallback(Callback):
         if any(getattr(cb, 'skipped', False) for cb in self.scalers): self._skip('gradient (fp16 GradScaler overflow)')
         else: self.in_a_row = 0
 
-    def after_batch(self):
-        if self._counted and not torch.isfinite(self.learn.loss).all():
-            self.learn.yb = ()  # fastai's Recorder leaves a batch without targets out of the smoothed loss
+    def after_train(self): self._restore_recorder()
+
+    def _keep_recorder(self):
+        "Remember the Recorder's smoothed loss, to take a non-finite loss back out once the Recorder has added it."
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is not None: self._recorder_state = rec.smooth_loss.val.clone(), rec.smooth_loss.count
+
+    def _restore_recorder(self):
+        if self._recorder_state is None: return
+        rec = self.learn.recorder
+        (rec.smooth_loss.val, rec.smooth_loss.count), self._recorder_state = self._recorder_state, None
 
     def _skip(self, reason):
         self._counted, self.last_reason = True, reason
+        if not torch.isfinite(self.loss_grad.detach()).all(): self._keep_recorder()
         self.n_skipped += 1; self.in_a_row += 1
         if self.in_a_row >= self.max_in_a_row:
             raise NonFiniteTrainingError(
-                f'{self.in_a_row} non-finite steps in a row (the last at step {self.train_iter}: non-finite {reason}); '
-                f'{self.n_skipped} skipped in all. The weights were not updated by these steps, so the last checkpoint '
-                f'is good: resume from it with --resume and a lower --lr, or --precision bf16 instead of fp16, or '
-                f'check the data; --max_nonfinite sets how many in a row are tolerated.')
+                f'{self.in_a_row} non-finite steps in a row (the last at step {_step(self.learn)}: non-finite {reason}); '
+                f'{self.n_skipped} skipped in all. The weights were not updated by these steps, so the last checkpoint'
+                f'{_checkpoint_dir(self.learn)} is good: resume from it with --resume and a lower --lr, or --precision bf16 '
+                f'instead of fp16, or check the data; --max_nonfinite sets how many in a row are tolerated.')
