@@ -45,7 +45,7 @@ def pretrain_opt_func(cfg):
 # %% ../nbs/04_optim.ipynb #c013
 def _check_schedule_args(total, warmup):
     if total <= 0: raise ValueError(f'total={total}: a schedule needs total > 0 steps; set --steps to a positive number.')
-    if not 0 <= warmup <= total: raise ValueError(f'warmup={warmup} must be between 0 and total={total}; set --warmup_steps accordingly.')
+    if warmup < 0: raise ValueError(f'warmup={warmup} is negative; set --warmup_steps to 0 or more.')
 
 def electra_lr(step, total, warmup) -> float:
     "ELECTRA's multiplier: linear decay `1 - step/total` times linear warmup `min(1, step/warmup)`, together."
