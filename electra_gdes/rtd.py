@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from .config import MASK_STYLES
 
 # %% auto #0
-__all__ = ['MASK_SPLITS', 'SAMPLER_FUNCS', 'RTD_METRICS', 'masked_count', 'mask_tokens', 'gumbel_sample', 'multinomial_sample',
-           'rtd_labels', 'RTDLoss', 'mlm_accuracy', 'disc_accuracy', 'replaced_precision', 'replaced_recall',
-           'replaced_f1']
+__all__ = ['MASK_SPLITS', 'SAMPLER_FUNCS', 'RTD_METRICS', 'masked_count', 'uniform_positions', 'windowed_positions',
+           'mask_tokens', 'gumbel_sample', 'multinomial_sample', 'rtd_labels', 'RTDLoss', 'mlm_accuracy',
+           'disc_accuracy', 'replaced_precision', 'replaced_recall', 'replaced_f1']
 
 # %% ../nbs/03_rtd.ipynb #c007
 def masked_count(n_tokens: torch.Tensor, n_candidates: torch.Tensor, mask_prob: float, max_length: int) -> torch.Tensor:
@@ -23,12 +23,33 @@ def masked_count(n_tokens: torch.Tensor, n_candidates: torch.Tensor, mask_prob: 
     return torch.minimum(n, n_candidates)
 
 # %% ../nbs/03_rtd.ipynb #c010
+def uniform_positions(candidates: torch.Tensor, n_mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    "`n_mask[i]` positions of row `i` drawn uniformly without replacement among `candidates[i]` (ELECTRA, BERT)."
+    # a uniform random order of the candidates (non-candidates sort last); the first n_mask of each row are chosen
+    scores = torch.rand(candidates.shape, generator=generator, device=candidates.device).masked_fill(~candidates, 2.0)
+    return scores.argsort(-1).argsort(-1) < n_mask[:, None]
+
+def windowed_positions(candidates: torch.Tensor, n_mask: torch.Tensor, mask_prob: float,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    "One random candidate in each window of `int(1/mask_prob)` consecutive candidates, the first `n_mask` windows (DeBERTaV3)."
+    size = int(1 / mask_prob)
+    B, L = candidates.shape
+    rank = candidates.cumsum(-1) - 1                       # index of each candidate among its row's candidates
+    window = rank.clamp_min(0) // size
+    n_windows = L // size + 1
+    window_len = (candidates.sum(-1, keepdim=True) - window * size).clamp(max=size)  # the last window may be shorter
+    u = torch.rand(B, n_windows, generator=generator, device=candidates.device).gather(1, window)
+    pick = (u * window_len).long()                         # the chosen offset inside each window
+    return candidates & (rank - window * size == pick) & (window < n_mask[:, None])
+
+# %% ../nbs/03_rtd.ipynb #c012
 MASK_SPLITS = {'electra': (0.85, 0.0), 'deberta': (1.0, 0.0), 'bert': (0.8, 0.1)}  # (to [MASK], to a random token); rest kept
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids, mask_token_id: int, vocab_size: int,
                 mask_prob: float = 0.15, style: str = 'electra', generator: torch.Generator | None = None,
                 max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "`(masked_ids, is_masked)`: an exact-count random masking of each sequence, vectorised on the input's device."
+    """`(masked_ids, is_masked)`: an exact-count random masking of each sequence in `style`, vectorised on the input's
+    device. `max_length` (default: the batch's padded length) sets the cap `int((mask_prob + 0.005) * max_length)`."""
     if style not in MASK_SPLITS:
         raise ValueError(f"mask style {style!r} is unknown; use one of {', '.join(map(repr, MASK_STYLES))} (cfg.mask_style).")
     if input_ids.shape != attention_mask.shape:
@@ -40,10 +61,8 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
     real = attention_mask.bool()
     candidates = real & ~torch.isin(input_ids, torch.as_tensor(list(special_ids) + [mask_token_id], device=dev))
     n_mask = masked_count(real.sum(-1), candidates.sum(-1), mask_prob, max_length or L)
-    # a uniform random order of the candidates (non-candidates sort last); the first n_mask of each row are masked
-    scores = torch.rand(B, L, generator=generator, device=dev).masked_fill(~candidates, 2.0)
-    rank = scores.argsort(-1).argsort(-1)
-    is_masked = rank < n_mask[:, None]
+    if style == 'deberta': is_masked = windowed_positions(candidates, n_mask, mask_prob, generator)
+    else: is_masked = uniform_positions(candidates, n_mask, generator)
     to_mask, to_random = MASK_SPLITS[style]
     u = torch.rand(B, L, generator=generator, device=dev)
     masked_ids = input_ids.masked_fill(is_masked & (u < to_mask), mask_token_id)
@@ -52,7 +71,7 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
         masked_ids = torch.where(is_masked & (u >= to_mask) & (u < to_mask + to_random), random_ids, masked_ids)
     return masked_ids, is_masked
 
-# %% ../nbs/03_rtd.ipynb #c015
+# %% ../nbs/03_rtd.ipynb #c019
 @torch.no_grad()
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     "A sample of each row of `logits` by the Gumbel-max trick, computed in fp32 (ELECTRA's sampler)."
@@ -69,7 +88,7 @@ def multinomial_sample(logits: torch.Tensor, temperature: float = 1.0, generator
 
 SAMPLER_FUNCS = {'gumbel': gumbel_sample, 'multinomial': multinomial_sample}
 
-# %% ../nbs/03_rtd.ipynb #c019
+# %% ../nbs/03_rtd.ipynb #c023
 def rtd_labels(disc_input: torch.Tensor, original_ids: torch.Tensor) -> torch.Tensor:
     "1 where the discriminator's input token differs from the original, else 0 (a correct sample is 'original')."
     return (disc_input != original_ids).long()
@@ -93,7 +112,7 @@ class RTDLoss:
         self.mlm_loss, self.disc_loss = mlm.detach(), disc.detach()
         return mlm + self.disc_weight * disc
 
-# %% ../nbs/03_rtd.ipynb #c023
+# %% ../nbs/03_rtd.ipynb #c027
 def mlm_accuracy(out, original_ids, is_masked, attention_mask=None) -> torch.Tensor:
     "Fraction of masked positions where the generator's most likely token is the original one."
     return (out.mlm_logits.argmax(-1) == original_ids[is_masked]).float().mean()

@@ -57,6 +57,24 @@ def test_exact_count_and_never_special_or_pad(tok, batch):
         assert torch.equal(masked[~is_masked], ids[~is_masked])
 
 
+def test_deberta_masks_one_per_window_of_six(tok, batch):
+    ids, attn = batch
+    cand = attn.bool() & ~torch.isin(ids, torch.tensor(tok.all_special_ids))
+    n_cand = cand.sum(-1).tolist()
+    want = [min(-(-c // 6), k) for c, k in zip(n_cand, expected_counts(ids, attn, tok.all_special_ids))]
+    assert want[0] == 19 and n_cand[0] == 126                # 21 windows of 6 candidates, capped at 19
+    g = torch.Generator().manual_seed(2)
+    hits = torch.zeros(126)
+    for _ in range(200):
+        masked, is_masked = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), 0.15, 'deberta', g)
+        assert is_masked.sum(-1).tolist() == want
+        assert torch.equal(masked[is_masked], torch.full((sum(want),), tok.mask_token_id))
+        row = is_masked[0][cand[0]].float()                  # the first row's candidates, in order
+        assert row.view(21, 6)[:19].sum(-1).tolist() == [1.0] * 19 and row.view(21, 6)[19:].sum() == 0
+        hits += row
+    assert stats.chisquare(hits[:114].view(19, 6).numpy(), axis=1).pvalue.min() > 1e-4   # uniform inside each window
+
+
 def test_cap_uses_max_length_not_batch_length(tok):
     ids = torch.tensor([[tok.cls_token_id] + [2000] * 8 + [tok.sep_token_id]])   # 10 tokens, batch padded to 10
     attn = torch.ones_like(ids)
