@@ -17,10 +17,11 @@ from .config import GLUE_TASKS
 
 # %% auto #0
 __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'GLUE_DEV_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER',
-           'POSITIVE_WORDS', 'NEGATIVE_WORDS', 'TsvLayout', 'GlueSpec', 'glue_spec', 'glue_features', 'GlueFormatError',
-           'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'load_glue', 'acceptability_rule', 'sentiment_rule',
-           'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule', 'corpus_sentences',
-           'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize', 'glue_collate']
+           'POSITIVE_WORDS', 'NEGATIVE_WORDS', 'TsvLayout', 'GlueSpec', 'glue_spec', 'glue_features', 'column_values',
+           'GlueFormatError', 'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'load_glue', 'acceptability_rule',
+           'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule',
+           'corpus_sentences', 'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize',
+           'glue_collate']
 
 # %% ../nbs/08_glue_data.ipynb #c005
 @dataclass(frozen=True)
@@ -114,6 +115,10 @@ def glue_features(regression: bool) -> Features:
     return Features({'idx': Value('int64'), 'sentence1': Value('string'), 'sentence2': Value('string'),
                      'label': Value('float32' if regression else 'int64')})
 
+def column_values(ds: Dataset, name) -> list:
+    "Column `name` of `ds` as a Python list (through Arrow: `ds[name]` iterates row by row, slow on QQP-sized sets)."
+    return ds.select_columns([name]).with_format('arrow')[:].column(name).to_pylist()
+
 class GlueFormatError(ValueError):
     "A GLUE TSV that does not have its official layout."
 
@@ -205,7 +210,7 @@ def _warn_synthetic(path):
                   f"offline. Its scores are not GLUE results and must never be reported as such.", stacklevel=3)
 
 def _drop_empty_questions(ds, where):
-    keep = [bool(a.strip()) and bool(b.strip()) for a, b in zip(ds['sentence1'], ds['sentence2'])]
+    keep = [bool(a.strip()) and bool(b.strip()) for a, b in zip(column_values(ds, 'sentence1'), column_values(ds, 'sentence2'))]
     if all(keep): return ds
     print(f"{where}: dropped {keep.count(False)} row(s) with an empty question")
     return ds.select([i for i, k in enumerate(keep) if k])
@@ -308,7 +313,7 @@ def qnli_rule(question, sentence) -> str:
 # %% ../nbs/08_glue_data.ipynb #c026
 def _clean(s): return re.sub(r'\s+', ' ', s).strip()
 
-def corpus_sentences(texts, min_words=6, max_words=40):
+def corpus_sentences(texts, min_words=6, max_words=30):
     "Sentences of `texts` (split at . ! ?) with `min_words` to `max_words` words, whitespace (tabs, newlines) collapsed."
     out = []
     for t in texts:
@@ -433,7 +438,7 @@ def make_practice_glue(out_dir, texts=None, n_train=300, n_dev=100, n_test=100, 
     if out_dir.exists() and not is_practice_suite(out_dir):
         raise FileExistsError(f"{out_dir} exists and is not a practice suite; choose another folder or remove it.")
     sents = corpus_sentences(_default_texts(cache_dir) if texts is None else texts)
-    if len(sents) < 30: raise ValueError(f"Only {len(sents)} usable sentences (6-40 words) in the texts; the practice suite needs at least 30.")
+    if len(sents) < 30: raise ValueError(f"Only {len(sents)} usable sentences (6-30 words) in the texts; the practice suite needs at least 30.")
     rng = random.Random(seed)
     rng.shuffle(sents)
     # disjoint parts of the corpus for train, dev and test, in proportion to their sizes
@@ -485,7 +490,7 @@ def glue_tokenize(ds: Dataset, tokenizer, max_length=128, num_proc=None) -> Data
     "`ds` with `input_ids`, `token_type_ids`, `attention_mask` (unpadded, at most `max_length`) instead of the sentences."
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     if cls is None or sep is None: raise ValueError("The tokenizer has no [CLS]/[SEP] tokens; GLUE inputs need both.")
-    pair = any(s != '' for s in ds['sentence2'])
+    pair = any(s != '' for s in column_values(ds, 'sentence2'))
     def encode(batch):
         a = tokenizer(batch['sentence1'], add_special_tokens=False)['input_ids']
         b = tokenizer(batch['sentence2'], add_special_tokens=False)['input_ids'] if pair else [[] for _ in a]
