@@ -7,13 +7,14 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_data.html.md"""
 # %% ../nbs/08_glue_data.ipynb #c002
 from __future__ import annotations
 import csv, json, os, random, re, shutil, string, sys, tempfile, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import torch
 from datasets import Dataset, Features, Value, concatenate_datasets
 from .config import GLUE_TASKS
+from .data import pad_collate
 
 # %% auto #0
 __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'GLUE_DEV_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER',
@@ -223,8 +224,10 @@ def _load_glue_dir(spec, glue_dir):
     return splits
 
 def _hub_error(task, e):
+    why = ('HF_DATASETS_OFFLINE is set and the dataset is not in the local cache.' if datasets.config.HF_DATASETS_OFFLINE
+           else 'Is the hub reachable from this machine?')
     return ConnectionError(f"Could not load GLUE {task!r} from the Hugging Face hub (nyu-mll/glue): {type(e).__name__}: {e}\n"
-                           f"Offline? Download GLUE once elsewhere and pass --glue_dir GLUE_DIR (folders CoLA, SST-2, ..., "
+                           f"{why} Download GLUE once elsewhere and pass --glue_dir GLUE_DIR (folders CoLA, SST-2, ..., "
                            f"diagnostic), or use --practice for the synthetic offline practice suite "
                            f"(load_glue(task, practice=True)).")
 
@@ -508,10 +511,7 @@ def glue_tokenize(ds: Dataset, tokenizer, max_length=128, num_proc=None) -> Data
 
 def glue_collate(examples, pad_token_id=0, pad_to_multiple_of=None) -> dict:
     "Pad a list of `glue_tokenize` rows to the batch's longest: LongTensors, and `labels` (float for regression)."
-    n = max(len(e['input_ids']) for e in examples)
-    if pad_to_multiple_of: n = -(-n // pad_to_multiple_of) * pad_to_multiple_of
-    pad = lambda k, v: torch.tensor([e[k] + [v] * (n - len(e[k])) for e in examples], dtype=torch.long)
+    ids, mask, types = pad_collate(examples, pad_token_id, pad_to_multiple_of)
     labels = [e['label'] for e in examples]
-    return {'input_ids': pad('input_ids', pad_token_id), 'attention_mask': pad('attention_mask', 0),
-            'token_type_ids': pad('token_type_ids', 0),
+    return {'input_ids': ids, 'attention_mask': mask, 'token_type_ids': types,
             'labels': torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)}
