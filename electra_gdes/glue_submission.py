@@ -13,8 +13,8 @@ from .glue_data import (GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_F
                                     column_values, glue_spec, is_practice_suite, load_glue, read_glue_tsv)
 
 # %% auto #0
-__all__ = ['SUBMISSION_HEADER', 'SUBMISSION_ZIP', 'SubmissionError', 'submission_label', 'expected_test_indices',
-           'is_official_size', 'validate_submission', 'glue_submission', 'main']
+__all__ = ['SUBMISSION_HEADER', 'SUBMISSION_ZIP', 'SubmissionError', 'submission_labels', 'submission_label',
+           'expected_test_indices', 'is_official_size', 'validate_submission', 'glue_submission', 'main']
 
 # %% ../nbs/10_glue_submission.ipynb #c005
 SUBMISSION_HEADER = ['index', 'prediction']
@@ -22,9 +22,7 @@ SUBMISSION_HEADER = ['index', 'prediction']
 class SubmissionError(ValueError):
     "A GLUE submission that the leaderboard would reject; the message lists every problem found."
 
-def submission_label(stem, prediction) -> str:
-    "The leaderboard string for one `prediction` (class id, label string, or STS-B score) of submission file `stem`."
-    spec = glue_spec(SUBMISSION_FILES[stem][0])
+def _label(spec, stem, prediction):
     if spec.is_regression:
         v = float(prediction)
         if not math.isfinite(v): raise ValueError(f"{stem}: prediction {prediction!r} is not a finite score.")
@@ -35,6 +33,15 @@ def submission_label(stem, prediction) -> str:
         return spec.tsv_labels[int(prediction)]
     raise ValueError(f"{stem}: prediction {prediction!r} is neither a class id 0..{spec.num_labels - 1} nor one of "
                      f"{', '.join(spec.tsv_labels)}; pass the argmax class ids.")
+
+def submission_labels(stem, predictions) -> list:
+    "The leaderboard strings for `predictions` (class ids, label strings, or STS-B scores) of submission file `stem`."
+    spec = glue_spec(SUBMISSION_FILES[stem][0])
+    return [_label(spec, stem, p) for p in predictions]
+
+def submission_label(stem, prediction) -> str:
+    "The leaderboard string for one `prediction` of submission file `stem`."
+    return submission_labels(stem, [prediction])[0]
 
 # %% ../nbs/10_glue_submission.ipynb #c008
 def expected_test_indices(tests) -> tuple[dict, bool]:
@@ -117,7 +124,7 @@ def _ordered_rows(stem, indices, preds, want):
         missing, extra = sorted(set(want) - set(by_idx)), sorted(set(by_idx) - set(want))
         raise ValueError(f"{stem}: the predictions do not cover the test set ({len(missing)} test indices missing, e.g. "
                          f"{missing[:3]}; {len(extra)} not in the test file, e.g. {extra[:3]}); predict the whole test split.")
-    return [[str(i), submission_label(stem, by_idx[i])] for i in want]
+    return list(zip(map(str, want), submission_labels(stem, [by_idx[i] for i in want])))
 
 def glue_submission(predictions: dict, out_dir, test_dir_or_tasks, official=None) -> Path:
     "Write the 11 GLUE submission files and their zip to `out_dir` atomically; `predictions[stem] = (indices, predictions)`."
