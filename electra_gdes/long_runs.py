@@ -53,7 +53,7 @@ class PreemptionCallback(Callback):
               file=sys.stderr, flush=True)
 
     def before_fit(self):
-        self.checkpoint, self.signum, self.learn.preempted = _checkpoint_callback(self.learn), None, False
+        self.checkpointer, self.signum, self.learn.preempted = _checkpoint_callback(self.learn), None, False
         self._restore()  # a previous fit that ended in an exception left its handlers installed
         for s in self.signals:
             try: self._previous[s] = signal.signal(s, self.on_signal)
@@ -62,7 +62,7 @@ class PreemptionCallback(Callback):
     def after_batch(self):
         if not _any_rank(self.signum is not None): return
         if self.signum is None: self.signum = signal.SIGTERM  # another rank was signalled
-        self.saved_to = self.checkpoint.save(self.learn)
+        self.saved_to = self.checkpointer.save(self.learn)
         self.learn.preempted = True
         raise CancelFitException()
 
