@@ -19,10 +19,10 @@ from .data import pad_collate
 # %% auto #0
 __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'GLUE_DEV_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER',
            'POSITIVE_WORDS', 'NEGATIVE_WORDS', 'TsvLayout', 'GlueSpec', 'glue_spec', 'glue_features', 'column_values',
-           'GlueFormatError', 'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'load_glue', 'acceptability_rule',
-           'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule',
-           'corpus_sentences', 'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize',
-           'glue_collate']
+           'GlueFormatError', 'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'read_glue_split', 'load_glue',
+           'acceptability_rule', 'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule',
+           'entailment_rule', 'qnli_rule', 'corpus_sentences', 'make_practice_glue', 'truncate_pair',
+           'double_unordered', 'glue_tokenize', 'glue_collate']
 
 # %% ../nbs/08_glue_data.ipynb #c005
 @dataclass(frozen=True)
@@ -216,12 +216,19 @@ def _drop_empty_questions(ds, where):
     print(f"{where}: dropped {keep.count(False)} row(s) with an empty question")
     return ds.select([i for i, k in enumerate(keep) if k])
 
-def _load_glue_dir(spec, glue_dir):
-    splits = {}
-    for split, (rel, layout) in spec.files.items():
-        # QQP's training file has rows with an empty question; dev and test keep every row
-        splits[split] = read_glue_tsv(Path(glue_dir)/rel, spec, layout, drop_empty=spec.name == 'qqp' and split == 'train')
-    return splits
+# The diagnostic set is also distributed on its own as AX.tsv
+_OTHER_NAMES = {'diagnostic/diagnostic.tsv': ('diagnostic/AX.tsv', 'AX/AX.tsv', 'AX.tsv')}
+
+def read_glue_split(glue_dir, task, split) -> Dataset:
+    "Split `split` of `task` from the official GLUE folder `glue_dir` (QQP train without its empty-question rows)."
+    spec = glue_spec(task)
+    if split not in spec.files: raise ValueError(f"{spec.name} has no split {split!r}; its splits are {', '.join(spec.files)}.")
+    rel, layout = spec.files[split]
+    path = next((Path(glue_dir)/r for r in (rel, *_OTHER_NAMES.get(rel, ())) if (Path(glue_dir)/r).is_file()), Path(glue_dir)/rel)
+    # QQP's training file has rows with an empty question; dev and test keep every row
+    return read_glue_tsv(path, spec, layout, drop_empty=spec.name == 'qqp' and split == 'train')
+
+def _load_glue_dir(spec, glue_dir): return {split: read_glue_split(glue_dir, spec.name, split) for split in spec.files}
 
 def _hub_error(task, e):
     why = ('HF_DATASETS_OFFLINE is set and the dataset is not in the local cache.' if datasets.config.HF_DATASETS_OFFLINE

@@ -10,7 +10,7 @@ import argparse, math, os, shutil, sys, tempfile, zipfile
 from pathlib import Path
 
 from .glue_data import (GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_FOLDER, GlueTask,
-                                    column_values, glue_spec, is_practice_suite, load_glue, read_glue_tsv)
+                                    column_values, glue_spec, is_practice_suite, load_glue, read_glue_split)
 
 # %% auto #0
 __all__ = ['SUBMISSION_HEADER', 'SUBMISSION_ZIP', 'SubmissionError', 'submission_labels', 'submission_label',
@@ -49,11 +49,8 @@ def expected_test_indices(tests) -> tuple[dict, bool]:
     if isinstance(tests, (str, os.PathLike)):
         d = Path(tests)
         if not d.is_dir(): raise FileNotFoundError(f"No GLUE folder at {d}: pass --glue_dir with the official download (or the practice suite).")
-        out = {}
-        for stem, (task, split) in SUBMISSION_FILES.items():
-            spec = GLUE_SPECS[task]; rel, layout = spec.files[split]
-            out[stem] = column_values(read_glue_tsv(d/rel, spec, layout), 'idx')
-        return out, is_practice_suite(d)
+        return ({stem: column_values(read_glue_split(d, task, split), 'idx') for stem, (task, split) in SUBMISSION_FILES.items()},
+                is_practice_suite(d))
     tasks = list(tests.values()) if isinstance(tests, dict) else list(tests)
     out = {t.submission_name(split): column_values(ds, 'idx') for t in tasks for split, ds in t.test.items()}
     missing = [s for s in SUBMISSION_FILES if s not in out]

@@ -98,6 +98,15 @@ def glue_copy(tmp_path):
     d = tmp_path/'glue'; shutil.copytree(FIX, d); return d
 
 
+def test_diagnostic_set_under_its_other_file_names(glue_copy):
+    for name in ('AX/AX.tsv', 'AX.tsv'):
+        shutil.rmtree(glue_copy/'diagnostic', ignore_errors=True); [p.unlink() for p in glue_copy.rglob('AX.tsv')]
+        (glue_copy/name).parent.mkdir(exist_ok=True); shutil.copy(FIX/'diagnostic/diagnostic.tsv', glue_copy/name)
+        assert col(load_glue('mnli', glue_dir=glue_copy).test['ax'], 'idx') == [0, 1, 2]
+    (glue_copy/'AX.tsv').unlink()
+    with pytest.raises(FileNotFoundError, match=r'diagnostic/diagnostic\.tsv'): load_glue('mnli', glue_dir=glue_copy)
+
+
 def test_unknown_task_names_the_tasks():
     with pytest.raises(ValueError, match=r"Unknown GLUE task 'mnli-x'.*cola, sst2, mrpc"): load_glue('mnli-x', glue_dir=FIX)
 
