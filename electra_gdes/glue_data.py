@@ -384,7 +384,7 @@ _MNLI_COLS = ['index', 'promptID', 'pairID', 'genre', 'sentence1_binary_parse', 
 _GENRES = {'train': ('fiction', 'government', 'slate', 'telephone', 'travel'),
            'mismatched': ('facetoface', 'letters', 'nineeleven', 'oup', 'verbatim')}
 
-def _tsv_rows(task, split, rows, rng):
+def _tsv_rows(task, split, rows):
     "Header (or None) and rows of one practice file in the official layout of `task`; rows = [(s1, s2, label)]."
     test = split.startswith('test') or task == 'ax'
     if task == 'cola':
@@ -461,19 +461,23 @@ def make_practice_glue(out_dir, texts=None, n_train=300, n_dev=100, n_test=100, 
     try:
         for name, spec in GLUE_SPECS.items():
             for split, (rel, _) in spec.files.items():
-                part = 'train' if split == 'train' else split.split('_')[0] if split != 'ax' else 'test'
+                part = 'test' if split == 'ax' else split.split('_')[0]      # train, dev or test
                 n = {'train': n_train, 'dev': n_dev, 'test': n_test}[part]
                 task = 'ax' if split == 'ax' else name
                 r = rows(task, part, n)
                 # like the real QQP training file: about 1% of rows with an empty question
                 if name == 'qqp' and split == 'train':
                     for i in rng.sample(range(n), max(1, n // 100)): r[i] = (r[i][0], '', '0')
-                _write_tsv(tmp/rel, *_tsv_rows(task, split, r, rng))
+                _write_tsv(tmp/rel, *_tsv_rows(task, split, r))
         (tmp/'README.md').write_text(_PRACTICE_README)
         (tmp/'practice.json').write_text(json.dumps(dict(n_train=n_train, n_dev=n_dev, n_test=n_test, seed=seed,
                                                          sentences=len(sents)), indent=2))
-        if out_dir.exists(): shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        old = out_dir.with_name(tmp.name + '.old') if out_dir.exists() else None
+        if old: os.replace(out_dir, old)
+        try: os.replace(tmp, out_dir)
+        except OSError:
+            if not is_practice_suite(out_dir): raise   # else another process has just written the same suite
+        if old: shutil.rmtree(old)
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
     return out_dir
