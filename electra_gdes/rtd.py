@@ -76,9 +76,10 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     "A sample of each row of `logits` by the Gumbel-max trick, computed in fp32 (ELECTRA's sampler)."
     logits = logits.float()
-    u = torch.rand(logits.shape, generator=generator, device=logits.device)
-    gumbel = -torch.log(-torch.log(u + 1e-9) + 1e-9)
-    return (logits / temperature + gumbel).argmax(-1)
+    # in place: the noise has the size of the masked logits ([n_masked, vocab]), each extra copy costs a pass over it
+    gumbel = torch.rand(logits.shape, generator=generator, device=logits.device)
+    gumbel.add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()          # -log(-log(U + 1e-9) + 1e-9)
+    return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)
 
 @torch.no_grad()
 def multinomial_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
