@@ -17,12 +17,12 @@ from .config import GLUE_TASKS
 from .data import pad_collate
 
 # %% auto #0
-__all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'GLUE_DEV_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER',
-           'POSITIVE_WORDS', 'NEGATIVE_WORDS', 'TsvLayout', 'GlueSpec', 'glue_spec', 'glue_features', 'column_values',
-           'GlueFormatError', 'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'read_glue_split', 'load_glue',
-           'acceptability_rule', 'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule',
-           'entailment_rule', 'qnli_rule', 'corpus_sentences', 'make_practice_glue', 'truncate_pair',
-           'double_unordered', 'glue_tokenize', 'glue_collate']
+__all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER', 'POSITIVE_WORDS',
+           'NEGATIVE_WORDS', 'TsvLayout', 'GlueSpec', 'glue_spec', 'glue_features', 'column_values', 'GlueFormatError',
+           'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'read_glue_split', 'load_glue', 'acceptability_rule',
+           'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule',
+           'corpus_sentences', 'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize',
+           'glue_collate']
 
 # %% ../nbs/08_glue_data.ipynb #c005
 @dataclass(frozen=True)
@@ -94,11 +94,9 @@ GLUE_SPECS = {s.name: s for s in [
              _std_files('WNLI', TsvLayout(**_PAIR, label='label'), TsvLayout(**_PAIR)), {'test': 'WNLI'}),
 ]}
 
-# The official test and dev row counts (REFERENCE.md section 5), keyed by submission file stem.
+# The official test row counts (REFERENCE.md section 5), keyed by submission file stem.
 GLUE_TEST_ROWS = {'CoLA': 1063, 'SST-2': 1821, 'MRPC': 1725, 'STS-B': 1379, 'QQP': 390965, 'MNLI-m': 9796,
                   'MNLI-mm': 9847, 'QNLI': 5463, 'RTE': 3000, 'WNLI': 146, 'AX': 1104}
-GLUE_DEV_ROWS = {'cola': 1043, 'sst2': 872, 'mrpc': 408, 'stsb': 1500, 'qqp': 40430, 'mnli-m': 9815, 'mnli-mm': 9832,
-                 'qnli': 5463, 'rte': 277, 'wnli': 71}
 SUBMISSION_FILES = {stem: (t, split) for t, s in GLUE_SPECS.items() for split, stem in s.submission.items()}
 
 # %% ../nbs/08_glue_data.ipynb #c008
