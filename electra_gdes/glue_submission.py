@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse, math, os, shutil, sys, tempfile, zipfile
 from pathlib import Path
 
-from .glue_data import (GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_FOLDER, GlueTask,
-                                    column_values, glue_spec, is_practice_suite, load_glue, read_glue_split)
+from .glue_data import (
+    GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_FOLDER, GlueTask, column_values, glue_spec, is_practice_suite,
+    load_glue, read_glue_split)
 
 # %% auto #0
 __all__ = ['SUBMISSION_HEADER', 'SUBMISSION_ZIP', 'SubmissionError', 'submission_labels', 'submission_label',
@@ -139,9 +140,8 @@ def glue_submission(predictions: dict, out_dir, test_dir_or_tasks, official=None
         with zipfile.ZipFile(tmp/SUBMISSION_ZIP, 'w', zipfile.ZIP_DEFLATED) as zf:
             for stem in SUBMISSION_FILES: zf.write(tmp/f'{stem}.tsv', f'{stem}.tsv')
         validate_submission(tmp, test_dir_or_tasks, official)
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f'.{out_dir.name}.old.tmp'); os.replace(out_dir, old)
+        old = tmp.with_name(tmp.name + '.old') if out_dir.exists() else None
+        if old: os.replace(out_dir, old)
         os.replace(tmp, out_dir)
         if old: shutil.rmtree(old)
     finally:
