@@ -6,7 +6,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import base64, glob, hashlib, json, os, random, re, shutil, socket, subprocess, tarfile, tempfile, urllib.parse, urllib.request
+import base64, glob, hashlib, json, os, random, re, shutil, socket, subprocess, tarfile, tempfile, urllib.parse, urllib.request, warnings
 from pathlib import Path
 
 import datasets, numpy as np, pyarrow.compute as pc, torch
@@ -224,6 +224,9 @@ def train_tokenizer(corpus: Dataset, kind='wordpiece', vocab_size=30522) -> PreT
     elif kind == 'unigram': base = DebertaV2TokenizerFast()  # [PAD] [UNK] [CLS] [SEP] [MASK], Metaspace, no lowercasing
     else: raise ValueError(f"kind={kind!r}: use 'wordpiece' (ELECTRA) or 'unigram' (DeBERTa).")
     tok = base.train_new_from_iterator(_texts(corpus), vocab_size, length=len(corpus))
+    if len(tok) < vocab_size:  # e.g. DeBERTa's 128100 unigram pieces from the 10.8 MB default corpus: about 35k
+        warnings.warn(f'The corpus yields only {len(tok)} {kind} tokens, fewer than vocab_size={vocab_size}; the models are built '
+                      'with len(tokenizer). Use a larger corpus, or a smaller vocab_size to fix the size.')
     return check_special_tokens(tok, f'The trained {kind} tokenizer')
 
 def _save_atomic(tok, path: Path) -> Path:
