@@ -145,8 +145,9 @@ def _hub_offline() -> bool:
     return any(os.environ.get(v, '').upper() in ('1', 'ON', 'YES', 'TRUE') for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
 def hub_reachable(timeout=3.0) -> bool:
-    "Whether a TCP connection to the Hugging Face hub (`HF_ENDPOINT`) opens within `timeout` seconds."
-    url = urllib.parse.urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co'))
+    "Whether a TCP connection to the Hugging Face hub (`HF_ENDPOINT`), or to the HTTPS proxy if one is set, opens in time."
+    endpoint = os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
+    url = urllib.parse.urlparse(os.environ.get('HTTPS_PROXY') or os.environ.get('https_proxy') or endpoint)
     try:
         with socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout=timeout): return True
     except OSError: return False

@@ -66,7 +66,7 @@ def test_hf_dataset_through_load_dataset(tmp_path):
 
 def test_hub_unreachable_fails_fast(monkeypatch):
     "Not in offline mode and the hub cannot be reached: a clear error at once instead of ~23 s of retries."
-    for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'): monkeypatch.delenv(v, raising=False)
+    for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE', 'HTTPS_PROXY', 'https_proxy'): monkeypatch.delenv(v, raising=False)
     monkeypatch.setenv('HF_ENDPOINT', 'http://127.0.0.1:9')  # nothing listens on the discard port
     t0 = time.time()
     with pytest.raises(ConnectionError, match="cannot be reached.*corpus='default'"): load_hf_corpus('openwebtext')
