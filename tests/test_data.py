@@ -1,5 +1,6 @@
 "Data pipeline: the full default corpus through the ELECTRA builder, the Arrow cache, and bad input."
 import time
+from pathlib import Path
 
 import datasets, pytest
 from datasets import Dataset
@@ -104,3 +105,18 @@ def test_corpus_without_tokens(tmp_path, bert):
     with pytest.raises(ValueError, match='no pretraining example'):
         build_pretrain_dataset(cfg, bert, Dataset.from_dict({'text': ['\x00\x01']}))
     assert not (tmp_path/'pretrain').exists()
+
+
+def test_interrupted_build_leaves_no_cache(tmp_path, bert, monkeypatch):
+    "A build that dies while writing leaves neither a cache entry nor a half-written folder; the next run builds it."
+    cfg = pretrain_config('electra', 'tiny', cache_dir=str(tmp_path), max_length=32)
+    corpus = Dataset.from_dict({'text': ['A first sentence here. And a second one there. ' * 20]})
+    def dies(self, path, **kwargs):
+        (Path(path)/'partial.arrow').parent.mkdir(parents=True, exist_ok=True); (Path(path)/'partial.arrow').write_bytes(b'x')
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(Dataset, 'save_to_disk', dies)
+        with pytest.raises(KeyboardInterrupt): build_pretrain_dataset(cfg, bert, corpus)
+    assert list((tmp_path/'pretrain').iterdir()) == []
+    ds = build_pretrain_dataset(cfg, bert, corpus)
+    assert len(ds) > 0 and all(len(x) <= 32 for x in ds['input_ids'])
