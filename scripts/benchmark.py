@@ -1,0 +1,228 @@
+"""Pretraining throughput of one RTD training step: the way earlier kits computed it vs this project's, fp32 and bf16.
+
+    python scripts/benchmark.py                                  # ELECTRA small and tiny, writes bench_results.json
+    python scripts/benchmark.py --sizes tiny --steps 2 --out /tmp/bench.json
+
+Variants, all with the same model weights, batches, masks and sampling noise:
+  baseline   generator logits over every position (HF ElectraForMaskedLM as called by earlier kits: MLM loss with
+             labels -100 outside the mask), batches padded to max_length, eager fp32, torch.optim.AdamW
+  ours-fp32  `RTDModel`: generator logits at masked positions only, batches padded to their longest example (fp32)
+  ours-bf16  the same under bf16 autocast
+Before timing, the losses of one batch are compared in eval mode (no dropout): baseline vs ours-fp32 must agree to
+fp32 rounding, ours-bf16 within 1e-2 relative. Throughput counts real (non-pad) tokens per second. Achieved FLOP/s
+use the FLOPs that `torch.utils.flop_counter` counts for the variant's own step (forward + backward), as a fraction of
+the matmul peak measured here with a large `torch.matmul` in fp32 and bf16. The variants take turns on every batch
+and the median step time counts, so that other load on the machine affects them alike. Batches are drawn with ELECTRA's example
+builder (`electra_gdes.data`) from synthetic documents of random tokens: most examples fill max_length, 5% have a
+random target length, document ends flush short ones.
+"""
+from __future__ import annotations
+import argparse, json, os, platform, random, statistics, sys, time
+from pathlib import Path
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
+
+from electra_gdes.config import pretrain_config
+from electra_gdes.data import electra_document_examples, load_tokenizer, pad_collate
+from electra_gdes.model import RTDOutput, build_rtd_model
+from electra_gdes.rtd import RTDLoss, mask_tokens, rtd_labels
+
+
+def matmul_peak(dtype: torch.dtype, device: str, n: int, reps: int = 10) -> float:
+    "FLOP/s of an n x n x n `torch.matmul` in `dtype` on `device` (best of `reps` after a warmup)."
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    torch.matmul(a, b); sync(device)
+    best = float('inf')
+    for _ in range(reps):
+        t = time.perf_counter(); torch.matmul(a, b); sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def sync(device: str):
+    if device.startswith('cuda'): torch.cuda.synchronize()
+
+
+def synthetic_examples(tokenizer, n: int, max_length: int, seed: int) -> list[dict]:
+    "`n` examples built by ELECTRA's builder from documents of random sentences of random non-special tokens."
+    rng = random.Random(seed)
+    special = set(tokenizer.all_special_ids)
+    vocab = [i for i in range(len(tokenizer)) if i not in special]
+    examples = []
+    while len(examples) < n:
+        doc = [[rng.choice(vocab) for _ in range(rng.randint(5, 40))] for _ in range(rng.randint(10, 200))]
+        for ids, types in electra_document_examples(doc, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, rng):
+            examples.append(dict(input_ids=ids, token_type_ids=types))
+    rng.shuffle(examples)
+    return examples[:n]
+
+
+def make_batches(cfg, tokenizer, batch_size: int, n_batches: int, device: str, seed: int) -> list[dict]:
+    "Each batch twice: padded to its longest example (ours) and to max_length (baseline), with the same mask."
+    examples = synthetic_examples(tokenizer, batch_size * n_batches, cfg.max_length, seed)
+    gen = torch.Generator().manual_seed(seed)
+    batches = []
+    for i in range(n_batches):
+        chunk = examples[i * batch_size:(i + 1) * batch_size]
+        ids, attn, tt = pad_collate(chunk, tokenizer.pad_token_id)
+        masked, is_masked = mask_tokens(ids, attn, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer),
+                                        cfg.mask_prob, cfg.mask_style, gen, max_length=cfg.max_length)
+        pad = cfg.max_length - ids.shape[1]
+        full = lambda x, v: F.pad(x, (0, pad), value=v)   # right padding keeps is_masked.nonzero() order
+        dyn = dict(ids=ids, attn=attn, tt=tt, masked=masked, is_masked=is_masked)
+        fixed = dict(ids=full(ids, tokenizer.pad_token_id), attn=full(attn, 0), tt=full(tt, 0),
+                     masked=full(masked, tokenizer.pad_token_id), is_masked=full(is_masked, False))
+        batches.append(dict(ours={k: v.to(device) for k, v in dyn.items()},
+                            baseline={k: v.to(device) for k, v in fixed.items()},
+                            tokens=int(attn.sum()), seed=seed + i))
+    return batches
+
+
+def baseline_forward(model, b, rng) -> tuple[torch.Tensor, RTDOutput]:
+    "The RTD loss as earlier kits computed it: full generator logits, MLM loss with labels -100 outside the mask."
+    gen, disc, cfg = model.generator, model.discriminator, model.cfg
+    logits = gen(b['masked'], attention_mask=b['attn'], token_type_ids=b['tt']).logits           # [B, L, V]
+    labels = b['ids'].masked_fill(~b['is_masked'], -100)
+    mlm = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.view(-1), ignore_index=-100)
+    sampled = model.sample(logits[b['is_masked']].detach(), cfg.temperature, rng)
+    disc_input = b['masked'].masked_scatter(b['is_masked'], sampled)
+    disc_logits = disc(disc_input, attention_mask=b['attn'], token_type_ids=b['tt']).logits
+    real = b['attn'].bool()
+    disc_loss = F.binary_cross_entropy_with_logits(disc_logits[real].float(), rtd_labels(disc_input, b['ids'])[real].float())
+    return mlm + cfg.disc_weight * disc_loss, RTDOutput(logits[b['is_masked']], sampled, disc_input, disc_logits)
+
+
+def ours_forward(model, b, rng) -> tuple[torch.Tensor, RTDOutput]:
+    out = model(b['masked'], b['attn'], b['tt'], b['is_masked'], rng=rng)
+    return RTDLoss(model.cfg.disc_weight)(out, b['ids'], b['is_masked'], b['attn']), out
+
+
+VARIANTS = {'baseline': ('baseline', baseline_forward, None), 'ours-fp32': ('ours', ours_forward, None),
+            'ours-bf16': ('ours', ours_forward, torch.bfloat16)}
+
+
+def loss_of(variant, model, batch, device) -> float:
+    key, forward, dtype = VARIANTS[variant]
+    rng = torch.Generator(device=device).manual_seed(batch['seed'])
+    with torch.no_grad(), torch.autocast(device.split(':')[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        return forward(model, batch[key], rng)[0].item()
+
+
+def train_step(variant, model, opt, batch, device):
+    key, forward, dtype = VARIANTS[variant]
+    rng = torch.Generator(device=device).manual_seed(batch['seed'])
+    with torch.autocast(device.split(':')[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        loss, _ = forward(model, batch[key], rng)
+    loss.backward()
+    opt.step(); opt.zero_grad(set_to_none=True)
+
+
+def step_flops(variant, model, batch, device) -> int:
+    "FLOPs of the variant's forward + backward on `batch`, as counted by torch's flop counter."
+    key, forward, dtype = VARIANTS[variant]
+    rng = torch.Generator(device=device).manual_seed(batch['seed'])
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast(device.split(':')[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss, _ = forward(model, batch[key], rng)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def fresh_model(cfg, tokenizer, device, seed=0):
+    torch.manual_seed(seed)
+    return build_rtd_model(cfg, tokenizer).to(device)
+
+
+def bench_size(size, args, tokenizer, peaks) -> dict:
+    cfg = pretrain_config('electra', size, embedding_sharing=args.sharing)
+    batches = make_batches(cfg, tokenizer, args.batch_size, args.warmup + args.steps, args.device, args.seed)
+    check = fresh_model(cfg, tokenizer, args.device).eval()
+    losses = {v: loss_of(v, check, batches[0], args.device) for v in VARIANTS}
+    del check
+    res = dict(size=size, batch_size=args.batch_size, max_length=cfg.max_length, embedding_sharing=args.sharing,
+               mean_length=sum(b['tokens'] for b in batches) / (len(batches) * args.batch_size),
+               padded_length=[b['ours']['ids'].shape[1] for b in batches], losses_eval=losses,
+               fp32_loss_rel_diff=abs(losses['ours-fp32'] - losses['baseline']) / abs(losses['baseline']),
+               bf16_loss_rel_diff=abs(losses['ours-bf16'] - losses['ours-fp32']) / abs(losses['ours-fp32']), variants={})
+    models = {v: fresh_model(cfg, tokenizer, args.device).train() for v in VARIANTS}
+    opts = {v: torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
+                                 weight_decay=cfg.weight_decay) for v, m in models.items()}
+    flops = {v: step_flops(v, models[v], batches[0], args.device) for v in VARIANTS}
+    for b in batches[:args.warmup]:
+        for v in VARIANTS: train_step(v, models[v], opts[v], b, args.device)
+    # the variants take turns on each batch, so a change in the machine's load hits them alike; the median step counts
+    times = {v: [] for v in VARIANTS}
+    timed = batches[args.warmup:]
+    for b in tqdm(timed, desc=f'ELECTRA-{size} steps (3 variants each)', file=sys.stdout):
+        for v in VARIANTS:
+            sync(args.device); t = time.perf_counter()
+            train_step(v, models[v], opts[v], b, args.device)
+            sync(args.device); times[v].append(time.perf_counter() - t)
+    tokens = sum(b['tokens'] for b in timed) / len(timed)
+    for v, (_, _, dtype) in VARIANTS.items():
+        sec = statistics.median(times[v])
+        peak = peaks['bf16' if dtype is torch.bfloat16 else 'fp32']
+        res['variants'][v] = dict(sec_per_step=sec, step_times=times[v], tokens_per_s=tokens / sec, flops_per_step=flops[v],
+                                  achieved_flops_per_s=flops[v] / sec, fraction_of_peak=flops[v] / sec / peak)
+    base = res['variants']['baseline']['tokens_per_s']
+    for v in res['variants'].values(): v['speedup_vs_baseline'] = v['tokens_per_s'] / base
+    return res
+
+
+def write_json_atomic(obj, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--sizes', nargs='+', default=['small', 'tiny'], help='ELECTRA presets to measure')
+    p.add_argument('--batch-size', type=int, default=None, help='default: 128 on a GPU, 32 on a CPU')
+    p.add_argument('--steps', type=int, default=3, help='timed steps per variant')
+    p.add_argument('--warmup', type=int, default=0,
+                   help='untimed training steps per variant before timing (the FLOP-counting pass already warms up)')
+    p.add_argument('--sharing', default='gdes', choices=['gdes', 'es', 'nes'])
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--threads', type=int, default=None,
+                   help="torch CPU threads (default: torch's); on a loaded machine 1 avoids oversubscription")
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', default='bench_results.json')
+    args = p.parse_args(argv)
+    if args.steps < 1: p.error('--steps must be at least 1')
+    gpu = args.device.startswith('cuda')
+    if args.threads: torch.set_num_threads(args.threads)
+    args.batch_size = args.batch_size or (128 if gpu else 32)
+    tokenizer = load_tokenizer(pretrain_config('electra', 'tiny'))
+    n = 8192 if gpu else 2048
+    peaks = {'fp32': matmul_peak(torch.float32, args.device, n), 'bf16': matmul_peak(torch.bfloat16, args.device, n)}
+    print(f"device {args.device} ({torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads); matmul peak fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+    results = dict(device=args.device, device_name=torch.cuda.get_device_name() if gpu else platform.processor(),
+                   threads=torch.get_num_threads(), torch=torch.__version__, matmul_peak_flops=peaks,
+                   steps=args.steps, warmup=args.warmup, sizes={})
+    for size in args.sizes:
+        r = bench_size(size, args, tokenizer, peaks)
+        results['sizes'][size] = r
+        print(f"\nELECTRA-{size}, batch {r['batch_size']}, mean length {r['mean_length']:.1f} of {r['max_length']}, "
+              f"eval losses {', '.join(f'{k} {v:.6f}' for k, v in r['losses_eval'].items())}")
+        print(f"  fp32 loss rel. diff ours vs baseline {r['fp32_loss_rel_diff']:.1e}; bf16 vs fp32 {r['bf16_loss_rel_diff']:.1e}")
+        for name, v in r['variants'].items():
+            print(f"  {name:10s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
+                  f"{v['achieved_flops_per_s'] / 1e9:7.1f} GFLOP/s = {100 * v['fraction_of_peak']:.0f}% of peak")
+        write_json_atomic(results, args.out)
+    ok = all(r['fp32_loss_rel_diff'] < 1e-5 and r['bf16_loss_rel_diff'] < 1e-2 for r in results['sizes'].values())
+    print(f"\nwrote {args.out}; loss checks {'passed' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
