@@ -160,6 +160,19 @@ def test_masked_only_logits_equal_full_logits(tok, batch, backbone):
     assert torch.allclose(out.mlm_logits, full[is_masked], atol=1e-5)
 
 
+def test_narrow_deberta_generator_uses_projecting_head(tok, batch):
+    "A DeBERTa generator narrower than the shared table projects to the embedding size before the tied output layer."
+    ids, attn, tt, masked, is_masked = batch
+    torch.manual_seed(0)
+    model = build_rtd_model(tiny('deberta', 'gdes', gen_width_ratio=0.5), tok).eval()
+    assert model.generator.config.hidden_size == 64 and model.generator.config.embedding_size == 128
+    assert model.generator.get_output_embeddings().weight is model.generator.deberta.embeddings.word_embeddings.weight
+    with torch.no_grad():
+        out = model(masked, attn, tt, is_masked)
+        full = model.generator(masked, attention_mask=attn, token_type_ids=tt).logits
+    assert torch.allclose(out.mlm_logits, full[is_masked], atol=1e-5)
+
+
 def test_discriminator_input_replaces_masked_positions_only(tok, batch):
     ids, attn, tt, masked, is_masked = batch
     model = model_for('electra', 'gdes', tok)
