@@ -143,7 +143,7 @@ def test_two_processes_end_with_the_weights_of_one_process_on_the_doubled_batch(
     ddp = torch.load(ddp_run/'ddp_final.pt')
     single = learn.model.state_dict()
     assert list(ddp) == list(single)  # no 'module.' prefix
-    for k, v in single.items(): torch.testing.assert_close(ddp[k], v, rtol=1e-4, atol=1e-5, msg=k)
+    for k, v in single.items(): torch.testing.assert_close(ddp[k], v, rtol=1e-4, atol=1e-5, msg=lambda m: f'{k}: {m}')
 
 
 def test_only_rank0_writes_the_log(ddp_run):
@@ -159,4 +159,4 @@ def test_resume_with_another_world_size(ddp_run, single_run, tok, tmp_path):
     fit_steps(learn)
     single, _ = single_run
     for k, v in single.model.state_dict().items():
-        torch.testing.assert_close(learn.model.state_dict()[k], v, rtol=1e-4, atol=1e-5, msg=k)
+        torch.testing.assert_close(learn.model.state_dict()[k], v, rtol=1e-4, atol=1e-5, msg=lambda m: f'{k}: {m}')
