@@ -53,7 +53,7 @@ class PreemptionCallback(Callback):
               file=sys.stderr, flush=True)
 
     def before_fit(self):
-        self.checkpointer, self.signum, self.learn.preempted = _checkpoint_callback(self.learn), None, False
+        self.checkpointer, self.signum, self.saved_to, self.learn.preempted = _checkpoint_callback(self.learn), None, None, False
         self._restore()  # a previous fit that ended in an exception left its handlers installed
         for s in self.signals:
             try: self._previous[s] = signal.signal(s, self.on_signal)
@@ -73,8 +73,8 @@ class PreemptionCallback(Callback):
     def after_fit(self):
         self._restore()
         if not self.learn.preempted or self.exit_code is None: return
-        name = signal.Signals(self.signum).name
-        print(f'Stopped by {name} after step {_step(self.learn)}: checkpoint written; run again with --resume to continue.',
+        name, where = signal.Signals(self.signum).name, f' to {self.saved_to}' if self.saved_to else ''
+        print(f'Stopped by {name} after step {_step(self.learn)}: checkpoint written{where}; run again with --resume to continue.',
               file=sys.stderr, flush=True)
         sys.exit(128 + self.signum if self.exit_code == 'signal' else self.exit_code)
 
