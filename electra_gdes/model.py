@@ -77,12 +77,12 @@ class DebertaV2ForReplacedTokenDetection(DebertaV2PreTrainedModel):
     def __init__(self, config: DebertaV2Config):
         super().__init__(config)
         self.deberta = DebertaV2Model(config)
-        self.rtd_head = DebertaRTDHead(config)
+        self.mask_predictions = DebertaRTDHead(config)   # the official code's name: released heads load too
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs) -> TokenClassifierOutput:
         h = self.deberta(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs).last_hidden_state
-        return TokenClassifierOutput(logits=self.rtd_head(h))
+        return TokenClassifierOutput(logits=self.mask_predictions(h))
 
 # %% ../nbs/02_model.ipynb #c013
 class GDESEmbedding(nn.Module):

@@ -78,6 +78,13 @@ def test_deberta_rtd_head_adds_cls_state_before_layernorm():
     assert torch.allclose(head(h), want.squeeze(-1), atol=1e-5)
 
 
+def test_deberta_head_has_the_official_parameter_names(tok):
+    "Named like the official `mask_predictions` head, so a released DeBERTaV3 discriminator loads with its head."
+    disc = build_rtd_model(tiny('deberta', 'nes'), tok).discriminator
+    head_keys = {k for k in disc.state_dict() if not k.startswith('deberta.')}
+    assert head_keys == {f'mask_predictions.{m}.{p}' for m in ('dense', 'LayerNorm', 'classifier') for p in ('weight', 'bias')}
+
+
 def embedding_tables(model):
     return model.generator.base_model.embeddings, model.discriminator.base_model.embeddings
 
