@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import *
-from .glue_data import load_glue
 from .glue_submission import glue_submission
 from .glue_finetune import *
 
@@ -19,7 +18,7 @@ __all__ = ['write_submission', 'run_glue', 'main']
 # %% ../nbs/Finetune_GLUE.ipynb #c017
 def write_submission(cfg: FinetuneConfig, results: list, glue_tasks: dict | None = None) -> Path:
     "Test predictions of the selected runs of every GLUE task, written and validated as a submission in `<submission_dir>/<group>`."
-    glue_tasks = glue_tasks or {t: load_glue(t, cfg.glue_dir, cfg.practice) for t in GLUE_TASKS}
+    glue_tasks = glue_tasks or {t: load_task(cfg, t) for t in GLUE_TASKS}
     predictions = {}
     for task in GLUE_TASKS: predictions.update(task_test_predictions(cfg, task, results, glue_tasks[task]))
     return glue_submission(predictions, Path(cfg.submission_dir)/cfg.group, list(glue_tasks.values()))
@@ -30,9 +29,9 @@ def run_glue(cfg: FinetuneConfig) -> pd.DataFrame:
     else: results = finetune_sweep(cfg)
     for task in cfg.tasks: select_runs(results, task)  # a clear error for a task without a finished run
     table = summary_table(results, cfg.tasks)
-    print(f"Dev scores x100 ({'SYNTHETIC practice suite, not GLUE' if any(r['synthetic'] for r in results) else 'GLUE'}):")
-    print(markdown_table(table))
-    print(f'Summary written to {save_summary(table, group_dir(cfg))}')
+    title = f"{cfg.group}: dev scores x100, {'SYNTHETIC practice suite, not GLUE' if any(r['synthetic'] for r in results) else 'GLUE'}"
+    print(title); print(markdown_table(table))
+    print(f'Summary written to {save_summary(table, group_dir(cfg), title)}')
     if set(GLUE_TASKS) <= set(cfg.tasks): write_submission(cfg, results)
     else: print(f"No submission: it needs every GLUE task, --tasks has only {', '.join(cfg.tasks)}.")
     return table

@@ -7,14 +7,14 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_finetune.html.md"""
 # %% ../nbs/09_glue_finetune.ipynb #c002
 from __future__ import annotations
 import contextlib, json, os, re, shutil, time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import datasets, numpy as np, pandas as pd, torch, torch.nn as nn
 from fastai.basics import Learner, DataLoaders, Callback, CrossEntropyLossFlat, MSELossFlat, set_seed
 from fastai.callback.training import GradientClip
-from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.fp16 import AMPMode, MixedPrecision
 from scipy.special import softmax
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -31,9 +31,9 @@ __all__ = ['TOKENIZER_FILES', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV
            'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch',
            'glue_dataloader', 'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir',
            'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run',
-           'load_run', 'finetune_learner', 'finetune_run', 'neptune_tracker', 'finished_runs', 'finetune_sweep',
-           'select_runs', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs', 'ensemble_outputs',
-           'task_test_predictions']
+           'load_run', 'DeviceMixedPrecision', 'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker',
+           'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table', 'save_summary',
+           'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c007
 class GlueClassifier(nn.Module):
@@ -196,7 +196,8 @@ def run_seed(cfg: FinetuneConfig, run_index: int) -> int:
 def predict_outputs(model: nn.Module, dl) -> np.ndarray:
     "Model outputs (logits, or STS-B scores) for every example of `dl`, in order."
     model.eval()
-    return torch.cat([model(*xb).float() for *xb, _ in dl]).numpy()
+    device = next(model.parameters()).device
+    return torch.cat([model(*(x.to(device) for x in xb)).float().cpu() for *xb, _ in dl]).numpy()
 
 def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
     "Metrics on every dev set; MNLI's carry `_m` / `_mm` suffixes."
@@ -229,6 +230,14 @@ def load_run(path) -> tuple:
     return model.eval(), tokenizer, info
 
 # %% ../nbs/09_glue_finetune.ipynb #c033
+class DeviceMixedPrecision(MixedPrecision):
+    "fastai's `MixedPrecision` autocasting on the model's device (fastai's autocasts CUDA only, so bf16 on a CPU would be fp32)."
+    def before_fit(self):
+        device = next(self.model.parameters()).device.type
+        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        self.kwargs['enabled'] = dtype == torch.float16  # bf16 has fp32's range: no loss scaling
+        self.autocast, self.learn.scaler, self.scales = torch.autocast(device, dtype=dtype), torch.amp.GradScaler(device, **self.kwargs), []
+
 CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
 
 def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl) -> Learner:
@@ -237,16 +246,20 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
     total = epochs * len(train_dl)
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
     cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM)]
-    if cfg.precision != 'fp32': cbs.append(MixedPrecision(amp_mode=cfg.precision))
+    if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
     return Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
                    splitter=layerwise_splitter, cbs=cbs)
 
 # %% ../nbs/09_glue_finetune.ipynb #c034
+def load_task(cfg: FinetuneConfig, task: str):
+    "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
+    return load_glue(task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)
+
 def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None) -> dict:
     "Fine-tune `cfg.checkpoint` on `task` with run `run_index`'s seed, save it, record it in the results file; its dev metrics."
     start = time.time()
-    glue_task = glue_task or load_glue(task, cfg.glue_dir, cfg.practice)
+    glue_task = glue_task or load_task(cfg, task)
     seed = run_seed(cfg, run_index)
     set_seed(seed)
     model, tokenizer = glue_classifier(cfg.checkpoint, glue_task.num_labels, cfg.dropout)
@@ -278,7 +291,7 @@ def finished_runs(cfg: FinetuneConfig) -> set:
     return {(r['task'], r['run']) for r in read_results(results_path(cfg))
             if (run_dir(cfg, r['task'], r['run'])/'run.json').exists()}
 
-def finetune_sweep(cfg: FinetuneConfig, load=load_glue) -> list:
+def finetune_sweep(cfg: FinetuneConfig) -> list:
     "Every run of `cfg.tasks` x `range(cfg.runs)` not finished yet; returns all records of the results file."
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
@@ -288,7 +301,7 @@ def finetune_sweep(cfg: FinetuneConfig, load=load_glue) -> list:
     start, glue_tasks = time.time(), {}
     try:
         for n, (task, i) in enumerate(todo, 1):
-            if task not in glue_tasks: glue_tasks[task] = load(task, cfg.glue_dir, cfg.practice)
+            if task not in glue_tasks: glue_tasks[task] = load_task(cfg, task)
             metrics = finetune_run(cfg, task, i, glue_tasks[task])
             if tracker is not None: tracker[f'glue/{task}/run_{i}'] = metrics
             eta = (time.time() - start) / n * (len(todo) - n)
@@ -342,7 +355,7 @@ def _atomic(path: Path, write):
     tmp = path.with_name('.tmp-' + path.name)
     write(tmp); tmp.replace(path)
 
-def save_summary(df: pd.DataFrame, out_dir) -> Path:
+def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     "Write `summary.csv`, `summary.md` and the bar plot `summary.png` (mean +- std, best) to `out_dir`, atomically."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -355,7 +368,8 @@ def save_summary(df: pd.DataFrame, out_dir) -> Path:
     ax.scatter(x, df['best'], marker='_', s=300, color='k', label='best run', zorder=3)
     for name, marker in zip(PUBLISHED_DEV, 'ox'):
         if name in df: ax.scatter(x, df[name], marker=marker, color='r', label=name, zorder=3)
-    ax.set_xticks(x, df.index); ax.set_ylabel('dev score x100'); ax.legend(fontsize=7); fig.tight_layout()
+    ax.set_xticks(x, df.index); ax.set_ylabel('dev score x100'); ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
+    fig.tight_layout()
     _atomic(out/'summary.png', lambda p: fig.savefig(p, format='png', dpi=100))
     plt.close(fig)
     return out

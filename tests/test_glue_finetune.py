@@ -162,3 +162,37 @@ def test_finetune_beats_chance(tmp_path, practice):
     assert record['score'] == metrics['accuracy'] and record['seed'] == 42 and record['synthetic']
     saved = json.loads((run_dir(cfg, 'sst2', 0)/'run.json').read_text())
     assert saved['metrics'] == metrics
+
+def test_bf16_autocast_on_cpu(tmp_path):
+    "--precision bf16 autocasts the forward pass on the model's device (fastai's MixedPrecision would only on CUDA)."
+    from types import SimpleNamespace
+    from fastai.basics import Callback
+    from electra_gdes.glue_finetune import finetune_learner
+    model, _ = glue_classifier(electra_checkpoint(tmp_path/'d', hidden=16), 2)
+    x = torch.randint(5, 10, (4, 6)); ds = [(i, torch.ones_like(i), torch.zeros_like(i), torch.tensor(1)) for i in x]
+    dl = torch.utils.data.DataLoader(ds, batch_size=2)
+    class Spy(Callback):
+        order = 5  # before the mixed-precision callback turns the output back to fp32
+        def before_fit(self): self.dtypes = []
+        def after_pred(self): self.dtypes.append(self.pred.dtype)
+    cfg = FinetuneConfig(precision='bf16', epochs=1)
+    learn = finetune_learner(cfg, SimpleNamespace(name='sst2', is_regression=False), model, dl, dl)
+    spy = Spy(); learn.add_cb(spy)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert spy.dtypes and set(spy.dtypes) == {torch.bfloat16}
+
+def test_neptune_tracking(tmp_path, monkeypatch, practice):
+    "--log neptune-debug: the sweep logs the config and every run's dev metrics to a neptune run, beside the results file."
+    pytest.importorskip('neptune')
+    logged = {}
+    class FakeRun(dict):
+        def stop(self): logged.update(self)
+    import neptune
+    monkeypatch.setattr(neptune, 'init_run', lambda **kw: FakeRun(init=kw))
+    def fake_run(cfg, task, run_index, glue_task=None):
+        return {'accuracy': 0.75}
+    monkeypatch.setattr(gf, 'finetune_run', fake_run)
+    cfg = FinetuneConfig(glue_dir=str(practice), tasks=('rte',), runs=1, output_dir=str(tmp_path), log='neptune-debug')
+    with contextlib.redirect_stdout(io.StringIO()): finetune_sweep(cfg)
+    assert logged['init']['mode'] == 'debug' and logged['glue/rte/run_0'] == {'accuracy': 0.75}
+    assert logged['config']['log'] == 'neptune-debug'

@@ -1,0 +1,58 @@
+"`electra-finetune` end to end in a subprocess: every task once, summary, validated submission, resume, predict-only."
+import os, subprocess, sys, warnings
+from pathlib import Path
+
+import pytest
+from transformers import BertTokenizerFast, ElectraConfig, ElectraForPreTraining
+
+from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue
+from electra_gdes.glue_submission import SUBMISSION_FILES, validate_submission
+
+FIXTURES = Path(__file__).parent/'fixtures'/'glue'
+
+def finetune(*args, cwd):
+    env = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg', HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
+    return subprocess.run([sys.executable, '-m', 'electra_gdes.finetune', *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp('cli')
+    warnings.filterwarnings('ignore', message='.*SYNTHETIC.*')
+    practice = make_practice_glue(d/'practice', (FIXTURES/'corpus.txt').read_text().split('\n\n'), n_train=60, n_dev=40, n_test=12)
+    words = ('the', 'a', 'and', 'of', 'is', 'not', 'what', *POSITIVE_WORDS, *NEGATIVE_WORDS)
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', *words])})
+    ElectraForPreTraining(ElectraConfig(vocab_size=len(tok), embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)).save_pretrained(d/'disc')
+    tok.save_pretrained(d/'disc')
+    common = ['--checkpoint', str(d/'disc'), '--glue_dir', str(practice), '--epochs', '1', '--batch_size', '16', '--group', 'cli']
+    first = finetune(*common, '--runs', '1', cwd=d)
+    return d, practice, common, first
+
+def test_sweep_summary_and_submission(setup):
+    d, practice, common, first = setup
+    assert first.returncode == 0, first.stderr[-3000:]
+    group = d/'checkpoints'/'glue'/'cli'
+    assert len((group/'results.jsonl').read_text().splitlines()) == 9
+    assert {'summary.csv', 'summary.md', 'summary.png', 'config.json'} <= {p.name for p in group.iterdir()}
+    assert 'ELECTRA-Small-OWT' not in (group/'summary.md').read_text()  # practice suite: no published numbers beside it
+    counts = validate_submission(d/'test_outputs'/'cli', str(practice))
+    assert set(counts) == set(SUBMISSION_FILES) and counts['AX'] == 12
+    assert (d/'test_outputs'/'cli'/'submission.zip').is_file()
+
+def test_resume_then_predict_only(setup):
+    d, practice, common, _ = setup
+    again = finetune(*common, '--runs', '2', '--tasks', 'rte', 'wnli', cwd=d)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert '2 runs already finished, 2 to go' in again.stdout and 'No submission' in again.stdout
+    assert len((d/'checkpoints'/'glue'/'cli'/'results.jsonl').read_text().splitlines()) == 11
+    ens = finetune(*common, '--predict_only', '--selection', 'topk-mean', '--top_k', '2', cwd=d)
+    assert ens.returncode == 0, ens.stderr[-3000:]
+    assert 'to go' not in ens.stdout  # nothing trained
+    assert (d/'checkpoints'/'glue'/'cli'/'rte_1'/'test_outputs.npz').is_file()  # the second-best RTE run predicted too
+    validate_submission(d/'test_outputs'/'cli', str(practice))
+
+def test_predict_only_without_runs_fails_cleanly(setup):
+    d, practice, common, _ = setup
+    r = finetune(*common, '--predict_only', '--group', 'nothing', cwd=d)
+    assert r.returncode != 0 and "no finished run of 'cola'" in r.stderr
+    assert not (d/'test_outputs'/'nothing').exists()
