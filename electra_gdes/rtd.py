@@ -59,7 +59,7 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
     B, L = input_ids.shape
     dev = input_ids.device
     real = attention_mask.bool()
-    candidates = real & ~torch.isin(input_ids, torch.as_tensor(list(special_ids) + [mask_token_id], device=dev))
+    candidates = real & ~torch.isin(input_ids, torch.tensor([int(i) for i in special_ids] + [mask_token_id], device=dev))
     n_mask = masked_count(real.sum(-1), candidates.sum(-1), mask_prob, max_length or L)
     if style == 'deberta': is_masked = windowed_positions(candidates, n_mask, mask_prob, generator)
     else: is_masked = uniform_positions(candidates, n_mask, generator)
