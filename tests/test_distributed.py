@@ -6,10 +6,15 @@ import json, os, shutil, subprocess, sys, textwrap
 from pathlib import Path
 import pytest, torch, datasets
 from torch import nn
+from torch.utils.data import DataLoader
 from fastai.callback.core import Callback
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from fastai.losses import MSELossFlat
 from electra_gdes.config import pretrain_config
 from electra_gdes.data import load_tokenizer
 from electra_gdes.rtd import mask_tokens
+from electra_gdes.distributed import DDPCallback, shard_loader
 from electra_gdes.train import RTDCallback, pretrain_learner, fit_steps, latest_checkpoint, read_checkpoint, read_log, resume
 
 STEPS, BATCH, LENGTH = 6, 8, 24
@@ -59,6 +64,26 @@ def deterministic_learner(cfg, tok, cbs=(), learner=pretrain_learner, **kw):
     return learn
 
 
+class Inputs(Callback):
+    "Record the first feature of every training input (it identifies the example)."
+    def before_fit(self): self.seen = []
+    def before_batch(self):
+        if self.training: self.seen.append(self.learn.xb[0][:, 0].tolist())
+
+
+def finetune_learner(batch_size, cbs=(), one_process=False):
+    "A fine-tuning-like Learner: a plain shuffled DataLoader, as GLUE fine-tuning has; sharded by `DDPCallback(shard_train=True)`."
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=g); y = x @ torch.randn(4, 2, generator=g)
+    ds = list(zip(x, y))
+    train = DataLoader(ds, batch_size=batch_size, shuffle=True)
+    if one_process: train = shard_loader(train, 0, 1, seed=3)  # the same shuffle as the ranks', not split
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    return Learner(DataLoaders(train, DataLoader(ds[:8], batch_size=8)), model, loss_func=MSELossFlat(), lr=1e-2,
+                   cbs=[DDPCallback(shard_train=True, seed=3), *cbs])
+
+
 # Run by torchrun in each of 2 processes: rank 0 builds the Arrow cache of a small corpus first, then both train.
 WORKER = textwrap.dedent('''
     import json, sys, torch
@@ -83,10 +108,17 @@ WORKER = textwrap.dedent('''
     fit_steps(learn)
     report = dict(rank=env.rank, world_size=env.world_size, cache_found=found, n_examples=n, batches=batches.seen,
                   model_after_fit=type(learn.model).__name__)
+    # fine-tuning mechanics: a plain shuffled loader split over the ranks, 2 epochs
+    from test_distributed import finetune_learner, Inputs
+    inputs = Inputs()
+    ft = finetune_learner(4, [inputs])
+    ft.fit(2)
+    report['finetune_inputs'] = inputs.seen
     reports = [None] * env.world_size
     dist.all_gather_object(reports, report)
     if env.rank == 0:
         torch.save(learn.model.state_dict(), out/'ddp_final.pt')
+        torch.save(ft.model.state_dict(), out/'finetune_final.pt')
         (out/'reports.json').write_text(json.dumps(reports))
     cleanup_distributed()
 ''')
@@ -160,3 +192,16 @@ def test_resume_with_another_world_size(ddp_run, single_run, tok, tmp_path):
     single, _ = single_run
     for k, v in single.model.state_dict().items():
         torch.testing.assert_close(learn.model.state_dict()[k], v, rtol=1e-4, atol=1e-5, msg=lambda m: f'{k}: {m}')
+
+
+def test_finetuning_shards_a_shuffled_loader_and_matches_one_process(ddp_run):
+    r0, r1 = json.loads((ddp_run/'reports.json').read_text())
+    inputs = Inputs()
+    single = finetune_learner(8, [inputs], one_process=True)
+    single.fit(2)
+    assert len(r0['finetune_inputs']) == len(inputs.seen) == 2 * 4  # 2 epochs of 32 examples, global batch 8
+    for b0, b1, b in zip(r0['finetune_inputs'], r1['finetune_inputs'], inputs.seen):
+        assert not set(b0) & set(b1) and sorted(b0 + b1) == sorted(b)  # disjoint halves of the same global batch
+    assert r0['finetune_inputs'][:4] != r0['finetune_inputs'][4:]  # a new shuffle in the second epoch
+    ddp = torch.load(ddp_run/'finetune_final.pt')
+    for k, v in single.model.state_dict().items(): torch.testing.assert_close(ddp[k], v, msg=lambda m: f'{k}: {m}')
