@@ -94,6 +94,9 @@ class RTDDataParallel(DistributedDataParallel):
 
 def shard_loader(dl: DataLoader, rank: int, world_size: int, seed=0) -> DataLoader:
     "`dl` with each of `world_size` ranks drawing its own part of every epoch (`DistributedSampler`); batch size per rank."
+    if not isinstance(dl, DataLoader):
+        raise TypeError(f'shard_train splits a torch DataLoader, not a {type(dl).__name__}; build the training loader with '
+                        'torch.utils.data.DataLoader (fastai DataLoaders are split by fastai.distributed.DistributedDL).')
     sampler = DistributedSampler(dl.dataset, world_size, rank, shuffle=isinstance(dl.sampler, RandomSampler), seed=seed,
                                  drop_last=dl.drop_last)
     return DataLoader(dl.dataset, batch_size=dl.batch_size, sampler=sampler, collate_fn=dl.collate_fn,
@@ -101,6 +104,7 @@ def shard_loader(dl: DataLoader, rank: int, world_size: int, seed=0) -> DataLoad
 
 class DDPCallback(Callback):
     "Train with `DistributedDataParallel` during `fit`; `shard_train` splits a plain training loader over the ranks."
+    # pass it to the Learner rather than to `fit`: `after_create` turns the progress bar and printed log off on ranks > 0
     order = -5  # wrap before the other callbacks' before_fit see the model
     def __init__(self, shard_train=False, find_unused_parameters=False, seed=0):
         self.shard_train, self.find_unused_parameters, self.seed = shard_train, find_unused_parameters, seed
