@@ -21,19 +21,19 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from .config import FinetuneConfig, GLUE_TASKS, save_config
+from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config
 from .optim import adam_no_bias_correction, electra_lr
 from .glue_data import load_glue, glue_tokenize, glue_collate, double_unordered
 
 # %% auto #0
-__all__ = ['TOKENIZER_FILES', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM', 'GLUE_AVERAGE_TASKS',
-           'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'load_backbone', 'glue_classifier', 'head_depth',
-           'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch',
+__all__ = ['TOKENIZER_FILES', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM', 'RECIPE_FIELDS',
+           'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'load_backbone', 'glue_classifier',
+           'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch',
            'glue_dataloader', 'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir',
            'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run',
            'load_run', 'DeviceMixedPrecision', 'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker',
-           'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table', 'save_summary',
-           'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
+           'check_group_config', 'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table',
+           'save_summary', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c007
 class GlueClassifier(nn.Module):
@@ -226,7 +226,7 @@ def load_run(path) -> tuple:
     info = json.loads((path/'run.json').read_text())
     backbone, tokenizer = load_backbone(path)
     model = GlueClassifier(backbone, info['num_labels'])
-    model.head.load_state_dict(torch.load(path/'head.pt'))
+    model.head.load_state_dict(torch.load(path/'head.pt', map_location='cpu'))
     return model.eval(), tokenizer, info
 
 # %% ../nbs/09_glue_finetune.ipynb #c033
@@ -286,6 +286,18 @@ def neptune_tracker(cfg: FinetuneConfig):
     run['config'] = {k: str(v) for k, v in asdict(cfg).items()}
     return run
 
+RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'batch_size',
+                 'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
+
+def check_group_config(cfg: FinetuneConfig):
+    "Refuse to add runs to a group whose earlier runs were trained with another recipe (their scores would be mixed)."
+    path = group_dir(cfg)/'config.json'
+    if not path.exists(): return
+    old = load_config(FinetuneConfig, path)
+    diff = [f'{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}' for k in RECIPE_FIELDS if getattr(old, k) != getattr(cfg, k)]
+    if diff: raise ValueError(f"The runs in {group_dir(cfg)} were trained with another config ({'; '.join(diff)}): "
+                              f"pass a new --group for the new recipe, or the old values to resume.")
+
 def finished_runs(cfg: FinetuneConfig) -> set:
     "(task, run) pairs of `cfg`'s group with a results line and a saved run folder."
     return {(r['task'], r['run']) for r in read_results(results_path(cfg))
@@ -293,6 +305,7 @@ def finished_runs(cfg: FinetuneConfig) -> set:
 
 def finetune_sweep(cfg: FinetuneConfig) -> list:
     "Every run of `cfg.tasks` x `range(cfg.runs)` not finished yet; returns all records of the results file."
+    check_group_config(cfg)
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
     print(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
