@@ -7,6 +7,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/finetune_glue.html.md"""
 # %% ../nbs/Finetune_GLUE.ipynb #c002
 from __future__ import annotations
 from pathlib import Path
+import pandas as pd
 
 from .config import *
 from .glue_submission import glue_submission

@@ -309,6 +309,7 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
     print(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
+    if todo: load_backbone(cfg.checkpoint)  # a bad checkpoint fails here, before anything is written
     save_config(cfg, group_dir(cfg)/'config.json')
     tracker = neptune_tracker(cfg)
     start, glue_tasks = time.time(), {}

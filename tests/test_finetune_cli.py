@@ -56,3 +56,9 @@ def test_predict_only_without_runs_fails_cleanly(setup):
     r = finetune(*common, '--predict_only', '--group', 'nothing', cwd=d)
     assert r.returncode != 0 and "no finished run of 'cola'" in r.stderr
     assert not (d/'test_outputs'/'nothing').exists()
+
+def test_missing_checkpoint_fails_before_writing(setup):
+    d, practice, common, _ = setup
+    r = finetune('--checkpoint', str(d/'no_such_dir'), '--glue_dir', str(practice), '--group', 'nockpt', '--tasks', 'rte', cwd=d)
+    assert r.returncode != 0 and '--checkpoint' in r.stderr.splitlines()[-1]
+    assert not (d/'checkpoints'/'glue'/'nockpt').exists()

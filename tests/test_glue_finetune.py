@@ -114,7 +114,8 @@ def test_selection_best_and_topk(tmp_path):
 
 def test_resume_skips_finished_runs(tmp_path, monkeypatch, practice):
     "Runs with a results line and a saved folder are skipped; a run interrupted before its line is done again."
-    cfg = FinetuneConfig(checkpoint='unused', glue_dir=str(practice), tasks=('rte', 'cola'), runs=2, output_dir=str(tmp_path))
+    cfg = FinetuneConfig(checkpoint=str(electra_checkpoint(tmp_path/'d', hidden=16)), glue_dir=str(practice), tasks=('rte', 'cola'),
+                         runs=2, output_dir=str(tmp_path))
     done = []
     def fake_run(cfg, task, run_index, glue_task=None):
         done.append((task, run_index))
@@ -192,7 +193,8 @@ def test_neptune_tracking(tmp_path, monkeypatch, practice):
     def fake_run(cfg, task, run_index, glue_task=None):
         return {'accuracy': 0.75}
     monkeypatch.setattr(gf, 'finetune_run', fake_run)
-    cfg = FinetuneConfig(glue_dir=str(practice), tasks=('rte',), runs=1, output_dir=str(tmp_path), log='neptune-debug')
+    cfg = FinetuneConfig(checkpoint=str(electra_checkpoint(tmp_path/'d', hidden=16)), glue_dir=str(practice), tasks=('rte',), runs=1,
+                         output_dir=str(tmp_path), log='neptune-debug')
     with contextlib.redirect_stdout(io.StringIO()): finetune_sweep(cfg)
     assert logged['init']['mode'] == 'debug' and logged['glue/rte/run_0'] == {'accuracy': 0.75}
     assert logged['config']['log'] == 'neptune-debug'
