@@ -138,6 +138,15 @@ def ddp_run(tmp_path_factory):
     return out
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    "One torch thread, as the torchrun workers: tiny models gain nothing from more, and lose a lot on a busy CPU."
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='module')
 def tok():
     return load_tokenizer(tiny_cfg('unused'))
@@ -147,7 +156,7 @@ def tok():
 def single_run(tmp_path_factory, tok):
     out = tmp_path_factory.mktemp('single')
     batches, threads = Batches(), torch.get_num_threads()
-    torch.set_num_threads(1)  # as the torchrun workers
+    torch.set_num_threads(1)  # as the torchrun workers (a module fixture runs outside the per-test one_thread)
     try: fit_steps(learn := deterministic_learner(tiny_cfg(out), tok, [batches]))
     finally: torch.set_num_threads(threads)
     return learn, batches.seen
