@@ -24,8 +24,8 @@ from .rtd import SAMPLER_FUNCS
 # %% auto #0
 __all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
            'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput',
-           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'save_pretrained_atomic', 'save_discriminator',
-           'save_generator', 'load_rtd_model']
+           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'save_pretrained_atomic', 'unwrap_rtd_model',
+           'save_discriminator', 'save_generator', 'load_rtd_model']
 
 # %% ../nbs/02_model.ipynb #c007
 def _scaled(n: int, ratio: float) -> int: return max(1, round(n * ratio))
@@ -187,13 +187,21 @@ def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path) -> Path:
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return path
 
+def unwrap_rtd_model(model: nn.Module) -> RTDModel:
+    "The `RTDModel` inside `model`, which may be wrapped by DDP / DataParallel (`.module`) or `torch.compile` (`._orig_mod`)."
+    while not isinstance(model, RTDModel):
+        inner = getattr(model, 'module', None) or getattr(model, '_orig_mod', None)
+        if inner is None: raise TypeError(f'expected an RTDModel (possibly wrapped by DDP or torch.compile), got {type(model).__name__}.')
+        model = inner
+    return model
+
 def save_discriminator(model: RTDModel, tokenizer, path) -> Path:
     "The discriminator as a standard HF directory at `path`, GDES tables merged into `E_G + E_delta`."
-    with gdes_merged(model.discriminator) as disc: return save_pretrained_atomic(disc, tokenizer, path)
+    with gdes_merged(unwrap_rtd_model(model).discriminator) as disc: return save_pretrained_atomic(disc, tokenizer, path)
 
 def save_generator(model: RTDModel, tokenizer, path) -> Path:
     "The generator as a standard HF directory at `path` (for continued pretraining)."
-    return save_pretrained_atomic(model.generator, tokenizer, path)
+    return save_pretrained_atomic(unwrap_rtd_model(model).generator, tokenizer, path)
 
 def load_rtd_model(cfg: PretrainConfig, generator_dir, discriminator_dir, tokenizer=None) -> RTDModel:
     """An `RTDModel` from a saved or released generator + discriminator pair, for continued pretraining. With GDES,

@@ -254,3 +254,14 @@ def test_continued_pretraining_starts_delta_at_difference(tok, batch, tmp_path, 
     with pytest.raises(ValueError, match='tokenizer'):
         load_rtd_model(tiny(backbone, 'gdes'), tmp_path/'gen', tmp_path/'disc',
                        BertTokenizerFast(vocab={w: i for i, w in enumerate(WORDS[:40])}))
+
+
+def test_savers_unwrap_ddp_and_compile(tok, tmp_path):
+    model = model_for('electra', 'gdes', tok)
+    wrapped = torch.compile(torch.nn.DataParallel(model))        # not run: wrapping alone costs nothing
+    save_discriminator(wrapped, tok, tmp_path/'disc'); save_generator(wrapped, tok, tmp_path/'gen')
+    loaded = AutoModel.from_pretrained(tmp_path/'disc')
+    want = model.discriminator.electra.embeddings.word_embeddings.weight
+    assert torch.equal(loaded.embeddings.word_embeddings.weight, want)
+    with pytest.raises(TypeError, match='expected an RTDModel'):
+        save_generator(torch.nn.Linear(2, 2), tok, tmp_path/'x')
