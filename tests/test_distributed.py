@@ -2,9 +2,10 @@
 
 Randomness is made identical between the runs (see nbs/07_distributed.ipynb): equal-length examples, masks seeded per
 example, greedy generator sampling (temperature near 0) and no dropout."""
-import json, os, shutil, subprocess, sys, textwrap
+import json, os, shutil, signal, subprocess, sys, textwrap
 from pathlib import Path
 import pytest, torch, datasets
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 from fastai.callback.core import Callback
@@ -15,6 +16,7 @@ from electra_gdes.config import pretrain_config
 from electra_gdes.data import load_tokenizer
 from electra_gdes.rtd import mask_tokens
 from electra_gdes.distributed import DDPCallback, shard_loader
+from electra_gdes.long_runs import NonFiniteCallback, PreemptionCallback
 from electra_gdes.train import RTDCallback, pretrain_learner, fit_steps, latest_checkpoint, read_checkpoint, read_log, resume
 
 STEPS, BATCH, LENGTH = 6, 8, 24
@@ -84,6 +86,29 @@ def finetune_learner(batch_size, cbs=(), one_process=False):
                    cbs=[DDPCallback(shard_train=True, seed=3), *cbs])
 
 
+class RankOneFaults(Callback):
+    "On rank 1 only: an inf gradient at batch 1 (after DDP's all-reduce), a SIGTERM during batch 3."
+    order = 5
+    def after_backward(self):
+        if dist.get_rank() == 1 and self.train_iter == 1: next(self.learn.model.parameters()).grad.view(-1)[0] = float('inf')
+    def after_loss(self):
+        if dist.get_rank() == 1 and self.training and self.train_iter == 3: self.learn.preemption.on_signal(signal.SIGTERM)
+
+
+class RecordingCheckpoint(Callback):
+    def before_fit(self): self.saved = []
+    def save(self, learn): self.saved.append(learn.train_iter)
+
+
+def long_run_faults():
+    "Train with the long-run callbacks under DDP; what each rank saw."
+    ckpt = RecordingCheckpoint()
+    learn = finetune_learner(4, [RankOneFaults(), NonFiniteCallback(3), PreemptionCallback(exit_code=None), ckpt])
+    learn.fit(2)
+    return dict(skipped=learn.non_finite.n_skipped, stopped_at=learn.train_iter, saved=ckpt.saved, preempted=learn.preempted,
+                weights=[p.double().sum().item() for p in learn.model.parameters()])
+
+
 # Run by torchrun in each of 2 processes: rank 0 builds the Arrow cache of a small corpus first, then both train.
 WORKER = textwrap.dedent('''
     import json, sys, torch
@@ -114,6 +139,9 @@ WORKER = textwrap.dedent('''
     ft = finetune_learner(4, [inputs])
     ft.fit(2)
     report['finetune_inputs'] = inputs.seen
+    # long-run callbacks under DDP: an inf gradient and a SIGTERM that only rank 1 sees
+    from test_distributed import long_run_faults
+    report['long_runs'] = long_run_faults()
     reports = [None] * env.world_size
     dist.all_gather_object(reports, report)
     if env.rank == 0:
@@ -214,3 +242,12 @@ def test_finetuning_shards_a_shuffled_loader_and_matches_one_process(ddp_run):
     assert r0['finetune_inputs'][:4] != r0['finetune_inputs'][4:]  # a new shuffle in the second epoch
     ddp = torch.load(ddp_run/'finetune_final.pt')
     for k, v in single.model.state_dict().items(): torch.testing.assert_close(ddp[k], v, msg=lambda m: f'{k}: {m}')
+
+
+def test_ranks_agree_to_skip_a_step_and_to_stop_on_a_signal_only_one_saw(ddp_run):
+    "Without agreement rank 0 would step where rank 1 skips (the weights would part) and train on after rank 1 stopped."
+    r0, r1 = (r['long_runs'] for r in json.loads((ddp_run/'reports.json').read_text()))
+    assert r0['skipped'] == r1['skipped'] == 1
+    assert r0['stopped_at'] == r1['stopped_at'] == 4 and r0['saved'] == r1['saved'] == [4]
+    assert r0['preempted'] and r1['preempted']
+    assert r0['weights'] == r1['weights']
