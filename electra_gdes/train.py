@@ -14,6 +14,7 @@ import numpy as np, torch
 from torch.amp import GradScaler, autocast
 from torch.utils.data import DataLoader, Sampler
 from fastai.learner import Learner, AvgMetric
+from fastai.torch_core import set_seed
 from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback, CancelValidException
 from fastai.callback.fp16 import MixedPrecision, AMPMode
@@ -29,7 +30,8 @@ __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 
            'global_step', 'step_seed', 'RTDCallback', 'DeviceMixedPrecision', 'precision_callbacks', 'read_log',
            'RTDLogger', 'neptune_run', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
            'read_checkpoint', 'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step',
-           'CheckpointCallback', 'load_checkpoint', 'default_device', 'pretrain_learner', 'fit_steps', 'resume']
+           'CheckpointCallback', 'load_checkpoint', 'default_device', 'pretrain_learner', 'fit_steps', 'resume',
+           'plot_losses']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -106,7 +108,8 @@ class RTDCallback(Callback):
         stream, step = (TRAIN_MASKS, global_step(self.learn)) if self.training else (HELD_OUT_MASKS, self.iter)
         gen = torch.Generator(device=input_ids.device).manual_seed(step_seed(self.cfg.seed, stream, step, self.rank))
         masked_ids, is_masked = mask_tokens(input_ids, attention_mask, self.special_ids, self.mask_token_id, self.vocab_size,
-                                            self.cfg.mask_prob, self.cfg.mask_style, generator=gen)
+                                            self.cfg.mask_prob, self.cfg.mask_style, generator=gen,
+                                            max_length=self.cfg.max_length)   # ELECTRA's cap: int((p+0.005)*max_length)
         self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked)
         self.learn.yb = (input_ids, is_masked, attention_mask)
 
@@ -336,6 +339,7 @@ def default_device(rank=0) -> torch.device:
 def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=None, cbs=None, rank=0, world_size=1,
                      valid_dataset=None, device=None) -> Learner:
     "A fastai `Learner` that pretrains `model` (default: `model.build_rtd_model`) on `dataset` for `cfg.steps` steps."
+    set_seed(cfg.seed)   # python, numpy, torch: the same cfg gives the same initialisation and the same run
     if tokenizer is None:
         from electra_gdes.data import load_tokenizer
         tokenizer = load_tokenizer(cfg)
@@ -372,3 +376,21 @@ def resume(learn) -> int:
     step = load_checkpoint(learn, path)
     print(f'Resuming from {path} at step {step} of {learn.cfg.steps}.')
     return step
+
+# %% ../nbs/05_train.ipynb #c029
+def plot_losses(log_path, png_path=None):
+    "Plot the MLM and discriminator losses and accuracies of `log_path` (a `log.csv`); save to `png_path` if given."
+    import matplotlib.pyplot as plt
+    rows = read_log(log_path)
+    if not rows: raise ValueError(f'{log_path} has no logged step yet: train for at least cfg.log_every steps first.')
+    steps = [r['step'] for r in rows]
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.5))
+    for k in ('mlm_loss', 'disc_loss'): axs[0].plot(steps, [r[k] for r in rows], label=k)
+    for k in ('gen_acc', 'disc_acc', 'replaced_f1'): axs[1].plot(steps, [r[k] for r in rows], label=k)
+    axs[0].set_yscale('log')
+    for ax, title in zip(axs, ('losses', 'accuracy / F1')): ax.set_xlabel('step'); ax.set_title(title); ax.legend()
+    fig.tight_layout()
+    if png_path is not None:
+        png_path = Path(png_path); tmp = png_path.with_name(png_path.name + '.tmp')
+        fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
+    return fig
