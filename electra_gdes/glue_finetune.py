@@ -6,7 +6,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_finetune.html.md"""
 
 # %% ../nbs/09_glue_finetune.ipynb #c002
 from __future__ import annotations
-import contextlib, json, os, re, shutil, time
+import contextlib, json, os, re, shutil, time, warnings
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -26,14 +26,15 @@ from .optim import adam_no_bias_correction, electra_lr
 from .glue_data import load_glue, glue_tokenize, glue_collate, double_unordered
 
 # %% auto #0
-__all__ = ['TOKENIZER_FILES', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM', 'RECIPE_FIELDS',
-           'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'load_backbone', 'glue_classifier',
-           'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch',
-           'glue_dataloader', 'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir',
-           'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run',
-           'load_run', 'DeviceMixedPrecision', 'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker',
-           'check_group_config', 'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table',
-           'save_summary', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
+__all__ = ['TOKENIZER_FILES', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM',
+           'RECIPE_FIELDS', 'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'load_backbone',
+           'glue_classifier', 'cls_spread', 'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs',
+           'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'clip_stsb', 'glue_metrics',
+           'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path', 'append_result', 'read_results',
+           'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'DeviceMixedPrecision',
+           'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker', 'check_group_config', 'finished_runs',
+           'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs',
+           'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c007
 class GlueClassifier(nn.Module):
@@ -92,6 +93,27 @@ def glue_classifier(checkpoint, num_labels: int, dropout: float = 0.1) -> tuple:
     return GlueClassifier(backbone, num_labels, dropout), tokenizer
 
 # %% ../nbs/09_glue_finetune.ipynb #c014
+COLLAPSE_SPREAD = 1e-4  # even a randomly initialised encoder's [CLS] state varies by 1e-3 or more (tiny ones included)
+
+@torch.no_grad()
+def cls_spread(backbone, input_ids, attention_mask=None, token_type_ids=None) -> float:
+    "Standard deviation of the [CLS] state across the batch, averaged over features: ~0 when the encoder ignores its input."
+    backbone.eval()
+    device = next(backbone.parameters()).device
+    h = backbone(input_ids=input_ids.to(device), attention_mask=None if attention_mask is None else attention_mask.to(device),
+                 token_type_ids=None if token_type_ids is None else token_type_ids.to(device)).last_hidden_state[:, 0]
+    return h.float().std(0).mean().item()
+
+def check_not_collapsed(backbone, dl) -> float:
+    "Warn if the encoder's [CLS] state is the same for every example of the first batch of `dl`; the spread."
+    spread = cls_spread(backbone, *next(iter(dl))[:3])
+    if spread < COLLAPSE_SPREAD:
+        warnings.warn(f"The checkpoint's [CLS] state is the same for every input (spread {spread:.1e}): its encoder is collapsed, "
+                      f"e.g. a discriminator that learned to call every token 'original'. Fine-tuning from it stays at chance: "
+                      f"check the pretraining run (disc accuracy vs. the share of original tokens) or pass another --checkpoint.")
+    return spread
+
+# %% ../nbs/09_glue_finetune.ipynb #c017
 def head_depth(n_layers: int, official_head_depth: bool = False) -> int:
     "Depth of the classification head: `L+1`, or `L+2` as the official ELECTRA code has it."
     return n_layers + (2 if official_head_depth else 1)
@@ -112,7 +134,7 @@ def layerwise_splitter(model: GlueClassifier) -> list:
     for name, p in model.backbone.named_parameters(): groups[param_depth(name)].append(p)
     return groups + [list(model.head.parameters())]
 
-# %% ../nbs/09_glue_finetune.ipynb #c018
+# %% ../nbs/09_glue_finetune.ipynb #c021
 class LayerwiseLRScheduler(Callback):
     "Before every training batch set each parameter group's lr to `lrs[group] * electra_lr(step, total, warmup)`."
     order, run_valid = 60, False
@@ -123,7 +145,7 @@ class LayerwiseLRScheduler(Callback):
         self.opt.set_hyper('lr', self.lrs * electra_lr(self.train_iter, self.total, self.warmup))
     def after_batch(self): self.history.append([h['lr'] for h in self.opt.hypers])
 
-# %% ../nbs/09_glue_finetune.ipynb #c020
+# %% ../nbs/09_glue_finetune.ipynb #c023
 DOUBLED_TASKS = ('mrpc', 'stsb')
 
 def glue_batch(pad_token_id: int, examples: list) -> tuple:
@@ -137,7 +159,7 @@ def glue_dataloader(ds, tokenizer, max_length: int, batch_size: int, shuffle=Fal
     return torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=shuffle, collate_fn=partial(glue_batch, tokenizer.pad_token_id),
                                        generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
-# %% ../nbs/09_glue_finetune.ipynb #c023
+# %% ../nbs/09_glue_finetune.ipynb #c026
 STSB_RANGE = (0.0, 5.0)
 MAIN_METRIC = {'cola': 'mcc', 'sst2': 'accuracy', 'mrpc': 'accuracy', 'stsb': 'spearman', 'qqp': 'accuracy',
                'mnli': 'accuracy_m', 'qnli': 'accuracy', 'rte': 'accuracy', 'wnli': 'accuracy'}
@@ -165,7 +187,7 @@ def outputs_to_predictions(outputs, is_regression: bool) -> np.ndarray:
     outputs = np.asarray(outputs)
     return clip_stsb(outputs) if is_regression else outputs.argmax(-1)
 
-# %% ../nbs/09_glue_finetune.ipynb #c027
+# %% ../nbs/09_glue_finetune.ipynb #c030
 def group_dir(cfg: FinetuneConfig) -> Path: return Path(cfg.output_dir)/cfg.group
 def run_dir(cfg: FinetuneConfig, task: str, run_index: int) -> Path: return group_dir(cfg)/f'{task}_{run_index}'
 def results_path(cfg: FinetuneConfig) -> Path: return group_dir(cfg)/'results.jsonl'
@@ -186,7 +208,7 @@ def read_results(path) -> list:
         if line.strip(): r = json.loads(line); latest[r['task'], r['run']] = r
     return list(latest.values())
 
-# %% ../nbs/09_glue_finetune.ipynb #c030
+# %% ../nbs/09_glue_finetune.ipynb #c033
 def run_seed(cfg: FinetuneConfig, run_index: int) -> int:
     "The seed of run `run_index`: different for every run, reproducible from `cfg.seed`."
     return cfg.seed + run_index
@@ -208,7 +230,7 @@ def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
         metrics.update({k + DEV_SUFFIX[split]: v for k, v in glue_metrics(task, preds, labels).items()})
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c031
+# %% ../nbs/09_glue_finetune.ipynb #c034
 def save_run(model: GlueClassifier, tokenizer, path: Path, info: dict):
     "Save the fine-tuned classifier (encoder, head, tokenizer, `info`) to `path` atomically."
     tmp = path.with_name(path.name + '.tmp')
@@ -229,7 +251,7 @@ def load_run(path) -> tuple:
     model.head.load_state_dict(torch.load(path/'head.pt', map_location='cpu'))
     return model.eval(), tokenizer, info
 
-# %% ../nbs/09_glue_finetune.ipynb #c033
+# %% ../nbs/09_glue_finetune.ipynb #c036
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` autocasting on the model's device (fastai's autocasts CUDA only, so bf16 on a CPU would be fp32)."
     def before_fit(self):
@@ -251,7 +273,7 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
                    splitter=layerwise_splitter, cbs=cbs)
 
-# %% ../nbs/09_glue_finetune.ipynb #c034
+# %% ../nbs/09_glue_finetune.ipynb #c037
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return load_glue(task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)
@@ -275,7 +297,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     append_result(results_path(cfg), record)
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c036
+# %% ../nbs/09_glue_finetune.ipynb #c039
 def neptune_tracker(cfg: FinetuneConfig):
     "A neptune run in the mode of `cfg.log` ('neptune-offline', 'neptune-async', 'neptune-debug'), or None for 'csv'."
     if not cfg.log.startswith('neptune'): return None
@@ -309,10 +331,14 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
     print(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
-    if todo: load_backbone(cfg.checkpoint)  # a bad checkpoint fails here, before anything is written
+    glue_tasks = {}
+    if todo:  # a bad checkpoint fails here, before anything is written; a collapsed one is flagged before hours of runs
+        backbone, tokenizer = load_backbone(cfg.checkpoint)
+        first = glue_tasks[todo[0][0]] = load_task(cfg, todo[0][0])
+        check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
     save_config(cfg, group_dir(cfg)/'config.json')
     tracker = neptune_tracker(cfg)
-    start, glue_tasks = time.time(), {}
+    start = time.time()
     try:
         for n, (task, i) in enumerate(todo, 1):
             if task not in glue_tasks: glue_tasks[task] = load_task(cfg, task)
@@ -324,7 +350,7 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
         if tracker is not None: tracker.stop()
     return read_results(results_path(cfg))
 
-# %% ../nbs/09_glue_finetune.ipynb #c041
+# %% ../nbs/09_glue_finetune.ipynb #c044
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -333,7 +359,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09_glue_finetune.ipynb #c044
+# %% ../nbs/09_glue_finetune.ipynb #c047
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -357,7 +383,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c045
+# %% ../nbs/09_glue_finetune.ipynb #c048
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -388,7 +414,7 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c048
+# %% ../nbs/09_glue_finetune.ipynb #c051
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])
