@@ -11,7 +11,7 @@ Variants, all with the same model weights, batches, masks and sampling noise:
 Before timing, the losses of one batch are compared in eval mode (no dropout): baseline vs ours-fp32 must agree to
 fp32 rounding, ours-bf16 within 1e-2 relative. Throughput counts real (non-pad) tokens per second. Achieved FLOP/s
 use the FLOPs that `torch.utils.flop_counter` counts for the variant's own step (forward + backward), as fractions of
-the fp32 and bf16 matmul peaks measured here with a large `torch.matmul`; the JSON also has the useful FLOP/s (the
+the fp32 and bf16 matmul peaks measured here with a large `torch.matmul` (before and after, the best counts); the JSON also has the useful FLOP/s (the
 FLOPs of our masked-only step, the work every variant must do, per second of the variant). The variants take turns on every batch
 and the median step time counts, so that other load on the machine affects them alike. Batches are drawn with ELECTRA's example
 builder (`electra_gdes.data`) from synthetic documents of random tokens: most examples fill max_length, 5% have a
@@ -34,7 +34,7 @@ from electra_gdes.model import RTDOutput, build_rtd_model
 from electra_gdes.rtd import RTDLoss, mask_tokens, rtd_labels
 
 
-def matmul_peak(dtype: torch.dtype, device: str, n: int, reps: int = 10) -> float:
+def matmul_peak(dtype: torch.dtype, device: str, n: int, reps: int = 5) -> float:
     "FLOP/s of an n x n x n `torch.matmul` in `dtype` on `device` (best of `reps` after a warmup)."
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     torch.matmul(a, b); sync(device)
@@ -140,7 +140,7 @@ def fresh_model(cfg, tokenizer, device, seed=0):
     return build_rtd_model(cfg, tokenizer).to(device)
 
 
-def bench_size(size, args, tokenizer, peaks) -> dict:
+def bench_size(size, args, tokenizer) -> dict:
     cfg = pretrain_config('electra', size, embedding_sharing=args.sharing)
     batches = make_batches(cfg, tokenizer, args.batch_size, args.warmup + args.steps, args.device, args.seed)
     check = fresh_model(cfg, tokenizer, args.device).eval()
@@ -166,18 +166,23 @@ def bench_size(size, args, tokenizer, peaks) -> dict:
             train_step(v, models[v], opts[v], b, args.device)
             sync(args.device); times[v].append(time.perf_counter() - t)
     tokens = sum(b['tokens'] for b in timed) / len(timed)
-    for v, (_, _, dtype) in VARIANTS.items():
+    for v in VARIANTS:
         sec = statistics.median(times[v])
-        peak = peaks['bf16' if dtype is torch.bfloat16 else 'fp32']
         res['variants'][v] = dict(sec_per_step=sec, step_times=times[v], tokens_per_s=tokens / sec, flops_per_step=flops[v],
-                                  achieved_flops_per_s=flops[v] / sec, fraction_of_peak=flops[v] / sec / peak,
-                                  fraction_of_fp32_peak=flops[v] / sec / peaks['fp32'],
-                                  fraction_of_bf16_peak=flops[v] / sec / peaks['bf16'],
+                                  achieved_flops_per_s=flops[v] / sec,
                                   # the work the step needs (ours: masked-only logits), whatever the variant computes
                                   useful_flops_per_s=flops['ours-fp32'] / sec)
     base = res['variants']['baseline']['tokens_per_s']
     for v in res['variants'].values(): v['speedup_vs_baseline'] = v['tokens_per_s'] / base
     return res
+
+
+def add_peak_fractions(res: dict, peaks: dict):
+    "Achieved FLOP/s of each variant of `res` as fractions of the fp32 and bf16 matmul `peaks` (and of its own dtype's)."
+    for name, v in res['variants'].items():
+        own = peaks['bf16' if VARIANTS[name][2] is torch.bfloat16 else 'fp32']
+        v.update(fraction_of_peak=v['achieved_flops_per_s'] / own, fraction_of_fp32_peak=v['achieved_flops_per_s'] / peaks['fp32'],
+                 fraction_of_bf16_peak=v['achieved_flops_per_s'] / peaks['bf16'])
 
 
 def write_json_atomic(obj, path):
@@ -207,24 +212,33 @@ def main(argv=None):
     args.batch_size = args.batch_size or (128 if gpu else 32)
     tokenizer = load_tokenizer(pretrain_config('electra', 'tiny'))
     n = 8192 if gpu else 2048
-    peaks = {'fp32': matmul_peak(torch.float32, args.device, n), 'bf16': matmul_peak(torch.bfloat16, args.device, n)}
-    print(f"device {args.device} ({torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads); matmul peak fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
-    results = dict(device=args.device, device_name=torch.cuda.get_device_name() if gpu else platform.processor(),
-                   threads=torch.get_num_threads(), torch=torch.__version__, matmul_peak_flops=peaks,
+    measure_peaks = lambda: {'fp32': matmul_peak(torch.float32, args.device, n), 'bf16': matmul_peak(torch.bfloat16, args.device, n)}
+    before = measure_peaks()
+    name = torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine()
+    print(f"device {args.device} ({name}, {torch.get_num_threads()} threads); matmul peak fp32 {before['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {before['bf16'] / 1e9:.0f} GFLOP/s")
+    results = dict(device=args.device, device_name=name, threads=torch.get_num_threads(), torch=torch.__version__,
                    steps=args.steps, warmup=args.warmup, sizes={})
     for size in args.sizes:
-        r = bench_size(size, args, tokenizer, peaks)
-        results['sizes'][size] = r
-        print(f"\nELECTRA-{size}, batch {r['batch_size']}, mean length {r['mean_length']:.1f} of {r['max_length']}, "
+        r = results['sizes'][size] = bench_size(size, args, tokenizer)
+        print(f"ELECTRA-{size}, batch {r['batch_size']}, mean length {r['mean_length']:.1f} of {r['max_length']}, "
               f"eval losses {', '.join(f'{k} {v:.6f}' for k, v in r['losses_eval'].items())}")
         print(f"  fp32 loss rel. diff ours vs baseline {r['fp32_loss_rel_diff']:.1e}; bf16 vs fp32 {r['bf16_loss_rel_diff']:.1e}")
+    # the peak is measured before and after (best of both), so that other load on the machine at one moment counts less
+    after = measure_peaks()
+    peaks = {k: max(before[k], after[k]) for k in before}
+    results.update(matmul_peak_flops=peaks, matmul_peak_before=before, matmul_peak_after=after)
+    print(f"\nmatmul peak (best of before/after): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+    if any(abs(before[k] - after[k]) > 0.2 * peaks[k] for k in peaks):
+        print('  the two peak measurements differ by more than 20%: the machine is busy, fractions of peak are rough')
+    for size, r in results['sizes'].items():
+        add_peak_fractions(r, peaks)
+        print(f"ELECTRA-{size}:")
         for name, v in r['variants'].items():
             print(f"  {name:10s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
                   f"{v['flops_per_step'] / 1e9:6.1f} GFLOP/step {v['achieved_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
                   f"{100 * v['fraction_of_fp32_peak']:.0f}% of fp32 / {100 * v['fraction_of_bf16_peak']:.0f}% of bf16 peak")
-        write_json_atomic(results, args.out)
+    write_json_atomic(results, args.out)
     ok = all(r['fp32_loss_rel_diff'] < 1e-5 and r['bf16_loss_rel_diff'] < 1e-2 for r in results['sizes'].values())
     print(f"\nwrote {args.out}; loss checks {'passed' if ok else 'FAILED'}")
     return 0 if ok else 1
