@@ -23,6 +23,7 @@ from .config import PretrainConfig, save_config
 from .data import pad_collate
 from .rtd import RTDLoss, mask_tokens, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
+from .long_runs import PreemptionCallback, NonFiniteCallback
 
 # %% auto #0
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'LOG_COLUMNS', 'RTD_LOG_METRICS', 'NEPTUNE_MODES',
@@ -176,7 +177,7 @@ class RTDLogger(Callback):
         if step % self.every == 0 or step == self.total_steps: self._log(step)
         progress = getattr(self.learn, 'progress', None)
         if progress is not None and getattr(progress, 'pbar', None) is not None:
-            progress.pbar.comment = f'loss {self.smooth_loss.item():.4f}, {self.rate:,.0f} tok/s'
+            progress.pbar.comment = f'loss {self.smooth_loss.item():.4f}' + (f', {self.rate:,.0f} tok/s' if self.rate == self.rate else '')
 
     def _log(self, step):
         now = time.perf_counter()
@@ -356,6 +357,7 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)
     callbacks = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank),
                  StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg),
+                 NonFiniteCallback(cfg.max_nonfinite), PreemptionCallback(),
                  CheckpointCallback(cfg.run_dir, checkpoint_steps(cfg), rank),
                  RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, neptune_run(cfg) if write else None, world_size, write)]
     learn = Learner(dls, model, loss_func=RTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,

@@ -1,0 +1,97 @@
+"""The pretraining loop end to end: resume after a real SIGTERM in another process gives the same losses bit for bit,
+clipping happens on unscaled fp16 gradients, checkpoint writes are atomic, the default script's outputs."""
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pytest, torch
+from fastai.callback.core import Callback
+from fastai.callback.training import GradientClip
+from fastai.callback.fp16 import MixedPrecision
+import electra_gdes.train as train
+from electra_gdes.config import pretrain_config
+from electra_gdes.train import (pretrain_learner, fit_steps, read_log, write_checkpoint, read_checkpoint, latest_checkpoint,
+                                checkpoint_path)
+
+TEXT = ("The union is strong. We met in a time of trial and came through it together. "
+        "Our work is not done, and the people expect the congress to act. ") * 3
+
+def _corpus(tmp_path):
+    d = tmp_path/'corpus'
+    if d.exists(): return d
+    d.mkdir()
+    for i in range(12): (d/f'doc{i}.txt').write_text(f'Address number {i}.\n' + TEXT.replace('. ', '.\n'))
+    return d
+
+def _cli_args(tmp_path, run_name, *extra):
+    return ['--corpus', str(_corpus(tmp_path)), '--cache_dir', str(tmp_path/'cache'), '--output_dir', str(tmp_path/'out'),
+            '--run_name', run_name, '--hidden_size', '32', '--num_heads', '2', '--intermediate_size', '64',
+            '--embedding_size', '32', '--num_layers', '1', '--batch_size', '4', '--steps', '24', '--warmup_steps', '4',
+            '--log_every', '1', '--checkpoint_fractions', '0.5', '1', *extra]
+
+def _script(args, **kw):
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'PYTHONHASHSEED': '0', 'MPLBACKEND': 'Agg'}
+    return subprocess.Popen([sys.executable, '-m', 'electra_gdes.pretrain', *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+def test_resume_after_sigterm_gives_the_same_losses(tmp_path):
+    full = _script(_cli_args(tmp_path, 'full'))
+    out, _ = full.communicate(timeout=600)
+    assert full.returncode == 0, out
+    # the same run, stopped by SIGTERM once it has logged a few steps, then resumed in a new process
+    log_path = tmp_path/'out'/'cut'/'log.csv'
+    cut = _script(_cli_args(tmp_path, 'cut'))
+    while cut.poll() is None and not (log_path.exists() and len(read_log(log_path)) >= 3): time.sleep(0.05)
+    cut.send_signal(signal.SIGTERM)
+    out, _ = cut.communicate(timeout=600)
+    assert cut.returncode == 128 + signal.SIGTERM, out
+    stopped_at = read_log(log_path)[-1]['step']
+    assert 3 <= stopped_at < 24, out
+    assert (tmp_path/'out'/'cut'/'checkpoints'/f'step-{stopped_at:08d}.pt').exists()
+    again = _script(_cli_args(tmp_path, 'cut', '--resume'))
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out
+    assert f'at step {stopped_at} of 24' in out
+    a, b = read_log(tmp_path/'out'/'full'/'log.csv'), read_log(log_path)
+    assert [r['step'] for r in b] == list(range(1, 25))
+    for k in ('loss', 'mlm_loss', 'disc_loss', 'lr', 'gen_acc', 'disc_acc'):
+        assert [r[k] for r in a] == [r[k] for r in b], k
+    for d in ('discriminator', 'generator'): assert (tmp_path/'out'/'cut'/d/'config.json').exists()
+    assert (tmp_path/'out'/'cut'/'loss.png').stat().st_size > 0
+
+class NormProbe(Callback):
+    "The global gradient norm at an `order` inside `before_step`."
+    def __init__(self, order): self.order, self.norms = order, []
+    def before_step(self):
+        self.norms.append(torch.nn.utils.get_total_norm([p.grad for p in self.learn.model.parameters() if p.grad is not None]).item())
+
+def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+    import datasets
+    vocab = {t: i for i, t in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + [f'w{i}' for i in range(27)])}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token='[UNK]')), pad_token='[PAD]',
+                                  unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]')
+    rows = [{'input_ids': [2] + [5 + (s + j) % 20 for j in range(20)] + [3], 'token_type_ids': [0] * 22} for s in range(40)]
+    cfg = pretrain_config('electra', 'tiny', hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32, num_layers=1,
+                          steps=10, warmup_steps=2, batch_size=8, clip_norm=0.05, precision='fp16', checkpoint_fractions=(),
+                          output_dir=str(tmp_path))
+    # between MixedPrecision (unscales) and GradientClip, and after GradientClip: what the optimizer gets
+    before, after = NormProbe(MixedPrecision.order + 0.7), NormProbe(GradientClip.order + 0.5)
+    learn = pretrain_learner(cfg, datasets.Dataset.from_list(rows), tok, cbs=[before, after])
+    fit_steps(learn)
+    # the first steps overflow at the initial scale 2**16 and are skipped before either probe
+    assert len(after.norms) >= 2 and len(before.norms) == len(after.norms)
+    for raw, clipped in zip(before.norms, after.norms):
+        assert raw > cfg.clip_norm                                   # unscaled RTD gradients are far above 0.05 ...
+        assert clipped == pytest.approx(cfg.clip_norm, rel=1e-3)     # ... and the optimizer sees exactly clip_norm,
+        # not clip_norm / scale (clipping before unscaling would give ~0.05 / 65536)
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    p = checkpoint_path(tmp_path, 5)
+    write_checkpoint({'format': 1, 'step': 5, 'w': torch.arange(3.)}, p)
+    def crash(*a, **k): raise OSError('disk full')
+    monkeypatch.setattr(train.os, 'replace', crash)
+    with pytest.raises(OSError): write_checkpoint({'format': 1, 'step': 5, 'w': torch.zeros(3)}, p)
+    monkeypatch.undo()
+    assert torch.equal(read_checkpoint(p)['w'], torch.arange(3.))   # the old checkpoint is intact
+    assert latest_checkpoint(tmp_path) == p
