@@ -212,6 +212,10 @@ def main(argv=None):
     if args.steps < 1: p.error('--steps must be at least 1')
     gpu = args.device.startswith('cuda')
     if args.threads: torch.set_num_threads(args.threads)
+    load, cores = os.getloadavg()[0], os.cpu_count()
+    if not gpu and load > 0.5 * cores:
+        print(f'warning: load average {load:.1f} on {cores} cores: other processes compete for the CPU and several torch '
+              'threads then wait on each other; the numbers will be low and uneven (try --threads 1).')
     args.batch_size = args.batch_size or (128 if gpu else 32)
     tokenizer = load_tokenizer(pretrain_config('electra', 'tiny'))
     n = 8192 if gpu else 2048
