@@ -12,6 +12,7 @@ import pandas as pd
 from .config import *
 from .glue_submission import glue_submission
 from .glue_finetune import *
+from .distributed import distributed, is_rank0
 
 # %% auto #0
 __all__ = ['write_submission', 'run_glue', 'main']
@@ -30,10 +31,13 @@ def run_glue(cfg: FinetuneConfig) -> pd.DataFrame:
     else: results = finetune_sweep(cfg)
     for task in cfg.tasks: select_runs(results, task)  # a clear error for a task without a finished run
     table = summary_table(results, cfg.tasks)
+    submit = set(GLUE_TASKS) <= set(cfg.tasks)
+    glue_tasks = {t: load_task(cfg, t) for t in GLUE_TASKS} if submit else None  # on every rank: loading waits for rank 0
+    if not is_rank0(): return table  # under torchrun the other ranks trained alongside: rank 0 writes the summary and submission
     title = f"{cfg.group}: dev scores x100, {'SYNTHETIC practice suite, not GLUE' if any(r['synthetic'] for r in results) else 'GLUE'}"
     print(title); print(markdown_table(table))
     print(f'Summary written to {save_summary(table, group_dir(cfg), title)}')
-    if set(GLUE_TASKS) <= set(cfg.tasks): write_submission(cfg, results)
+    if submit: write_submission(cfg, results, glue_tasks)
     else: print(f"No submission: it needs every GLUE task, --tasks has only {', '.join(cfg.tasks)}.")
     return table
 
@@ -41,8 +45,9 @@ def run_glue(cfg: FinetuneConfig) -> pd.DataFrame:
 def main(args=None):
     "Entry point of `electra-finetune`: every `FinetuneConfig` field is an option."
     cfg = finetune_config_from_args(args)
-    print(cfg)
-    return run_glue(cfg)
+    with distributed():  # joins the process group when launched by torchrun; a single process otherwise
+        if is_rank0(): print(cfg)
+        return run_glue(cfg)
 
 # %% ../nbs/Finetune_GLUE.ipynb #c024
 if __name__ == '__main__': main()

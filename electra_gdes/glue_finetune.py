@@ -11,10 +11,11 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-import datasets, numpy as np, pandas as pd, torch, torch.nn as nn
+import datasets, numpy as np, pandas as pd, torch, torch.nn as nn, torch.distributed as dist
 from fastai.basics import Learner, DataLoaders, Callback, CrossEntropyLossFlat, MSELossFlat, set_seed
 from fastai.callback.training import GradientClip
 from fastai.callback.fp16 import AMPMode, MixedPrecision
+from fastcore.basics import noop
 from scipy.special import softmax
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -24,17 +25,18 @@ from transformers.utils import logging as hf_logging
 from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config
 from .optim import adam_no_bias_correction, electra_lr
 from .glue_data import load_glue, glue_tokenize, glue_collate, double_unordered
+from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM',
            'RECIPE_FIELDS', 'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'load_backbone',
            'glue_classifier', 'cls_spread', 'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs',
-           'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'clip_stsb', 'glue_metrics',
-           'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path', 'append_result', 'read_results',
-           'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'DeviceMixedPrecision',
-           'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker', 'check_group_config', 'finished_runs',
-           'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs',
-           'ensemble_outputs', 'task_test_predictions']
+           'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
+           'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path',
+           'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run',
+           'DeviceMixedPrecision', 'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker',
+           'check_group_config', 'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table',
+           'save_summary', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c007
 class GlueClassifier(nn.Module):
@@ -159,7 +161,16 @@ def glue_dataloader(ds, tokenizer, max_length: int, batch_size: int, shuffle=Fal
     return torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=shuffle, collate_fn=partial(glue_batch, tokenizer.pad_token_id),
                                        generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
-# %% ../nbs/09_glue_finetune.ipynb #c026
+def glue_train_dataloader(ds, tokenizer, max_length: int, batch_size: int, seed: int, rank=0, world_size=1) -> torch.utils.data.DataLoader:
+    "The shuffled training loader of `rank`: `batch_size` is the global batch, and its examples do not depend on `world_size`."
+    if batch_size % world_size:
+        raise ValueError(f'--batch_size {batch_size} is the global batch and does not split over {world_size} processes: '
+                         f'pass a multiple of {world_size}, or launch another number of processes.')
+    # the same `DistributedSampler` permutation for any number of processes: rank r takes every world_size-th example of it,
+    # so global batch g holds the same examples in a single process (exact when len(ds) is a multiple of world_size)
+    return shard_loader(glue_dataloader(ds, tokenizer, max_length, batch_size // world_size, shuffle=True), rank, world_size, seed)
+
+# %% ../nbs/09_glue_finetune.ipynb #c028
 STSB_RANGE = (0.0, 5.0)
 MAIN_METRIC = {'cola': 'mcc', 'sst2': 'accuracy', 'mrpc': 'accuracy', 'stsb': 'spearman', 'qqp': 'accuracy',
                'mnli': 'accuracy_m', 'qnli': 'accuracy', 'rte': 'accuracy', 'wnli': 'accuracy'}
@@ -187,7 +198,7 @@ def outputs_to_predictions(outputs, is_regression: bool) -> np.ndarray:
     outputs = np.asarray(outputs)
     return clip_stsb(outputs) if is_regression else outputs.argmax(-1)
 
-# %% ../nbs/09_glue_finetune.ipynb #c030
+# %% ../nbs/09_glue_finetune.ipynb #c032
 def group_dir(cfg: FinetuneConfig) -> Path: return Path(cfg.output_dir)/cfg.group
 def run_dir(cfg: FinetuneConfig, task: str, run_index: int) -> Path: return group_dir(cfg)/f'{task}_{run_index}'
 def results_path(cfg: FinetuneConfig) -> Path: return group_dir(cfg)/'results.jsonl'
@@ -208,7 +219,7 @@ def read_results(path) -> list:
         if line.strip(): r = json.loads(line); latest[r['task'], r['run']] = r
     return list(latest.values())
 
-# %% ../nbs/09_glue_finetune.ipynb #c033
+# %% ../nbs/09_glue_finetune.ipynb #c035
 def run_seed(cfg: FinetuneConfig, run_index: int) -> int:
     "The seed of run `run_index`: different for every run, reproducible from `cfg.seed`."
     return cfg.seed + run_index
@@ -230,7 +241,7 @@ def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
         metrics.update({k + DEV_SUFFIX[split]: v for k, v in glue_metrics(task, preds, labels).items()})
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c034
+# %% ../nbs/09_glue_finetune.ipynb #c036
 def save_run(model: GlueClassifier, tokenizer, path: Path, info: dict):
     "Save the fine-tuned classifier (encoder, head, tokenizer, `info`) to `path` atomically."
     tmp = path.with_name(path.name + '.tmp')
@@ -251,7 +262,7 @@ def load_run(path) -> tuple:
     model.head.load_state_dict(torch.load(path/'head.pt', map_location='cpu'))
     return model.eval(), tokenizer, info
 
-# %% ../nbs/09_glue_finetune.ipynb #c036
+# %% ../nbs/09_glue_finetune.ipynb #c038
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` autocasting on the model's device (fastai's autocasts CUDA only, so bf16 on a CPU would be fp32)."
     def before_fit(self):
@@ -267,16 +278,16 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
     epochs = cfg.task_epochs(task.name)
     total = epochs * len(train_dl)
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
-    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM)]
+    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM), DDPCallback()]
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
     return Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
                    splitter=layerwise_splitter, cbs=cbs)
 
-# %% ../nbs/09_glue_finetune.ipynb #c037
+# %% ../nbs/09_glue_finetune.ipynb #c039
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
-    return load_glue(task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)
+    return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
 
 def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None) -> dict:
     "Fine-tune `cfg.checkpoint` on `task` with run `run_index`'s seed, save it, record it in the results file; its dev metrics."
@@ -286,18 +297,21 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     set_seed(seed)
     model, tokenizer = glue_classifier(cfg.checkpoint, glue_task.num_labels, cfg.dropout)
     train = double_unordered(glue_task.train) if task in DOUBLED_TASKS else glue_task.train
-    train_dl = glue_dataloader(train, tokenizer, cfg.max_length, cfg.batch_size, shuffle=True, seed=seed)
+    ranks = dict(rank=dist.get_rank(), world_size=dist.get_world_size()) if is_distributed() else {}
+    train_dl = glue_train_dataloader(train, tokenizer, cfg.max_length, cfg.batch_size, seed, **ranks)
     dev_dls = {k: glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size) for k, ds in glue_task.dev.items()}
     learn = finetune_learner(cfg, glue_task, model, train_dl, next(iter(dev_dls.values())))
     learn.fit(cfg.task_epochs(task))
-    metrics = evaluate(model, task, dev_dls, glue_task.is_regression)
+    metrics = evaluate(model, task, dev_dls, glue_task.is_regression)  # every rank: the full dev set, the same weights
     record = dict(task=task, run=run_index, seed=seed, score=metrics[MAIN_METRIC[task]], metrics=metrics,
                   synthetic=glue_task.synthetic, checkpoint=str(cfg.checkpoint), seconds=round(time.time() - start, 1))
-    save_run(model, tokenizer, run_dir(cfg, task, run_index), dict(record, num_labels=glue_task.num_labels))
-    append_result(results_path(cfg), record)
+    if is_rank0():
+        save_run(model, tokenizer, run_dir(cfg, task, run_index), dict(record, num_labels=glue_task.num_labels))
+        append_result(results_path(cfg), record)
+    barrier()
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c039
+# %% ../nbs/09_glue_finetune.ipynb #c041
 def neptune_tracker(cfg: FinetuneConfig):
     "A neptune run in the mode of `cfg.log` ('neptune-offline', 'neptune-async', 'neptune-debug'), or None for 'csv'."
     if not cfg.log.startswith('neptune'): return None
@@ -330,14 +344,15 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
     check_group_config(cfg)
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
-    print(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
+    log = print if is_rank0() else noop  # under torchrun: one log, one tracker, one config file
+    log(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
     glue_tasks = {}
     if todo:  # a bad checkpoint fails here, before anything is written; a collapsed one is flagged before hours of runs
         backbone, tokenizer = load_backbone(cfg.checkpoint)
         first = glue_tasks[todo[0][0]] = load_task(cfg, todo[0][0])
-        check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
-    save_config(cfg, group_dir(cfg)/'config.json')
-    tracker = neptune_tracker(cfg)
+        if is_rank0(): check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
+    if is_rank0(): save_config(cfg, group_dir(cfg)/'config.json')
+    tracker = neptune_tracker(cfg) if is_rank0() else None
     start = time.time()
     try:
         for n, (task, i) in enumerate(todo, 1):
@@ -345,12 +360,12 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
             metrics = finetune_run(cfg, task, i, glue_tasks[task])
             if tracker is not None: tracker[f'glue/{task}/run_{i}'] = metrics
             eta = (time.time() - start) / n * (len(todo) - n)
-            print(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {eta:.0f} s)')
+            log(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {eta:.0f} s)')
     finally:
         if tracker is not None: tracker.stop()
     return read_results(results_path(cfg))
 
-# %% ../nbs/09_glue_finetune.ipynb #c044
+# %% ../nbs/09_glue_finetune.ipynb #c046
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -359,7 +374,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09_glue_finetune.ipynb #c047
+# %% ../nbs/09_glue_finetune.ipynb #c049
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -383,7 +398,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c048
+# %% ../nbs/09_glue_finetune.ipynb #c050
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -414,7 +429,7 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c051
+# %% ../nbs/09_glue_finetune.ipynb #c053
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])
