@@ -7,7 +7,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/train.html.md"""
 
 # %% ../nbs/05_train.ipynb #c002
 from __future__ import annotations
-import csv, hashlib, io, math, os, random, time, warnings
+import csv, hashlib, io, os, random, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -19,7 +19,7 @@ from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback, CancelValidException
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.training import GradientClip
-from .config import PretrainConfig, save_config
+from .config import PretrainConfig
 from .data import pad_collate
 from .rtd import RTDLoss, mask_tokens, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
@@ -39,13 +39,13 @@ def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     "The order of the `n` examples in pass `epoch` over the data, seeded by `(seed, epoch)`."
     return np.random.default_rng([seed, epoch]).permutation(n)
 
-def global_batch_indices(step: int, batch_size: int, n: int, seed: int) -> list:
+def global_batch_indices(step: int, batch_size: int, n: int, seed: int, permutation=data_permutation) -> list:
     "Dataset indices of global batch `step`: positions `step*batch_size ...` of the concatenated per-epoch permutations."
     start, end = step * batch_size, (step + 1) * batch_size
     idx = []
     for epoch in range(start // n, (end - 1) // n + 1):   # a batch may straddle two passes over the data
         lo, hi = max(start, epoch * n) - epoch * n, min(end, (epoch + 1) * n) - epoch * n
-        idx.extend(data_permutation(n, seed, epoch)[lo:hi].tolist())
+        idx.extend(permutation(n, seed, epoch)[lo:hi].tolist())
     return idx
 
 # %% ../nbs/05_train.ipynb #c008
@@ -60,19 +60,16 @@ class StepBatchSampler(Sampler):
         self.rank, self.world_size, self.start_step = rank, world_size, start_step
         self._perm = (None, None)   # the current pass's permutation, computed once per pass rather than per batch
 
-    def _indices(self, step):
-        start, end, idx = step * self.batch_size, (step + 1) * self.batch_size, []
-        for epoch in range(start // self.n, (end - 1) // self.n + 1):
-            if self._perm[0] != epoch: self._perm = (epoch, data_permutation(self.n, self.seed, epoch))
-            lo, hi = max(start, epoch * self.n) - epoch * self.n, min(end, (epoch + 1) * self.n) - epoch * self.n
-            idx.extend(self._perm[1][lo:hi].tolist())
-        return idx
+    def _permutation(self, n, seed, epoch):
+        if self._perm[0] != epoch: self._perm = (epoch, data_permutation(n, seed, epoch))
+        return self._perm[1]
 
     def __len__(self): return max(0, self.steps - self.start_step)
     def __iter__(self):
         per = self.batch_size // self.world_size
         for step in range(self.start_step, self.steps):
-            yield self._indices(step)[self.rank * per:(self.rank + 1) * per]
+            batch = global_batch_indices(step, self.batch_size, self.n, self.seed, self._permutation)
+            yield batch[self.rank * per:(self.rank + 1) * per]
 
 # %% ../nbs/05_train.ipynb #c012
 def pretrain_dataloaders(cfg: PretrainConfig, dataset, pad_token_id: int, valid_dataset=None, rank=0, world_size=1,
