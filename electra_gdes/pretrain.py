@@ -6,12 +6,10 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain.html.md"""
 
 # %% ../nbs/Pretrain.ipynb #c002
 from __future__ import annotations
-import random
 from pathlib import Path
-import numpy as np, torch
 from .config import *
-from .data import load_tokenizer, build_pretrain_dataset, pretrain_data_summary, pad_collate
-from .model import build_rtd_model, load_rtd_model, save_discriminator, save_generator
+from .data import load_tokenizer, build_pretrain_dataset, pretrain_data_summary
+from .model import load_rtd_model, save_discriminator, save_generator
 from .train import pretrain_learner, fit_steps, resume, plot_losses
 
 # %% auto #0
