@@ -56,7 +56,7 @@ def main(args=None):
     "Entry point of `electra-pretrain`: every `PretrainConfig` field is an option."
     cfg = pretrain_config_from_args(args)
     print(cfg)
-    return run_pretraining(cfg)
+    run_pretraining(cfg)   # no return value: a console script exits with it, and a path would read as a failure
 
 # %% ../nbs/Pretrain.ipynb #c022
 if __name__ == '__main__': main()
