@@ -352,13 +352,17 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     if cfg.compile: model.compile()
     write = rank == 0
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)
-    callbacks = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank),
-                 StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg),
-                 NonFiniteCallback(cfg.max_nonfinite), PreemptionCallback(),
-                 CheckpointCallback(cfg.run_dir, checkpoint_steps(cfg), rank),
-                 RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, neptune_run(cfg) if write else None, world_size, write)]
+    defaults = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank),
+                StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg),
+                NonFiniteCallback(cfg.max_nonfinite), PreemptionCallback(),
+                CheckpointCallback(cfg.run_dir, checkpoint_steps(cfg), rank),
+                RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, neptune_run(cfg) if write else None, world_size, write)]
+    # a callback passed in `cbs` replaces the default of its type: two preemption or non-finite callbacks would each
+    # act on the same step (and, under DDP, each run their own collective)
+    given = list(cbs or [])
+    callbacks = [d for d in defaults if not any(isinstance(c, type(d)) for c in given)] + given
     learn = Learner(dls, model, loss_func=RTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
-                    splitter=no_decay_param_groups, cbs=callbacks + list(cbs or []), path=cfg.run_dir,
+                    splitter=no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
                     metrics=[AvgMetric(f) for f in (mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1)])
     learn.cfg, learn.tokenizer, learn.rank, learn.world_size, learn.start_step = cfg, tokenizer, rank, world_size, 0
     return learn
