@@ -8,9 +8,10 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain.html.md"""
 from __future__ import annotations
 from pathlib import Path
 from .config import *
-from .data import load_tokenizer, build_pretrain_dataset, pretrain_data_summary
+from .data import pretrain_data_summary
+from .distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier, cleanup_distributed
 from .model import load_rtd_model, save_discriminator, save_generator
-from .train import pretrain_learner, fit_steps, resume, plot_losses
+from .train import fit_steps, resume, plot_losses
 
 # %% auto #0
 __all__ = ['held_out_split', 'init_model', 'run_pretraining', 'main']
@@ -28,27 +29,29 @@ def init_model(cfg: PretrainConfig, tokenizer):
         raise ValueError('Continued pretraining needs both --init_generator and --init_discriminator (HF directories or names).')
     return load_rtd_model(cfg, cfg.init_generator, cfg.init_discriminator, tokenizer)
 
-def run_pretraining(cfg: PretrainConfig, rank=0, world_size=1) -> Path:
-    "Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`."
-    tokenizer = load_tokenizer(cfg)
-    ds = build_pretrain_dataset(cfg, tokenizer)
+def run_pretraining(cfg: PretrainConfig) -> Path:
+    """Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`.
+    Under `torchrun` every process runs this: rank 0 builds the data first and is the only one to write."""
+    env = init_distributed()
+    tokenizer, ds = pretrain_data(cfg)
     train_ds, held_out = held_out_split(ds, cfg.batch_size)
-    if rank == 0:
+    if env.rank == 0:
         summary = pretrain_data_summary(ds, cfg.max_length)
         print('Data:', ', '.join(f'{k} {v}' for k, v in summary.items()))
         print(f'Training: {cfg.steps} steps x {cfg.batch_size} examples = {cfg.steps * cfg.batch_size / len(train_ds):.2f} '
-              f'passes over {len(train_ds)} examples; {0 if held_out is None else len(held_out)} held out.')
+              f'passes over {len(train_ds)} examples; {0 if held_out is None else len(held_out)} held out; '
+              f'{env.world_size} process(es).')
         save_config(cfg, cfg.run_dir/'config.json')
-    learn = pretrain_learner(cfg, train_ds, tokenizer, init_model(cfg, tokenizer), rank=rank, world_size=world_size,
-                             valid_dataset=held_out)
+    learn = distributed_pretrain_learner(cfg, train_ds, tokenizer, init_model(cfg, tokenizer), valid_dataset=held_out)
     if cfg.resume: resume(learn)
     fit_steps(learn)
     if learn.rtd_logger.neptune_run is not None: learn.rtd_logger.neptune_run.stop()
-    if rank == 0:
+    if env.rank == 0:
         save_discriminator(learn.model, tokenizer, cfg.run_dir/'discriminator')
         save_generator(learn.model, tokenizer, cfg.run_dir/'generator')
         plot_losses(cfg.run_dir/'log.csv', cfg.run_dir/'loss.png')
         print(f'Discriminator: {cfg.run_dir/"discriminator"}; generator: {cfg.run_dir/"generator"}; losses: {cfg.run_dir/"loss.png"}')
+    barrier()   # no process leaves (and tears the group down) while rank 0 still exports
     return cfg.run_dir
 
 # %% ../nbs/Pretrain.ipynb #c021
@@ -56,7 +59,8 @@ def main(args=None):
     "Entry point of `electra-pretrain`: every `PretrainConfig` field is an option."
     cfg = pretrain_config_from_args(args)
     print(cfg)
-    run_pretraining(cfg)   # no return value: a console script exits with it, and a path would read as a failure
+    try: run_pretraining(cfg)   # no return value: a console script exits with it, and a path would read as a failure
+    finally: cleanup_distributed()
 
 # %% ../nbs/Pretrain.ipynb #c022
 if __name__ == '__main__': main()
