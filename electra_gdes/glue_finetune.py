@@ -14,7 +14,6 @@ from pathlib import Path
 import datasets, numpy as np, pandas as pd, torch, torch.nn as nn, torch.distributed as dist
 from fastai.basics import Learner, DataLoaders, Callback, CrossEntropyLossFlat, MSELossFlat, set_seed
 from fastai.callback.training import GradientClip
-from fastai.callback.fp16 import AMPMode, MixedPrecision
 from fastcore.basics import noop
 from scipy.special import softmax
 from scipy.stats import pearsonr, spearmanr
@@ -26,6 +25,7 @@ from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config
 from .optim import adam_no_bias_correction, electra_lr
 from .glue_data import load_glue, glue_tokenize, glue_collate, double_unordered
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
+from .train import DeviceMixedPrecision   # bf16/fp16 autocast on any device, as in pretraining
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM',
@@ -34,9 +34,9 @@ __all__ = ['TOKENIZER_FILES', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 
            'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
            'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path',
            'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run',
-           'DeviceMixedPrecision', 'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker',
-           'check_group_config', 'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table',
-           'save_summary', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
+           'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker', 'check_group_config', 'finished_runs',
+           'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs',
+           'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c007
 class GlueClassifier(nn.Module):
@@ -263,14 +263,6 @@ def load_run(path) -> tuple:
     return model.eval(), tokenizer, info
 
 # %% ../nbs/09_glue_finetune.ipynb #c038
-class DeviceMixedPrecision(MixedPrecision):
-    "fastai's `MixedPrecision` autocasting on the model's device (fastai's autocasts CUDA only, so bf16 on a CPU would be fp32)."
-    def before_fit(self):
-        device = next(self.model.parameters()).device.type
-        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
-        self.kwargs['enabled'] = dtype == torch.float16  # bf16 has fp32's range: no loss scaling
-        self.autocast, self.learn.scaler, self.scales = torch.autocast(device, dtype=dtype), torch.amp.GradScaler(device, **self.kwargs), []
-
 CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
 
 def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl) -> Learner:

@@ -128,8 +128,9 @@ class DeviceMixedPrecision(MixedPrecision):
         self.kwargs['enabled'] = dtype == torch.float16   # bf16 has fp32's range: no loss scaling
         self.autocast, self.learn.scaler, self.scales = autocast(device, dtype=dtype), GradScaler(device, **self.kwargs), []
     def after_pred(self):
-        # RTDOutput is a NamedTuple, which fastai's `to_float` cannot rebuild
-        self.learn.pred = type(self.pred)(*(t.float() if t.is_floating_point() else t for t in self.pred))
+        # RTDOutput is a NamedTuple, which fastai's `to_float` cannot rebuild; plain tensors (fine-tuning) go the usual way
+        if isinstance(self.pred, tuple): self.learn.pred = type(self.pred)(*(t.float() if t.is_floating_point() else t for t in self.pred))
+        else: super().after_pred()
 
 def precision_callbacks(cfg: PretrainConfig) -> list:
     "The mixed-precision callback for `cfg.precision` (none for fp32)."
