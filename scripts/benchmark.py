@@ -1,7 +1,10 @@
-"""Pretraining throughput of one RTD training step: the way earlier kits computed it vs this project's, fp32 and bf16.
+"""Throughput of pretraining (RTD step, earlier kits' way vs ours), GLUE fine-tuning (dynamic vs fixed padding) and data.
 
-    python scripts/benchmark.py                                  # ELECTRA small and tiny, writes bench_results.json
+    python scripts/benchmark.py --threads 1                      # all three sections, writes bench_results.json
     python scripts/benchmark.py --sizes tiny --steps 2 --out /tmp/bench.json
+    python scripts/benchmark.py --sections finetune data         # only the fine-tuning and data pipeline sections
+
+Section `pretrain`:
 
 Variants, all with the same model weights, batches, masks and sampling noise:
   baseline   generator logits over every position (HF ElectraForMaskedLM as called by earlier kits: MLM loss with
@@ -17,21 +20,42 @@ and each one's fastest step counts (the median is in the JSON too), so that othe
 them alike and as little as possible. Batches are drawn with ELECTRA's example
 builder (`electra_gdes.data`) from synthetic documents of random tokens: most examples fill max_length, 5% have a
 random target length, document ends flush short ones.
+
+Section `finetune`: examples per second of one fine-tuning step (forward, cross-entropy, backward, AdamW step) of an
+ELECTRA-small-shaped `GlueClassifier` built by the fine-tuning code (`glue_classifier`) on a randomly initialised
+discriminator saved with the bert-uncased tokenizer, batches padded to their longest example (`glue_collate`, as the
+fine-tuning loaders do) vs every batch padded to max_length 128. With the default `--finetune-lengths sst2-like` each
+sentence has a number of words drawn from a log-normal of mean 13 and standard deviation 8.5 words, cut to 1..56 (about
+SST-2's: a mean of 13 words with a long tail; an approximation, not fitted to the real data, which is not read here), and
+its words are a random run of the practice suite's SST-2 training text, so the tokenizer splits real words. `practice`
+uses the practice suite's sentences as they are (6 to 30 words: shorter than SST-2's tail, a larger speedup). The token
+lengths of the examples are in the JSON. Both variants start from the same weights, see the same batches and take
+turns on every batch, which each of them steps on `--finetune-repeats` times. Examples per second divide all examples
+by the sum of each batch's fastest step (batches differ in length, so a fastest step over batches would pick the
+shortest one); the JSON also has the rate over all steps and the median over batches of the per-batch speedup. Before
+timing, the eval-mode losses of one batch under the two paddings must
+agree to fp32 rounding (the attention mask makes padding invisible).
+
+Section `data`: MB/s of building the pretraining dataset from the default corpus into a fresh temporary cache
+(`scripts/bench_data.py`'s measurement, ELECTRA's builder in one process by default).
 """
 from __future__ import annotations
-import argparse, json, os, platform, random, statistics, sys, time
+import argparse, importlib.util, json, math, os, platform, random, statistics, sys, tempfile, time
 from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
 import torch
 import torch.nn.functional as F
+from datasets import Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from electra_gdes.config import pretrain_config
-from electra_gdes.data import electra_document_examples, load_tokenizer, pad_collate
-from electra_gdes.model import RTDOutput, build_rtd_model
+from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
+from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
+from electra_gdes.glue_finetune import glue_classifier, quiet_hf
+from electra_gdes.model import MODEL_CLASSES, RTDOutput, build_rtd_model, discriminator_config, save_pretrained_atomic
 from electra_gdes.rtd import RTDLoss, mask_tokens, rtd_labels
 
 
@@ -188,6 +212,111 @@ def add_peak_fractions(res: dict, peaks: dict):
                  fraction_of_bf16_peak=v['achieved_flops_per_s'] / peaks['bf16'])
 
 
+FINETUNE_VARIANTS = ('fixed-128', 'dynamic')
+
+
+def finetune_batches(rows: list[dict], batch_size: int, n_batches: int, max_length: int, pad_token_id: int, seed: int) -> list[dict]:
+    "`n_batches` batches of shuffled `glue_tokenize` rows, each padded to its longest example and to `max_length`."
+    if len(rows) < batch_size * n_batches:
+        raise ValueError(f'{len(rows)} fine-tuning examples cannot fill {n_batches} batches of {batch_size}: pass fewer '
+                         f'--finetune-steps or a smaller --batch-size.')
+    rows = random.Random(seed).sample(rows, batch_size * n_batches)
+    chunks = [rows[i * batch_size:(i + 1) * batch_size] for i in range(n_batches)]
+    # max_length is at least every row's length, so padding to a multiple of it pads to exactly max_length
+    return [{'dynamic': glue_collate(c, pad_token_id), 'fixed-128': glue_collate(c, pad_token_id, pad_to_multiple_of=max_length)}
+            for c in chunks]
+
+
+SST2_WORDS = dict(mean=13.0, sd=8.5, max=56)  # approximately SST-2's words per sentence (see the docstring)
+
+
+def sst2_like_sentences(text: list[str], n: int, seed: int, mean=SST2_WORDS['mean'], sd=SST2_WORDS['sd'], most=SST2_WORDS['max']) -> list[str]:
+    "`n` runs of consecutive words of `text`, their lengths log-normal with `mean` and `sd` words, cut to 1..`most`."
+    words = ' '.join(text).split()
+    if len(words) < 2 * most: raise ValueError(f'{len(words)} words are too few to cut sentences of up to {most} words from.')
+    rng = random.Random(seed)
+    sigma2 = math.log(1 + (sd / mean) ** 2)  # log-normal parameters of the given mean and standard deviation
+    mu, sigma = math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
+    out = []
+    for _ in range(n):
+        k = min(most, max(1, round(rng.lognormvariate(mu, sigma))))
+        start = rng.randrange(len(words) - k)
+        out.append(' '.join(words[start:start + k]))
+    return out
+
+
+def finetune_loss(model, b) -> torch.Tensor:
+    return F.cross_entropy(model(b['input_ids'], b['attention_mask'], b['token_type_ids']), b['labels'])
+
+
+def bench_finetune(args, tokenizer) -> dict:
+    cfg = pretrain_config('electra', 'small')
+    max_length = 128
+    with quiet_hf(): task = load_glue('sst2', practice=True, cache_dir=args.cache_dir)
+    ds, n = task.train, args.batch_size * (args.finetune_steps + 1)
+    if args.finetune_lengths == 'sst2-like':
+        sentences = sst2_like_sentences(ds['sentence1'], n, args.seed)
+        ds = Dataset.from_dict(dict(sentence1=sentences, sentence2=[''] * n, label=[i % 2 for i in range(n)]))
+    with quiet_hf(): rows = glue_tokenize(ds, tokenizer, max_length).select_columns(
+        ['input_ids', 'attention_mask', 'token_type_ids', 'label']).to_list()
+    batches = finetune_batches(rows, args.batch_size, args.finetune_steps + 1, max_length, tokenizer.pad_token_id, args.seed)
+    batches = [{v: {k: t.to(args.device) for k, t in b[v].items()} for v in FINETUNE_VARIANTS} for b in batches]
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(args.seed)
+        disc = MODEL_CLASSES['electra'][1](discriminator_config(cfg, tokenizer))
+        save_pretrained_atomic(disc, tokenizer, Path(tmp)/'discriminator')
+        models = {}
+        for v in FINETUNE_VARIANTS:
+            torch.manual_seed(args.seed)  # the same classifier head for both variants
+            models[v] = glue_classifier(Path(tmp)/'discriminator', task.num_labels)[0].to(args.device)
+    lengths = [len(r['input_ids']) for r in rows]
+    res = dict(model='ELECTRA-small discriminator (random init) + GlueClassifier head', sentences=args.finetune_lengths,
+               words_per_sentence=SST2_WORDS if args.finetune_lengths == 'sst2-like' else 'practice suite SST-2 train',
+               batch_size=args.batch_size, max_length=max_length, optimizer='torch.optim.AdamW(lr=1e-4, weight_decay=0.01)',
+               example_tokens=dict(mean=statistics.mean(lengths), median=statistics.median(lengths), max=max(lengths),
+                                   p95=sorted(lengths)[int(0.95 * len(lengths))], n=len(lengths)),
+               padded_length={v: [b[v]['input_ids'].shape[1] for b in batches] for v in FINETUNE_VARIANTS})
+    with torch.no_grad():
+        losses = {v: finetune_loss(models[v].eval(), batches[0][v]).item() for v in FINETUNE_VARIANTS}
+    res.update(losses_eval=losses, loss_rel_diff=abs(losses['dynamic'] - losses['fixed-128']) / abs(losses['fixed-128']))
+    opts = {v: torch.optim.AdamW(m.train().parameters(), lr=1e-4, weight_decay=0.01) for v, m in models.items()}
+
+    def step(v, b):
+        finetune_loss(models[v], b[v]).backward()
+        opts[v].step(); opts[v].zero_grad(set_to_none=True)
+
+    for v in FINETUNE_VARIANTS: step(v, batches[0])  # warmup (allocations, AdamW state)
+    # batches differ in length, so each batch's own fastest step counts (a fastest over batches would pick the shortest);
+    # the variants take turns on every batch and every repeat, so a change in the machine's load hits them alike
+    times = {v: [[] for _ in batches[1:]] for v in FINETUNE_VARIANTS}
+    for i, b in enumerate(tqdm(batches[1:], desc=f'fine-tuning batches (2 variants x {args.finetune_repeats})', file=sys.stdout)):
+        for _ in range(args.finetune_repeats):
+            for v in FINETUNE_VARIANTS:
+                sync(args.device); t = time.perf_counter()
+                step(v, b)
+                sync(args.device); times[v][i].append(time.perf_counter() - t)
+    n = args.batch_size * args.finetune_steps
+    res['variants'] = {v: dict(step_times=times[v], sec_per_batch=[min(t) for t in times[v]],
+                               examples_per_s=n / sum(min(t) for t in times[v]),
+                               examples_per_s_all_steps=n * args.finetune_repeats / sum(map(sum, times[v])))
+                       for v in FINETUNE_VARIANTS}
+    dyn, fixed = res['variants']['dynamic'], res['variants']['fixed-128']
+    res.update(speedup_dynamic_vs_fixed=dyn['examples_per_s'] / fixed['examples_per_s'],
+               speedup_dynamic_vs_fixed_all_steps=dyn['examples_per_s_all_steps'] / fixed['examples_per_s_all_steps'],
+               speedup_per_batch_median=statistics.median(f / d for f, d in zip(fixed['sec_per_batch'], dyn['sec_per_batch'])))
+    return res
+
+
+def bench_data_pipeline(args) -> dict:
+    "`scripts/bench_data.py`'s measurement: build the pretraining dataset of the default corpus into a fresh temporary cache."
+    spec = importlib.util.spec_from_file_location('bench_data', Path(__file__).with_name('bench_data.py'))
+    bench_data = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench_data)
+    cfg = pretrain_config('electra', 'small', cache_dir=args.cache_dir)
+    corpus, tokenizer = load_corpus(cfg), load_tokenizer(cfg)
+    with quiet_hf():
+        return bench_data.bench(args.data_builder, args.data_num_proc, cfg.max_length, corpus, tokenizer, args.cache_dir)
+
+
 def write_json_atomic(obj, path):
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
@@ -195,11 +324,22 @@ def write_json_atomic(obj, path):
     os.replace(tmp, path)
 
 
+SECTIONS = ('pretrain', 'finetune', 'data')
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--sizes', nargs='+', default=['small', 'tiny'], help='ELECTRA presets to measure')
+    p.add_argument('--sections', nargs='+', default=list(SECTIONS), choices=SECTIONS, help='what to measure')
+    p.add_argument('--sizes', nargs='+', default=['small', 'tiny'], help='ELECTRA presets to measure (pretrain)')
     p.add_argument('--batch-size', type=int, default=None, help='default: 128 on a GPU, 32 on a CPU')
     p.add_argument('--steps', type=int, default=3, help='timed steps per variant')
+    p.add_argument('--finetune-steps', type=int, default=8, help='timed fine-tuning batches')
+    p.add_argument('--finetune-repeats', type=int, default=2, help='timed steps per variant on each fine-tuning batch')
+    p.add_argument('--finetune-lengths', default='sst2-like', choices=['sst2-like', 'practice'],
+                   help="fine-tuning sentences: SST-2-like word counts, or the practice suite's SST-2 sentences as they are")
+    p.add_argument('--data-builder', default='electra', choices=['electra', 'deberta'], help='example builder (data)')
+    p.add_argument('--data-num-proc', type=int, default=1, help='processes building the dataset (data)')
+    p.add_argument('--cache-dir', default='data_cache', help='where the default corpus and the GLUE practice suite are')
     p.add_argument('--warmup', type=int, default=0,
                    help='untimed training steps per variant before timing (the FLOP-counting pass already warms up)')
     p.add_argument('--sharing', default='gdes', choices=['gdes', 'es', 'nes'])
@@ -209,7 +349,8 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='bench_results.json')
     args = p.parse_args(argv)
-    if args.steps < 1: p.error('--steps must be at least 1')
+    if min(args.steps, args.finetune_steps, args.finetune_repeats) < 1:
+        p.error('--steps, --finetune-steps and --finetune-repeats must be at least 1')
     gpu = args.device.startswith('cuda')
     if args.threads: torch.set_num_threads(args.threads)
     load, cores = os.getloadavg()[0], os.cpu_count()
@@ -217,15 +358,47 @@ def main(argv=None):
         print(f'warning: load average {load:.1f} on {cores} cores: other processes compete for the CPU and several torch '
               'threads then wait on each other; the numbers will be low and uneven (try --threads 1).')
     args.batch_size = args.batch_size or (128 if gpu else 32)
-    tokenizer = load_tokenizer(pretrain_config('electra', 'tiny'))
+    tokenizer = load_tokenizer(pretrain_config('electra', 'small', cache_dir=args.cache_dir))
+    name = torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine()
+    results = dict(device=args.device, device_name=name, threads=torch.get_num_threads(), torch=torch.__version__,
+                   sections=args.sections)
+    print(f"device {args.device} ({name}, {torch.get_num_threads()} threads)")
+    checks = {}
+    if 'pretrain' in args.sections:
+        results.update(run_pretrain(args, tokenizer))
+        checks['pretrain losses'] = all(r['fp32_loss_rel_diff'] < 1e-5 and r['bf16_loss_rel_diff'] < 1e-2
+                                        for r in results['sizes'].values())
+    if 'finetune' in args.sections:
+        r = results['finetune'] = bench_finetune(args, tokenizer)
+        t = r['example_tokens']
+        print(f"\nfine-tuning ELECTRA-small classifier, {r['sentences']} sentences, batch {r['batch_size']}: tokens per example mean "
+              f"{t['mean']:.1f}, median {t['median']}, p95 {t['p95']}, max {t['max']}; dynamic padded lengths {r['padded_length']['dynamic']}")
+        print(f"  eval loss dynamic {r['losses_eval']['dynamic']:.6f} vs fixed-128 {r['losses_eval']['fixed-128']:.6f} "
+              f"(rel. diff {r['loss_rel_diff']:.1e})")
+        for v, x in r['variants'].items():
+            print(f"  {v:10s} {x['examples_per_s']:8.1f} examples/s (each batch's fastest step; all steps {x['examples_per_s_all_steps']:.1f})")
+        print(f"  dynamic padding vs padding to 128: x{r['speedup_dynamic_vs_fixed']:.2f} (all steps x{r['speedup_dynamic_vs_fixed_all_steps']:.2f}, "
+              f"median over batches x{r['speedup_per_batch_median']:.2f})")
+        checks['finetune losses'] = r['loss_rel_diff'] < 1e-5
+    if 'data' in args.sections:
+        r = results['data'] = bench_data_pipeline(args)
+        print(f"\ndata pipeline ({r['builder']} builder, {r['num_proc']} process(es), default corpus {r['corpus_mb']} MB, fresh cache): "
+              f"{r['mb_per_s']:.2f} MB/s ({r['mb_per_cpu_s']:.2f} MB per CPU second), {r['tokens_per_s']} tokens/s, "
+              f"{r['examples']} examples in {r['seconds']:.1f} s")
+    write_json_atomic(results, args.out)
+    ok = all(checks.values())
+    print(f"\nwrote {args.out}; " + (', '.join(f"{k} {'passed' if v else 'FAILED'}" for k, v in checks.items()) or 'no checks'))
+    return 0 if ok else 1
+
+
+def run_pretrain(args, tokenizer) -> dict:
+    "The pretraining section: every size of `args.sizes`, with the matmul peaks measured before and after."
+    gpu = args.device.startswith('cuda')
     n = 8192 if gpu else 2048
     measure_peaks = lambda: {'fp32': matmul_peak(torch.float32, args.device, n), 'bf16': matmul_peak(torch.bfloat16, args.device, n)}
     before = measure_peaks()
-    name = torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine()
-    print(f"device {args.device} ({name}, {torch.get_num_threads()} threads); matmul peak fp32 {before['fp32'] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {before['bf16'] / 1e9:.0f} GFLOP/s")
-    results = dict(device=args.device, device_name=name, threads=torch.get_num_threads(), torch=torch.__version__,
-                   steps=args.steps, warmup=args.warmup, sizes={})
+    print(f"matmul peak fp32 {before['fp32'] / 1e9:.0f} GFLOP/s, bf16 {before['bf16'] / 1e9:.0f} GFLOP/s")
+    results = dict(steps=args.steps, warmup=args.warmup, sizes={})
     for size in args.sizes:
         r = results['sizes'][size] = bench_size(size, args, tokenizer)
         print(f"ELECTRA-{size}, batch {r['batch_size']}, mean length {r['mean_length']:.1f} of {r['max_length']}, "
@@ -245,11 +418,7 @@ def main(argv=None):
             print(f"  {name:10s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
                   f"{v['flops_per_step'] / 1e9:6.1f} GFLOP/step {v['achieved_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
                   f"{100 * v['fraction_of_fp32_peak']:.0f}% of fp32 / {100 * v['fraction_of_bf16_peak']:.0f}% of bf16 peak")
-    write_json_atomic(results, args.out)
-    ok = all(r['fp32_loss_rel_diff'] < 1e-5 and r['bf16_loss_rel_diff'] < 1e-2 for r in results['sizes'].values())
-    print(f"\nwrote {args.out}; loss checks {'passed' if ok else 'FAILED'}")
-    return 0 if ok else 1
-
+    return results
 
 if __name__ == '__main__':
     sys.exit(main())
