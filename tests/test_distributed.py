@@ -166,15 +166,6 @@ def ddp_run(tmp_path_factory):
     return out
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "One torch thread, as the torchrun workers: tiny models gain nothing from more, and lose a lot on a busy CPU."
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def tok():
     return load_tokenizer(tiny_cfg('unused'))

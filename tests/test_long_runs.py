@@ -115,15 +115,6 @@ class BadSteps(Callback):
 def _same(a, b): return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "One torch thread, as the subprocesses: tiny models gain nothing from more, and lose a lot on a busy CPU."
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def tok():
     return load_tokenizer(tiny_cfg('unused'))

@@ -115,7 +115,6 @@ def test_discriminator_beats_the_all_original_baseline(tmp_path):
     The generator samples at temperature 3 so that it keeps replacing tokens after it has learned the corpus."""
     from electra_gdes.data import load_tokenizer, build_pretrain_dataset
     from electra_gdes.pretrain import held_out_split
-    torch.set_num_threads(1)
     cfg = pretrain_config('electra', 'tiny', corpus=str(_cyclic_corpus(tmp_path/'cyclic.txt')), cache_dir=str(tmp_path/'cache'),
                           output_dir=str(tmp_path/'out'), steps=150, warmup_steps=15, lr=1e-3, temperature=3.0,
                           log_every=25, checkpoint_fractions=(1.0,))
