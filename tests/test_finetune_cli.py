@@ -3,7 +3,7 @@ import os, subprocess, sys, warnings
 from pathlib import Path
 
 import pytest
-from transformers import BertTokenizerFast, ElectraConfig, ElectraForPreTraining
+from helpers import tiny_electra_checkpoint, tiny_tokenizer
 
 from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue
 from electra_gdes.glue_submission import SUBMISSION_FILES, validate_submission
@@ -20,10 +20,7 @@ def setup(tmp_path_factory):
     warnings.filterwarnings('ignore', message='.*SYNTHETIC.*')
     practice = make_practice_glue(d/'practice', (FIXTURES/'corpus.txt').read_text().split('\n\n'), n_train=60, n_dev=40, n_test=12)
     words = ('the', 'a', 'and', 'of', 'is', 'not', 'what', *POSITIVE_WORDS, *NEGATIVE_WORDS)
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', *words])})
-    ElectraForPreTraining(ElectraConfig(vocab_size=len(tok), embedding_size=16, hidden_size=32, num_hidden_layers=2,
-                                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)).save_pretrained(d/'disc')
-    tok.save_pretrained(d/'disc')
+    tiny_electra_checkpoint(d/'disc', tiny_tokenizer(words))
     common = ['--checkpoint', str(d/'disc'), '--glue_dir', str(practice), '--epochs', '1', '--batch_size', '16', '--group', 'cli']
     first = finetune(*common, '--runs', '1', cwd=d)
     return d, practice, common, first

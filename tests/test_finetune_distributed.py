@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest, torch
 from safetensors.torch import load_file
-from transformers import BertTokenizerFast, ElectraConfig, ElectraForPreTraining
+from helpers import tiny_electra_checkpoint, tiny_tokenizer
 
 from electra_gdes.config import FinetuneConfig, GLUE_TASKS
 from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue, load_glue
@@ -28,11 +28,7 @@ def setup(tmp_path_factory):
     practice = make_practice_glue(d/'practice', (FIXTURES/'corpus.txt').read_text().split('\n\n'), n_train=24, n_dev=20, n_test=6)
     words = ('the', 'a', 'and', 'of', 'is', 'not', 'what', *POSITIVE_WORDS, *NEGATIVE_WORDS)
     torch.manual_seed(0)  # the same tiny checkpoint every time
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', *words])})
-    ElectraForPreTraining(ElectraConfig(vocab_size=len(tok), embedding_size=16, hidden_size=32, num_hidden_layers=2,
-                                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).save_pretrained(d/'disc')
-    tok.save_pretrained(d/'disc')
+    tiny_electra_checkpoint(d/'disc', tiny_tokenizer(words), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     cfg = FinetuneConfig(checkpoint=str(d/'disc'), glue_dir=str(practice), runs=1, epochs=2, batch_size=BATCH, lr=1e-3,
                          dropout=0.0, group='ddp', output_dir=str(d/'glue'), submission_dir=str(d/'test_outputs'))
     args = ['--checkpoint', cfg.checkpoint, '--glue_dir', cfg.glue_dir, '--runs', '1', '--epochs', '2', '--batch_size', str(BATCH),

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import numpy as np, pytest, torch
 torch.set_num_threads(1)  # tiny models: one thread is faster, and the tests share the CPU
-from transformers import BertTokenizerFast, ElectraConfig, ElectraForPreTraining
+from transformers import ElectraForPreTraining
 
+import helpers
+from helpers import tiny_electra_checkpoint
 from electra_gdes.config import FinetuneConfig, pretrain_config
 from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue
 import electra_gdes.glue_finetune as gf
@@ -18,15 +20,11 @@ from electra_gdes.glue_finetune import (GlueClassifier, LayerwiseLRScheduler, ap
 FIXTURES = Path(__file__).parent/'fixtures'/'glue'
 WORDS = ('the', 'a', 'and', 'of', 'to', 'in', 'is', 'was', *POSITIVE_WORDS, *NEGATIVE_WORDS)
 
-def tiny_tokenizer(words=WORDS):
-    return BertTokenizerFast(vocab={w: i for i, w in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', *words])})
+def tiny_tokenizer(words=WORDS): return helpers.tiny_tokenizer(words)
 
 def electra_checkpoint(path, n_layers=2, hidden=64, tokenizer=None):
-    tok = tokenizer or tiny_tokenizer()
-    cfg = ElectraConfig(vocab_size=len(tok), embedding_size=32, hidden_size=hidden, num_hidden_layers=n_layers,
-                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=128)
-    ElectraForPreTraining(cfg).save_pretrained(path); tok.save_pretrained(path)
-    return Path(path)
+    return tiny_electra_checkpoint(path, tokenizer or tiny_tokenizer(), embedding_size=32, hidden_size=hidden,
+                                   num_hidden_layers=n_layers)
 
 @pytest.fixture(scope='module')
 def practice(tmp_path_factory):
