@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'EXAMPLE_BUILDERS',
-           'PRETRAIN_PRESETS', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS', 'PretrainConfig',
-           'pretrain_config', 'FinetuneConfig', 'config_parser', 'parse_overrides', 'pretrain_config_from_args',
-           'finetune_config_from_args', 'save_config', 'load_config']
+__all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'ATTENTIONS',
+           'EXAMPLE_BUILDERS', 'PRETRAIN_PRESETS', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS',
+           'PretrainConfig', 'pretrain_config', 'FinetuneConfig', 'config_parser', 'parse_overrides',
+           'pretrain_config_from_args', 'finetune_config_from_args', 'save_config', 'load_config']
 
 # %% ../nbs/00_config.ipynb #c005
 BACKBONES = ('electra', 'deberta')
@@ -24,6 +24,7 @@ MASK_STYLES = ('electra', 'deberta', 'bert')
 SAMPLERS = ('gumbel', 'multinomial')
 SCHEDULES = ('electra', 'deberta')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
+ATTENTIONS = ('auto', 'eager', 'sdpa')
 EXAMPLE_BUILDERS = ('electra', 'deberta')
 
 # %% ../nbs/00_config.ipynb #c006
@@ -71,6 +72,7 @@ class PretrainConfig:
     adam_eps: float = 1e-6
     clip_norm: float = 1.0
     precision: str = 'fp32'             # fp32 | bf16 | fp16
+    attention: str = 'auto'             # auto | eager | sdpa (HF attention; auto: the faster one on the device, same math)
     compile: bool = False
     max_nonfinite: int = 10             # stop after this many non-finite steps in a row
     # run, checkpoints, logging
@@ -92,6 +94,7 @@ class PretrainConfig:
         _check_choice('sampling', self.sampling, SAMPLERS)
         _check_choice('schedule', self.schedule, SCHEDULES)
         _check_choice('precision', self.precision, PRECISIONS)
+        _check_choice('attention', self.attention, ATTENTIONS)
         _check_choice('example_builder', self.example_builder, EXAMPLE_BUILDERS)
         self.checkpoint_fractions = tuple(float(f) for f in self.checkpoint_fractions)
         if not self.run_name: self.run_name = f'{self.backbone}-{self.size}-{self.embedding_sharing}'
@@ -175,6 +178,7 @@ class FinetuneConfig:
     dropout: float = 0.1
     seed: int = 42
     precision: str = 'fp32'
+    attention: str = 'auto'             # auto | eager | sdpa, as in PretrainConfig
     selection: str = 'best'             # best | topk-mean
     top_k: int = 3
     predict_only: bool = False          # only select the best finished runs and write the submission
@@ -185,6 +189,7 @@ class FinetuneConfig:
         for t in self.tasks: _check_choice('tasks', t, GLUE_TASKS)
         _check_choice('size', self.size, tuple(FINETUNE_SIZE_PRESETS))
         _check_choice('precision', self.precision, PRECISIONS)
+        _check_choice('attention', self.attention, ATTENTIONS)
         _check_choice('selection', self.selection, ('best', 'topk-mean'))
         preset = FINETUNE_SIZE_PRESETS[self.size]
         if self.lr is None: self.lr = preset['lr']

@@ -25,7 +25,8 @@ from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config
 from .optim import adam_no_bias_correction, electra_lr
 from .glue_data import load_glue, glue_tokenize, glue_collate, double_unordered
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
-from .train import DeviceMixedPrecision   # bf16/fp16 autocast on any device, as in pretraining
+from .train import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
+from .model import resolve_attention, set_attention
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM',
@@ -271,6 +272,7 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
     total = epochs * len(train_dl)
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
     cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM), DDPCallback()]
+    set_attention(model, resolve_attention(cfg.attention, default_device(), cfg.precision))
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
     return Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,

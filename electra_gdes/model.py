@@ -18,14 +18,14 @@ from transformers import (ElectraConfig, ElectraForMaskedLM, ElectraForPreTraini
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrainedModel
-from .config import PretrainConfig, EMBEDDING_SHARING
+from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
 from .rtd import SAMPLER_FUNCS
 
 # %% auto #0
 __all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
            'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput',
-           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'save_pretrained_atomic', 'unwrap_rtd_model',
-           'save_discriminator', 'save_generator', 'load_rtd_model']
+           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'resolve_attention', 'set_attention',
+           'save_pretrained_atomic', 'unwrap_rtd_model', 'save_discriminator', 'save_generator', 'load_rtd_model']
 
 # %% ../nbs/02_model.ipynb #c007
 def _scaled(n: int, ratio: float) -> int: return max(1, round(n * ratio))
@@ -161,7 +161,9 @@ class RTDModel(nn.Module):
 
     def forward(self, masked_ids, attention_mask, token_type_ids, is_masked, rng: torch.Generator | None = None) -> RTDOutput:
         hidden = self.generator.base_model(masked_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-        mlm_logits = mlm_head_logits(self.generator, hidden[is_masked])
+        # in fp32 once: the sampler, the loss and the metrics all need fp32, and under bf16 autocast each further cast
+        # would copy the [n_masked, vocab] logits again
+        mlm_logits = mlm_head_logits(self.generator, hidden[is_masked]).float()
         sampled_ids = self.sample(mlm_logits.detach(), self.cfg.temperature, rng)
         disc_input = masked_ids.masked_scatter(is_masked, sampled_ids)
         disc_logits = self.discriminator(disc_input, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
@@ -173,6 +175,22 @@ def build_rtd_model(cfg: PretrainConfig, tokenizer) -> RTDModel:
     return RTDModel(gen_cls(generator_config(cfg, tokenizer)), disc_cls(discriminator_config(cfg, tokenizer)), cfg)
 
 # %% ../nbs/02_model.ipynb #c023
+def resolve_attention(attention: str, device, precision: str) -> str:
+    "The attention implementation `attention` ('auto', 'eager' or 'sdpa') stands for on `device` at `precision`."
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention={attention!r} is not one of {', '.join(map(repr, ATTENTIONS))}; pass --attention with one of these.")
+    if attention != 'auto': return attention
+    # a CPU's SDPA upcasts bf16/fp16 to fp32 when given a mask and dropout; eager attention stays in bf16
+    return 'eager' if torch.device(device).type == 'cpu' and precision != 'fp32' else 'sdpa'
+
+def set_attention(model: nn.Module, implementation: str) -> nn.Module:
+    "Switch every HF model inside `model` that has a choice of attention (ELECTRA, not DeBERTa) to `implementation`."
+    for m in model.modules():
+        if isinstance(m, PreTrainedModel) and m._supports_sdpa and m.config._attn_implementation != implementation:
+            m.set_attn_implementation(implementation)
+    return model
+
+# %% ../nbs/02_model.ipynb #c028
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path) -> Path:
     "`model` and `tokenizer` saved as an HF directory at `path`: written beside it under a temporary name, then renamed."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from .data import pad_collate
 from .rtd import RTDLoss, mask_tokens, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
 from .long_runs import PreemptionCallback, NonFiniteCallback
+from .model import resolve_attention, set_attention
 
 # %% auto #0
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'LOG_COLUMNS', 'RTD_LOG_METRICS', 'NEPTUNE_MODES',
@@ -349,7 +350,7 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
         from electra_gdes.model import build_rtd_model
         model = build_rtd_model(cfg, tokenizer)
     device = device or default_device(rank)
-    model = model.to(device)
+    model = set_attention(model.to(device), resolve_attention(cfg.attention, device, cfg.precision))
     if cfg.compile: model.compile()
     write = rank == 0
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)

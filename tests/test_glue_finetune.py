@@ -179,6 +179,7 @@ def test_bf16_autocast_on_cpu(tmp_path):
     spy = Spy(); learn.add_cb(spy)
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     assert spy.dtypes and set(spy.dtypes) == {torch.bfloat16}
+    assert model.backbone.config._attn_implementation == 'eager'   # on a CPU, SDPA would upcast bf16 to fp32
 
 def test_neptune_tracking(tmp_path, monkeypatch, practice):
     "--log neptune-debug: the sweep logs the config and every run's dev metrics to a neptune run, beside the results file."

@@ -63,7 +63,8 @@ class NormProbe(Callback):
     def before_step(self):
         self.norms.append(torch.nn.utils.get_total_norm([p.grad for p in self.learn.model.parameters() if p.grad is not None]).item())
 
-def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
+def _word_level_data():
+    "A 32-word WordLevel tokenizer and 40 cyclic 22-token examples."
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
@@ -72,12 +73,18 @@ def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token='[UNK]')), pad_token='[PAD]',
                                   unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]')
     rows = [{'input_ids': [2] + [5 + (s + j) % 20 for j in range(20)] + [3], 'token_type_ids': [0] * 22} for s in range(40)]
-    cfg = pretrain_config('electra', 'tiny', hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32, num_layers=1,
-                          steps=10, warmup_steps=2, batch_size=8, clip_norm=0.05, precision='fp16', checkpoint_fractions=(),
-                          output_dir=str(tmp_path))
+    return tok, datasets.Dataset.from_list(rows)
+
+def _tiny_cfg(tmp_path, **kw):
+    return pretrain_config('electra', 'tiny', hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32, num_layers=1,
+                           steps=10, warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path), **kw)
+
+def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
+    tok, ds = _word_level_data()
+    cfg = _tiny_cfg(tmp_path, clip_norm=0.05, precision='fp16')
     # between MixedPrecision (unscales) and GradientClip, and after GradientClip: what the optimizer gets
     before, after = NormProbe(MixedPrecision.order + 0.7), NormProbe(GradientClip.order + 0.5)
-    learn = pretrain_learner(cfg, datasets.Dataset.from_list(rows), tok, cbs=[before, after])
+    learn = pretrain_learner(cfg, ds, tok, cbs=[before, after])
     fit_steps(learn)
     # the first steps overflow at the initial scale 2**16 and are skipped before either probe
     assert len(after.norms) >= 2 and len(before.norms) == len(after.norms)
@@ -85,6 +92,14 @@ def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
         assert raw > cfg.clip_norm                                   # unscaled RTD gradients are far above 0.05 ...
         assert clipped == pytest.approx(cfg.clip_norm, rel=1e-3)     # ... and the optimizer sees exactly clip_norm,
         # not clip_norm / scale (clipping before unscaling would give ~0.05 / 65536)
+
+@pytest.mark.parametrize('precision,attention,expected', [('bf16', 'auto', 'eager'), ('fp32', 'auto', 'sdpa'), ('bf16', 'sdpa', 'sdpa')])
+def test_learner_picks_the_attention_implementation(tmp_path, precision, attention, expected):
+    "On a CPU, bf16 autocast gets eager attention (SDPA would upcast to fp32); --attention overrides the choice."
+    tok, ds = _word_level_data()
+    learn = pretrain_learner(_tiny_cfg(tmp_path, precision=precision, attention=attention), ds, tok, device=torch.device('cpu'))
+    layers = [m for m in learn.model.modules() if type(m).__name__ == 'ElectraSelfAttention']
+    assert len(layers) == 2 and {m.config._attn_implementation for m in layers} == {expected}
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     p = checkpoint_path(tmp_path, 5)
