@@ -24,6 +24,11 @@ them alike and as little as possible. Batches are drawn with ELECTRA's example
 builder (`electra_gdes.data`) from synthetic documents of random tokens: most examples fill max_length, 5% have a
 random target length, document ends flush short ones.
 
+After timing, one step of each variant named by `--breakdown` (default: ours-bf16) runs under torch's profiler: the
+JSON and the printout give the time of forward+backward and of the optimizer step, and the share of the ops' own time
+that goes to matrix products, random numbers (dropout masks and Gumbel noise), copies and casts, softmax, GELU and
+LayerNorm, and everything else, with the top ops by name: what takes the time the matrix products do not.
+
 Section `finetune`: examples per second of one fine-tuning step (forward, cross-entropy, backward, AdamW step) of an
 ELECTRA-small-shaped `GlueClassifier` built by the fine-tuning code (`glue_classifier`) on a randomly initialised
 discriminator saved with the bert-uncased tokenizer, batches padded to their longest example (`glue_collate`, as the
@@ -160,6 +165,44 @@ def train_step(variant, model, opt, batch, device):
     opt.step(); opt.zero_grad(set_to_none=True)
 
 
+# what the time of a step goes to: each op's own (self) time, summed by group; ops in no group count as "other"
+OP_GROUPS = {
+    'matrix products': ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm'),
+    'random numbers (dropout masks, Gumbel noise)': ('aten::bernoulli_', 'aten::uniform_', 'aten::normal_', 'aten::exponential_'),
+    'copies and dtype casts': ('aten::copy_', 'aten::_to_copy', 'aten::clone'),
+    'softmax and log-softmax (fwd+bwd)': ('aten::_softmax', 'aten::_softmax_backward_data', 'aten::_log_softmax',
+                                          'aten::_log_softmax_backward_data'),
+    'GELU and LayerNorm (fwd+bwd)': ('aten::gelu', 'aten::gelu_backward', 'aten::native_layer_norm',
+                                     'aten::native_layer_norm_backward'),
+}
+
+
+def step_breakdown(variant, model, opt, batch, device) -> dict:
+    """Seconds of one training step of `variant` by phase (forward+backward, optimizer) and, within forward+backward, by
+    `OP_GROUPS` from torch's profiler (device time on a GPU, CPU time otherwise; the profiler adds a little overhead)."""
+    from torch.profiler import ProfilerActivity, profile
+    key, forward, dtype = VARIANTS[variant]
+    gpu = device.startswith('cuda')
+    rng = torch.Generator(device=device).manual_seed(batch['seed'])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    sync(device); t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        with torch.autocast(device.split(':')[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss, _ = forward(model, batch[key], rng)
+        loss.backward()
+        sync(device)
+    t1 = time.perf_counter()
+    opt.step(); opt.zero_grad(set_to_none=True); sync(device)
+    t2 = time.perf_counter()
+    own = {e.key: (e.self_device_time_total if gpu else e.self_cpu_time_total) / 1e6 for e in prof.key_averages()}
+    ops = sum(own.values())
+    groups = {g: sum(own.get(k, 0.0) for k in keys) for g, keys in OP_GROUPS.items()}
+    groups['other ops (elementwise, reductions, indexing)'] = ops - sum(groups.values())
+    top = sorted(own.items(), key=lambda kv: -kv[1])[:10]
+    return dict(forward_backward_s=t1 - t0, optimizer_s=t2 - t1, op_time_s=ops,
+                groups_s=groups, top_ops_s=dict(top), profiled_on='gpu' if gpu else 'cpu')
+
+
 def step_flops(variant, model, batch, device) -> int:
     "FLOPs of the variant's forward + backward on `batch`, as counted by torch's flop counter."
     key, forward, dtype = VARIANTS[variant]
@@ -211,6 +254,7 @@ def bench_size(size, args, tokenizer) -> dict:
                                   achieved_flops_per_s=flops[v] / sec,
                                   # the work the step needs (ours: masked-only logits), whatever the variant computes
                                   useful_flops_per_s=flops['ours-fp32'] / sec)
+    res['breakdown'] = {v: step_breakdown(v, models[v], opts[v], timed[0], args.device) for v in args.breakdown}
     base = res['variants']['baseline']['tokens_per_s']
     for v in res['variants'].values(): v['speedup_vs_baseline'] = v['tokens_per_s'] / base
     return res
@@ -344,7 +388,9 @@ def main(argv=None):
     p.add_argument('--sections', nargs='+', default=list(SECTIONS), choices=SECTIONS, help='what to measure')
     p.add_argument('--sizes', nargs='+', default=['small', 'tiny'], help='ELECTRA presets to measure (pretrain)')
     p.add_argument('--batch-size', type=int, default=None, help='default: 128 on a GPU, 32 on a CPU')
-    p.add_argument('--steps', type=int, default=3, help='timed steps per variant')
+    p.add_argument('--steps', type=int, default=5, help='timed steps per variant')
+    p.add_argument('--breakdown', nargs='*', default=['ours-bf16'], choices=list(VARIANTS),
+                   help="variants whose step is profiled after timing, to show what its time goes to (none: no profile)")
     p.add_argument('--finetune-steps', type=int, default=8, help='timed fine-tuning batches')
     p.add_argument('--finetune-repeats', type=int, default=2, help='timed steps per variant on each fine-tuning batch')
     p.add_argument('--finetune-lengths', default='sst2-like', choices=['sst2-like', 'practice'],
@@ -430,6 +476,12 @@ def run_pretrain(args, tokenizer) -> dict:
             print(f"  {name:10s} {v['attention']:5s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
                   f"{v['flops_per_step'] / 1e9:6.1f} GFLOP/step {v['achieved_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
                   f"{100 * v['fraction_of_fp32_peak']:.0f}% of fp32 / {100 * v['fraction_of_bf16_peak']:.0f}% of bf16 peak")
+        for name, b in r['breakdown'].items():
+            print(f"  {name}: where a step's time goes (one profiled step: forward+backward {b['forward_backward_s']:.3f} s, "
+                  f"optimizer {b['optimizer_s']:.3f} s); shares of the forward+backward ops' own time:")
+            for g, sec in sorted(b['groups_s'].items(), key=lambda kv: -kv[1]):
+                print(f"    {100 * sec / b['op_time_s']:5.1f}%  {g}")
+            print('    top ops: ' + ', '.join(f"{k.removeprefix('aten::')} {100 * v / b['op_time_s']:.0f}%" for k, v in list(b['top_ops_s'].items())[:6]))
     return results
 
 if __name__ == '__main__':

@@ -1,0 +1,39 @@
+"""`scripts/benchmark.py` end to end on small settings: its loss checks pass, and its JSON holds consistent numbers."""
+import importlib.util, json
+from pathlib import Path
+import pytest
+
+SCRIPT = Path(__file__).parents[1]/'scripts'/'benchmark.py'
+
+@pytest.fixture(scope='module')
+def benchmark():
+    spec = importlib.util.spec_from_file_location('benchmark', SCRIPT)
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+def test_pretrain_and_finetune_sections(tmp_path, benchmark):
+    out = tmp_path/'bench.json'
+    rc = benchmark.main(['--sections', 'pretrain', 'finetune', '--sizes', 'tiny', '--steps', '1', '--batch-size', '4',
+                         '--finetune-steps', '1', '--finetune-repeats', '1', '--breakdown', 'ours-bf16', 'baseline',
+                         '--cache-dir', str(tmp_path/'cache'), '--out', str(out)])
+    assert rc == 0   # the losses of the variants agreed (fp32 to 1e-5, bf16 to 1e-2; fine-tuning paddings to 1e-5)
+    res = json.loads(out.read_text())
+    tiny = res['sizes']['tiny']
+    assert tiny['fp32_loss_rel_diff'] < 1e-5 and tiny['bf16_loss_rel_diff'] < 1e-2
+    v = tiny['variants']
+    # the baseline computes generator logits at every position: more FLOPs than ours, whose two variants do the same work
+    assert v['baseline']['flops_per_step'] > v['ours-fp32']['flops_per_step'] > 0
+    assert v['ours-fp32']['flops_per_step'] == pytest.approx(v['ours-bf16']['flops_per_step'], rel=1e-3)
+    assert v['ours-bf16']['attention'] == 'eager' and v['ours-fp32']['attention'] == v['baseline']['attention'] == 'sdpa'
+    for x in v.values():
+        # one timed batch of 4 examples: real tokens per second are its tokens over its step time
+        assert x['tokens_per_s'] == pytest.approx(tiny['mean_length'] * 4 / x['sec_per_step'], rel=1e-6)
+        assert x['speedup_vs_baseline'] == pytest.approx(x['tokens_per_s'] / v['baseline']['tokens_per_s'])
+        assert 0 < x['fraction_of_bf16_peak'] < x['fraction_of_fp32_peak']
+    assert set(tiny['breakdown']) == {'ours-bf16', 'baseline'}
+    for b in tiny['breakdown'].values():
+        assert sum(b['groups_s'].values()) == pytest.approx(b['op_time_s'])
+        assert b['groups_s']['matrix products'] > 0 and b['optimizer_s'] > 0
+    ft = res['finetune']
+    assert ft['loss_rel_diff'] < 1e-5
+    assert all(n == 128 for n in ft['padded_length']['fixed-128']) and max(ft['padded_length']['dynamic']) <= 128
