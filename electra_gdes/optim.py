@@ -7,26 +7,54 @@ Docs: https://electra-gdes.github.io/electra_gdes/optim.html.md"""
 # %% ../nbs/04_optim.ipynb #c002
 from __future__ import annotations
 from functools import partial
+import torch
 from torch import nn
 from fastai.optimizer import Optimizer, weight_decay, average_grad, average_sqr_grad
 from fastai.callback.core import Callback
 from fastai.torch_core import norm_types
 
 # %% auto #0
-__all__ = ['NO_DECAY_NAMES', 'LR_SCHEDULES', 'no_bias_correction_step', 'adam_no_bias_correction', 'no_decay_param_groups',
-           'pretrain_opt_func', 'electra_lr', 'deberta_lr', 'lr_at_step', 'lr_schedule', 'StepLRScheduler']
+__all__ = ['NO_DECAY_NAMES', 'LR_SCHEDULES', 'no_bias_correction_step', 'AdamNoBiasCorrection', 'adam_no_bias_correction',
+           'no_decay_param_groups', 'pretrain_opt_func', 'electra_lr', 'deberta_lr', 'lr_at_step', 'lr_schedule',
+           'StepLRScheduler']
 
 # %% ../nbs/04_optim.ipynb #c005
 def no_bias_correction_step(p, lr, grad_avg, sqr_avg, eps, **kwargs):
     "Step `p` by `-lr * m / (sqrt(v) + eps)`: Adam's step without the 1/(1-beta^t) debiasing."
     p.data.addcdiv_(grad_avg, sqr_avg.sqrt().add_(eps), value=-lr)
 
-def adam_no_bias_correction(params, lr, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=0.01) -> Optimizer:
+class AdamNoBiasCorrection(Optimizer):
+    "fastai `Optimizer` whose `cbs` define the step; `step` applies them to each parameter group with `_foreach` kernels."
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None: raise NotImplementedError('fastai optimizers do not support closures; call step() without one.')
+        for pg, hyper in zip(self.param_lists, self.hypers):
+            ps = [p for p in pg if p.grad is not None]
+            if not ps: continue
+            lr, mom, sqr_mom, eps, wd = (hyper[k] for k in ('lr', 'mom', 'sqr_mom', 'eps', 'wd'))
+            states = [self.state[p] for p in ps]
+            for p, st in zip(ps, states):
+                if 'grad_avg' not in st: st['grad_avg'], st['sqr_avg'] = torch.zeros_like(p), torch.zeros_like(p)
+            grads, m, v = [p.grad for p in ps], [st['grad_avg'] for st in states], [st['sqr_avg'] for st in states]
+            # weight_decay: decoupled, on the weight before the step; `do_wd=False` is fastai's per-parameter opt-out
+            decayed = [p for p, st in zip(ps, states) if st.get('do_wd', True)]
+            if wd != 0 and decayed: torch._foreach_mul_(decayed, 1 - lr * wd)
+            torch._foreach_mul_(m, mom); torch._foreach_add_(m, grads, alpha=1 - mom)                    # average_grad
+            torch._foreach_mul_(v, sqr_mom); torch._foreach_addcmul_(v, grads, grads, value=1 - sqr_mom)  # average_sqr_grad
+            denom = torch._foreach_sqrt(v); torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(ps, m, denom, value=-lr)                                               # no_bias_correction_step
+
+    def zero_grad(self):
+        "Drop the gradients (PyTorch's `set_to_none`): no kernel per parameter, and backward writes fresh ones."
+        for pg in self.param_lists:
+            for p in pg: p.grad = None
+
+def adam_no_bias_correction(params, lr, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=0.01) -> AdamNoBiasCorrection:
     "ELECTRA's Adam (no bias correction) as a fastai `Optimizer`, with decoupled weight decay `wd` (one value, or one per param group)."
     cbs = [weight_decay, partial(average_grad, dampening=True), average_sqr_grad, no_bias_correction_step]
-    return Optimizer(params, cbs, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+    return AdamNoBiasCorrection(params, cbs, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
-# %% ../nbs/04_optim.ipynb #c009
+# %% ../nbs/04_optim.ipynb #c011
 NO_DECAY_NAMES = ('LayerNorm', 'layer_norm', 'bias')
 
 def no_decay_param_groups(model: nn.Module) -> list:
@@ -42,7 +70,7 @@ def pretrain_opt_func(cfg):
     return partial(adam_no_bias_correction, mom=cfg.adam_beta1, sqr_mom=cfg.adam_beta2, eps=cfg.adam_eps,
                    wd=[cfg.weight_decay, 0.])
 
-# %% ../nbs/04_optim.ipynb #c013
+# %% ../nbs/04_optim.ipynb #c015
 def _check_schedule_args(total, warmup):
     if total <= 0: raise ValueError(f'total={total}: a schedule needs total > 0 steps; set --steps to a positive number.')
     if warmup < 0: raise ValueError(f'warmup={warmup} is negative; set --warmup_steps to 0 or more.')
@@ -63,7 +91,7 @@ def lr_at_step(cfg, step) -> float:
     "The learning rate of `cfg`'s run at global step `step`."
     return cfg.lr * LR_SCHEDULES[cfg.schedule](step, cfg.steps, cfg.warmup_steps)
 
-# %% ../nbs/04_optim.ipynb #c016
+# %% ../nbs/04_optim.ipynb #c018
 def lr_schedule(cfg):
     "For fastai's `ParamScheduler`: fraction of training `pct` -> learning rate, over `cfg.steps` steps."
     # pct_train is a running float sum of 1/n_iter: round it back to the step it stands for

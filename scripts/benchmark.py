@@ -9,7 +9,8 @@ Section `pretrain`:
 Variants, all with the same model weights, batches, masks and sampling noise:
   baseline   generator logits over every position (HF ElectraForMaskedLM as called by earlier kits: MLM loss with
              labels -100 outside the mask), batches padded to max_length, eager fp32, torch.optim.AdamW
-  ours-fp32  `RTDModel`: generator logits at masked positions only, batches padded to their longest example (fp32)
+  ours-fp32  `RTDModel`: generator logits at masked positions only, batches padded to their longest example (fp32),
+             the training code's optimiser (`adam_no_bias_correction` on the no-decay groups, multi-tensor step)
   ours-bf16  the same under bf16 autocast
 Each variant uses the attention implementation the training code picks for its device and precision
 (`model.resolve_attention` with attention='auto': eager attention for bf16 on a CPU, where SDPA upcasts to fp32; SDPA
@@ -65,6 +66,7 @@ from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_finetune import glue_classifier, quiet_hf
 from electra_gdes.model import (MODEL_CLASSES, RTDOutput, build_rtd_model, discriminator_config, resolve_attention,
                                  save_pretrained_atomic, set_attention)
+from electra_gdes.optim import no_decay_param_groups, pretrain_opt_func
 from electra_gdes.rtd import RTDLoss, mask_tokens, rtd_labels
 
 
@@ -162,7 +164,7 @@ def train_step(variant, model, opt, batch, device):
     with torch.autocast(device.split(':')[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         loss, _ = forward(model, batch[key], rng)
     loss.backward()
-    opt.step(); opt.zero_grad(set_to_none=True)
+    opt.step(); opt.zero_grad()   # both optimisers drop the gradients (set_to_none)
 
 
 # what the time of a step goes to: each op's own (self) time, summed by group; ops in no group count as "other"
@@ -192,7 +194,7 @@ def step_breakdown(variant, model, opt, batch, device) -> dict:
         loss.backward()
         sync(device)
     t1 = time.perf_counter()
-    opt.step(); opt.zero_grad(set_to_none=True); sync(device)
+    opt.step(); opt.zero_grad(); sync(device)
     t2 = time.perf_counter()
     own = {e.key: (e.self_device_time_total if gpu else e.self_cpu_time_total) / 1e6 for e in prof.key_averages()}
     ops = sum(own.values())
@@ -232,7 +234,8 @@ def bench_size(size, args, tokenizer) -> dict:
                fp32_loss_rel_diff=abs(losses['ours-fp32'] - losses['baseline']) / abs(losses['baseline']),
                bf16_loss_rel_diff=abs(losses['ours-bf16'] - losses['ours-fp32']) / abs(losses['ours-fp32']), variants={})
     models = {v: set_attention(fresh_model(cfg, tokenizer, args.device), attention_of(v, args.device)).train() for v in VARIANTS}
-    opts = {v: torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
+    opts = {v: pretrain_opt_func(cfg)(no_decay_param_groups(m), lr=cfg.lr) if VARIANTS[v][0] == 'ours' else
+               torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
                                  weight_decay=cfg.weight_decay) for v, m in models.items()}
     flops = {v: step_flops(v, models[v], batches[0], args.device) for v in VARIANTS}
     for b in batches[:args.warmup]:
