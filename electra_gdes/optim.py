@@ -14,17 +14,22 @@ from fastai.callback.core import Callback
 from fastai.torch_core import norm_types
 
 # %% auto #0
-__all__ = ['NO_DECAY_NAMES', 'LR_SCHEDULES', 'no_bias_correction_step', 'AdamNoBiasCorrection', 'adam_no_bias_correction',
-           'no_decay_param_groups', 'pretrain_opt_func', 'electra_lr', 'deberta_lr', 'lr_at_step', 'lr_schedule',
-           'StepLRScheduler']
+__all__ = ['ADAM_NO_BIAS_CORRECTION_CBS', 'NO_DECAY_NAMES', 'LR_SCHEDULES', 'no_bias_correction_step', 'AdamNoBiasCorrection',
+           'adam_no_bias_correction', 'no_decay_param_groups', 'pretrain_opt_func', 'electra_lr', 'deberta_lr',
+           'lr_at_step', 'lr_schedule', 'StepLRScheduler']
 
 # %% ../nbs/04_optim.ipynb #c005
 def no_bias_correction_step(p, lr, grad_avg, sqr_avg, eps, **kwargs):
     "Step `p` by `-lr * m / (sqrt(v) + eps)`: Adam's step without the 1/(1-beta^t) debiasing."
     p.data.addcdiv_(grad_avg, sqr_avg.sqrt().add_(eps), value=-lr)
 
+ADAM_NO_BIAS_CORRECTION_CBS = [weight_decay, partial(average_grad, dampening=True), average_sqr_grad, no_bias_correction_step]
+
 class AdamNoBiasCorrection(Optimizer):
-    "fastai `Optimizer` whose `cbs` define the step; `step` applies them to each parameter group with `_foreach` kernels."
+    "fastai `Optimizer` running ELECTRA's Adam: `step` does the arithmetic of its `cbs` on a whole parameter group at once."
+    def __init__(self, params, lr, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=0.01):
+        super().__init__(params, ADAM_NO_BIAS_CORRECTION_CBS, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+
     @torch.no_grad()
     def step(self, closure=None):
         if closure is not None: raise NotImplementedError('fastai optimizers do not support closures; call step() without one.')
@@ -51,8 +56,7 @@ class AdamNoBiasCorrection(Optimizer):
 
 def adam_no_bias_correction(params, lr, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=0.01) -> AdamNoBiasCorrection:
     "ELECTRA's Adam (no bias correction) as a fastai `Optimizer`, with decoupled weight decay `wd` (one value, or one per param group)."
-    cbs = [weight_decay, partial(average_grad, dampening=True), average_sqr_grad, no_bias_correction_step]
-    return AdamNoBiasCorrection(params, cbs, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+    return AdamNoBiasCorrection(params, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
 # %% ../nbs/04_optim.ipynb #c011
 NO_DECAY_NAMES = ('LayerNorm', 'layer_norm', 'bias')
