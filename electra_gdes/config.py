@@ -24,7 +24,7 @@ MASK_STYLES = ('electra', 'deberta', 'bert')
 SAMPLERS = ('gumbel', 'multinomial')
 SCHEDULES = ('electra', 'deberta')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
-ATTENTIONS = ('auto', 'eager', 'sdpa')
+ATTENTIONS = ('auto', 'eager', 'sdpa', 'cpu')
 EXAMPLE_BUILDERS = ('electra', 'deberta')
 
 # %% ../nbs/00_config.ipynb #c006
@@ -72,7 +72,7 @@ class PretrainConfig:
     adam_eps: float = 1e-6
     clip_norm: float = 1.0
     precision: str = 'fp32'             # fp32 | bf16 | fp16
-    attention: str = 'auto'             # auto | eager | sdpa (HF attention; auto: the faster one on the device, same math)
+    attention: str = 'auto'             # auto | eager | sdpa | cpu (auto: sdpa on a GPU, cpu on a CPU; the same math)
     compile: bool = False
     max_nonfinite: int = 10             # stop after this many non-finite steps in a row
     # run, checkpoints, logging
@@ -178,7 +178,7 @@ class FinetuneConfig:
     dropout: float = 0.1
     seed: int = 42
     precision: str = 'fp32'
-    attention: str = 'auto'             # auto | eager | sdpa, as in PretrainConfig
+    attention: str = 'auto'             # auto | eager | sdpa | cpu, as in PretrainConfig
     selection: str = 'best'             # best | topk-mean
     top_k: int = 3
     predict_only: bool = False          # only select the best finished runs and write the submission

@@ -6,15 +6,16 @@ Docs: https://electra-gdes.github.io/electra_gdes/model.html.md"""
 
 # %% ../nbs/02_model.ipynb #c002
 from __future__ import annotations
-import shutil, uuid
+import math, shutil, uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, DebertaV2Config, DebertaV2ForMaskedLM,
-                          DebertaV2Model, PreTrainedModel)
+from transformers import (AttentionInterface, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, DebertaV2Config,
+                          DebertaV2ForMaskedLM, DebertaV2Model, PreTrainedModel)
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrainedModel
@@ -22,10 +23,11 @@ from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
 from .rtd import SAMPLER_FUNCS
 
 # %% auto #0
-__all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
+__all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
            'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput',
-           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'resolve_attention', 'set_attention',
-           'save_pretrained_atomic', 'unwrap_rtd_model', 'save_discriminator', 'save_generator', 'load_rtd_model']
+           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout',
+           'eager_attention_bits_dropout', 'resolve_attention', 'set_attention', 'save_pretrained_atomic',
+           'unwrap_rtd_model', 'save_discriminator', 'save_generator', 'load_rtd_model']
 
 # %% ../nbs/02_model.ipynb #c007
 def _scaled(n: int, ratio: float) -> int: return max(1, round(n * ratio))
@@ -175,22 +177,55 @@ def build_rtd_model(cfg: PretrainConfig, tokenizer) -> RTDModel:
     return RTDModel(gen_cls(generator_config(cfg, tokenizer)), disc_cls(discriminator_config(cfg, tokenizer)), cfg)
 
 # %% ../nbs/02_model.ipynb #c023
-def resolve_attention(attention: str, device, precision: str) -> str:
-    "The attention implementation `attention` ('auto', 'eager' or 'sdpa') stands for on `device` at `precision`."
+def dropout_keep_mask(shape, p: float, device=None) -> torch.Tensor:
+    "Boolean mask of `shape`, each entry True with probability `1 - p`, from 31-bit uniform integers (two per 64-bit draw)."
+    n = math.prod(shape)
+    bits = torch.empty((n + 1) // 2, dtype=torch.int64, device=device).random_()   # 63 uniform bits: [0, 2**63)
+    threshold = round(p * 2**31)
+    # bits 0-30 and 32-62 are two independent uniform numbers in [0, 2**31)
+    return torch.cat([(bits & 0x7FFFFFFF) >= threshold, (bits >> 32) >= threshold])[:n].view(shape)
+
+def bits_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    "`F.dropout(x, p, training)` with the keep mask of `dropout_keep_mask`."
+    if not training or p == 0: return x
+    return x * dropout_keep_mask(x.shape, p, x.device).to(x.dtype).mul_(1 / (1 - p))
+
+class BitsDropout(nn.Dropout):
+    "`nn.Dropout` by `bits_dropout`."
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return bits_dropout(x, self.p, self.training)
+
+def eager_attention_bits_dropout(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    "HF's eager attention, `softmax(q k^T * scaling + mask)` then dropout then `@ v`, with `bits_dropout`."
+    scores = torch.matmul(query, key.transpose(2, 3)) * (query.size(-1) ** -0.5 if scaling is None else scaling)
+    if attention_mask is not None: scores = scores + attention_mask
+    probs = bits_dropout(scores.softmax(-1), dropout, module.training)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+CPU_ATTENTION = 'electra_gdes_cpu'   # the name HF knows the `cpu` implementation by
+AttentionInterface.register(CPU_ATTENTION, eager_attention_bits_dropout)
+AttentionMaskInterface.register(CPU_ATTENTION, eager_mask)   # additive float masks, as eager attention takes
+
+def resolve_attention(attention: str, device, precision: str = 'fp32') -> str:
+    "HF's name of the implementation `attention` ('auto', 'eager', 'sdpa' or 'cpu') stands for on `device`."
     if attention not in ATTENTIONS:
         raise ValueError(f"attention={attention!r} is not one of {', '.join(map(repr, ATTENTIONS))}; pass --attention with one of these.")
-    if attention != 'auto': return attention
-    # a CPU's SDPA upcasts bf16/fp16 to fp32 when given a mask and dropout; eager attention stays in bf16
-    return 'eager' if torch.device(device).type == 'cpu' and precision != 'fp32' else 'sdpa'
+    if attention == 'auto': attention = 'cpu' if torch.device(device).type == 'cpu' else 'sdpa'
+    return CPU_ATTENTION if attention == 'cpu' else attention
 
 def set_attention(model: nn.Module, implementation: str) -> nn.Module:
-    "Switch every HF model inside `model` that has a choice of attention (ELECTRA, not DeBERTa) to `implementation`."
+    """Switch the HF models inside `model` that have a choice of attention (ELECTRA, not DeBERTa) to `implementation`
+    (an HF name, see `resolve_attention`); under `CPU_ATTENTION` every dropout layer of `model` is a `BitsDropout`."""
     for m in model.modules():
         if isinstance(m, PreTrainedModel) and m._supports_sdpa and m.config._attn_implementation != implementation:
             m.set_attn_implementation(implementation)
+    want = BitsDropout if implementation == CPU_ATTENTION else nn.Dropout
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) in (nn.Dropout, BitsDropout) and type(child) is not want:
+                setattr(parent, name, want(child.p, child.inplace).train(child.training))
     return model
 
-# %% ../nbs/02_model.ipynb #c028
+# %% ../nbs/02_model.ipynb #c032
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path) -> Path:
     "`model` and `tokenizer` saved as an HF directory at `path`: written beside it under a temporary name, then renamed."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

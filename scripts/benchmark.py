@@ -12,9 +12,9 @@ Variants, all with the same model weights, batches, masks and sampling noise:
   ours-fp32  `RTDModel`: generator logits at masked positions only, batches padded to their longest example (fp32),
              the training code's optimiser (`adam_no_bias_correction` on the no-decay groups, multi-tensor step)
   ours-bf16  the same under bf16 autocast
-Each variant uses the attention implementation the training code picks for its device and precision
-(`model.resolve_attention` with attention='auto': eager attention for bf16 on a CPU, where SDPA upcasts to fp32; SDPA
-otherwise); the baseline keeps HF's default (SDPA).
+Our variants use the attention and dropout implementation the training code picks by default (`--attention auto`,
+`model.resolve_attention`: on a CPU, eager attention and dropout masks from 31-bit random integers; SDPA on a GPU);
+the baseline keeps HF's default (SDPA, `F.dropout`).
 Before timing, the losses of one batch are compared in eval mode (no dropout): baseline vs ours-fp32 must agree to
 fp32 rounding, ours-bf16 within 1e-2 relative. Throughput counts real (non-pad) tokens per second. Achieved FLOP/s
 use the FLOPs that `torch.utils.flop_counter` counts for the variant's own step (forward + backward), as fractions of
@@ -60,7 +60,7 @@ from datasets import Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from electra_gdes.config import pretrain_config
+from electra_gdes.config import ATTENTIONS, pretrain_config
 from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_finetune import glue_classifier, quiet_hf
@@ -143,16 +143,16 @@ VARIANTS = {'baseline': ('baseline', baseline_forward, None), 'ours-fp32': ('our
             'ours-bf16': ('ours', ours_forward, torch.bfloat16)}
 
 
-def attention_of(variant, device) -> str:
-    "The attention implementation of `variant`: HF's default for the baseline, the training code's choice for ours."
+def attention_of(variant, device, attention='auto') -> str:
+    "The attention implementation of `variant`: HF's default for the baseline, `attention` resolved as training does for ours."
     key, _, dtype = VARIANTS[variant]
     if key == 'baseline': return 'sdpa'
-    return resolve_attention('auto', device, 'fp32' if dtype is None else 'bf16')
+    return resolve_attention(attention, device, 'fp32' if dtype is None else 'bf16')
 
 
-def loss_of(variant, model, batch, device) -> float:
+def loss_of(variant, model, batch, device, attention='auto') -> float:
     key, forward, dtype = VARIANTS[variant]
-    set_attention(model, attention_of(variant, device))
+    set_attention(model, attention_of(variant, device, attention))
     rng = torch.Generator(device=device).manual_seed(batch['seed'])
     with torch.no_grad(), torch.autocast(device.split(':')[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         return forward(model, batch[key], rng)[0].item()
@@ -226,14 +226,15 @@ def bench_size(size, args, tokenizer) -> dict:
     cfg = pretrain_config('electra', size, embedding_sharing=args.sharing)
     batches = make_batches(cfg, tokenizer, args.batch_size, args.warmup + args.steps, args.device, args.seed)
     check = fresh_model(cfg, tokenizer, args.device).eval()
-    losses = {v: loss_of(v, check, batches[0], args.device) for v in VARIANTS}
+    losses = {v: loss_of(v, check, batches[0], args.device, args.attention) for v in VARIANTS}
     del check
     res = dict(size=size, batch_size=args.batch_size, max_length=cfg.max_length, embedding_sharing=args.sharing,
                mean_length=sum(b['tokens'] for b in batches) / (len(batches) * args.batch_size),
                padded_length=[b['ours']['ids'].shape[1] for b in batches], losses_eval=losses,
                fp32_loss_rel_diff=abs(losses['ours-fp32'] - losses['baseline']) / abs(losses['baseline']),
                bf16_loss_rel_diff=abs(losses['ours-bf16'] - losses['ours-fp32']) / abs(losses['ours-fp32']), variants={})
-    models = {v: set_attention(fresh_model(cfg, tokenizer, args.device), attention_of(v, args.device)).train() for v in VARIANTS}
+    models = {v: set_attention(fresh_model(cfg, tokenizer, args.device), attention_of(v, args.device, args.attention)).train()
+              for v in VARIANTS}
     opts = {v: pretrain_opt_func(cfg)(no_decay_param_groups(m), lr=cfg.lr) if VARIANTS[v][0] == 'ours' else
                torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
                                  weight_decay=cfg.weight_decay) for v, m in models.items()}
@@ -252,7 +253,7 @@ def bench_size(size, args, tokenizer) -> dict:
     for v in VARIANTS:
         # the fastest step: other load on a shared machine only ever slows a step down (the median is kept too)
         sec = min(times[v])
-        res['variants'][v] = dict(attention=attention_of(v, args.device), sec_per_step=sec, sec_per_step_median=statistics.median(times[v]), step_times=times[v],
+        res['variants'][v] = dict(attention=attention_of(v, args.device, args.attention), sec_per_step=sec, sec_per_step_median=statistics.median(times[v]), step_times=times[v],
                                   tokens_per_s=tokens / sec, flops_per_step=flops[v],
                                   achieved_flops_per_s=flops[v] / sec,
                                   # the work the step needs (ours: masked-only logits), whatever the variant computes
@@ -404,6 +405,8 @@ def main(argv=None):
     p.add_argument('--warmup', type=int, default=0,
                    help='untimed training steps per variant before timing (the FLOP-counting pass already warms up)')
     p.add_argument('--sharing', default='gdes', choices=['gdes', 'es', 'nes'])
+    p.add_argument('--attention', default='auto', choices=ATTENTIONS,
+                   help="our variants' attention and dropout implementation, as pretraining's --attention (the baseline: SDPA)")
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--threads', type=int, default=None,
                    help="torch CPU threads (default: torch's); on a loaded machine 1 avoids oversubscription")
@@ -476,7 +479,7 @@ def run_pretrain(args, tokenizer) -> dict:
         add_peak_fractions(r, peaks)
         print(f"ELECTRA-{size}:")
         for name, v in r['variants'].items():
-            print(f"  {name:10s} {v['attention']:5s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
+            print(f"  {name:10s} {v['attention']:16s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
                   f"{v['flops_per_step'] / 1e9:6.1f} GFLOP/step {v['achieved_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
                   f"{100 * v['fraction_of_fp32_peak']:.0f}% of fp32 / {100 * v['fraction_of_bf16_peak']:.0f}% of bf16 peak")
         for name, b in r['breakdown'].items():

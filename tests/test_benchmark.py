@@ -2,6 +2,7 @@
 import importlib.util, json
 from pathlib import Path
 import pytest
+from electra_gdes.model import CPU_ATTENTION
 
 SCRIPT = Path(__file__).parents[1]/'scripts'/'benchmark.py'
 
@@ -24,7 +25,7 @@ def test_pretrain_and_finetune_sections(tmp_path, benchmark):
     # the baseline computes generator logits at every position: more FLOPs than ours, whose two variants do the same work
     assert v['baseline']['flops_per_step'] > v['ours-fp32']['flops_per_step'] > 0
     assert v['ours-fp32']['flops_per_step'] == pytest.approx(v['ours-bf16']['flops_per_step'], rel=1e-3)
-    assert v['ours-bf16']['attention'] == 'eager' and v['ours-fp32']['attention'] == v['baseline']['attention'] == 'sdpa'
+    assert v['ours-bf16']['attention'] == v['ours-fp32']['attention'] == CPU_ATTENTION and v['baseline']['attention'] == 'sdpa'
     for x in v.values():
         # one timed batch of 4 examples: real tokens per second are its tokens over its step time
         assert x['tokens_per_s'] == pytest.approx(tiny['mean_length'] * 4 / x['sec_per_step'], rel=1e-6)

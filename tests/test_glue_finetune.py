@@ -10,6 +10,7 @@ from transformers import ElectraForPreTraining
 import helpers
 from helpers import tiny_electra_checkpoint
 from electra_gdes.config import FinetuneConfig, pretrain_config
+from electra_gdes.model import CPU_ATTENTION
 from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue
 import electra_gdes.glue_finetune as gf
 from electra_gdes.glue_finetune import (GlueClassifier, LayerwiseLRScheduler, append_result, clip_stsb, finetune_run,
@@ -179,7 +180,7 @@ def test_bf16_autocast_on_cpu(tmp_path):
     spy = Spy(); learn.add_cb(spy)
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     assert spy.dtypes and set(spy.dtypes) == {torch.bfloat16}
-    assert model.backbone.config._attn_implementation == 'eager'   # on a CPU, SDPA would upcast bf16 to fp32
+    assert model.backbone.config._attn_implementation == CPU_ATTENTION   # on a CPU: eager attention, 31-bit-integer dropout masks
 
 def test_neptune_tracking(tmp_path, monkeypatch, practice):
     "--log neptune-debug: the sweep logs the config and every run's dev metrics to a neptune run, beside the results file."

@@ -8,6 +8,7 @@ from fastai.callback.training import GradientClip
 from fastai.callback.fp16 import MixedPrecision
 import electra_gdes.train as train
 from electra_gdes.config import pretrain_config
+from electra_gdes.model import CPU_ATTENTION, BitsDropout
 from electra_gdes.train import (pretrain_learner, fit_steps, read_log, write_checkpoint, read_checkpoint, latest_checkpoint,
                                 checkpoint_path)
 
@@ -93,13 +94,16 @@ def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
         assert clipped == pytest.approx(cfg.clip_norm, rel=1e-3)     # ... and the optimizer sees exactly clip_norm,
         # not clip_norm / scale (clipping before unscaling would give ~0.05 / 65536)
 
-@pytest.mark.parametrize('precision,attention,expected', [('bf16', 'auto', 'eager'), ('fp32', 'auto', 'sdpa'), ('bf16', 'sdpa', 'sdpa')])
+@pytest.mark.parametrize('precision,attention,expected', [('bf16', 'auto', CPU_ATTENTION), ('fp32', 'auto', CPU_ATTENTION),
+                                                           ('bf16', 'sdpa', 'sdpa'), ('fp32', 'eager', 'eager')])
 def test_learner_picks_the_attention_implementation(tmp_path, precision, attention, expected):
-    "On a CPU, bf16 autocast gets eager attention (SDPA would upcast to fp32); --attention overrides the choice."
+    "On a CPU, --attention auto gets the CPU implementation (eager attention, 31-bit-integer dropout masks); --attention overrides it."
     tok, ds = _word_level_data()
     learn = pretrain_learner(_tiny_cfg(tmp_path, precision=precision, attention=attention), ds, tok, device=torch.device('cpu'))
     layers = [m for m in learn.model.modules() if type(m).__name__ == 'ElectraSelfAttention']
     assert len(layers) == 2 and {m.config._attn_implementation for m in layers} == {expected}
+    dropouts = {type(m) for m in learn.model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert dropouts == ({BitsDropout} if expected == CPU_ATTENTION else {torch.nn.Dropout})
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     p = checkpoint_path(tmp_path, 5)
