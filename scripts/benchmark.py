@@ -170,7 +170,8 @@ def train_step(variant, model, opt, batch, device):
 # what the time of a step goes to: each op's own (self) time, summed by group; ops in no group count as "other"
 OP_GROUPS = {
     'matrix products': ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm'),
-    'random numbers (dropout masks, Gumbel noise)': ('aten::bernoulli_', 'aten::uniform_', 'aten::normal_', 'aten::exponential_'),
+    'random numbers (dropout masks, Gumbel noise)': ('aten::bernoulli_', 'aten::random_', 'aten::uniform_', 'aten::normal_',
+                                                     'aten::exponential_'),
     'copies and dtype casts': ('aten::copy_', 'aten::_to_copy', 'aten::clone'),
     'softmax and log-softmax (fwd+bwd)': ('aten::_softmax', 'aten::_softmax_backward_data', 'aten::_log_softmax',
                                           'aten::_log_softmax_backward_data'),
