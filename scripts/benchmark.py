@@ -25,6 +25,11 @@ them alike and as little as possible. Batches are drawn with ELECTRA's example
 builder (`electra_gdes.data`) from synthetic documents of random tokens: most examples fill max_length, 5% have a
 random target length, document ends flush short ones.
 
+Then (`--learner`, on by default) the ours-bf16 step runs inside the real training loop, `pretrain_learner` with its
+default callbacks (masking on the device, schedule, clipping, non-finite and preemption checks, logging) on the same
+synthetic examples: the loop's own overhead shows as the gap to the bare ours-bf16 step. Steps per second and the
+projected hours for 1M steps (at the benchmark's batch size) are in the JSON and the printout.
+
 After timing, one step of each variant named by `--breakdown` (default: ours-bf16) runs under torch's profiler: the
 JSON and the printout give the time of forward+backward and of the optimizer step, and the share of the ops' own time
 that goes to matrix products, random numbers (dropout masks and Gumbel noise), copies and casts, softmax, GELU and
@@ -62,6 +67,8 @@ from tqdm.auto import tqdm
 
 from electra_gdes.config import ATTENTIONS, pretrain_config
 from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
+from electra_gdes.train import fit_steps, pretrain_learner
+from fastai.callback.core import Callback
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_finetune import glue_classifier, quiet_hf
 from electra_gdes.model import (MODEL_CLASSES, RTDOutput, build_rtd_model, discriminator_config, resolve_attention,
@@ -223,6 +230,35 @@ def fresh_model(cfg, tokenizer, device, seed=0):
     return build_rtd_model(cfg, tokenizer).to(device)
 
 
+class StepTimer(Callback):
+    "Seconds between the ends of consecutive training batches: data loading, masking, callbacks and the step itself."
+    order = 200   # after every other callback's after_batch
+    def __init__(self, device): self.device, self.times, self.last = device, [], None
+    def after_batch(self):
+        sync(self.device); t = time.perf_counter()
+        if self.last is not None: self.times.append(t - self.last)
+        self.last = t
+
+
+def bench_learner(size, args, tokenizer) -> dict:
+    """The ours-bf16 step inside the real training loop: `pretrain_learner` (default callbacks: masking on the device,
+    schedule, clipping, non-finite and preemption checks, logging) on the same synthetic examples, no checkpoints."""
+    n = args.warmup + args.steps + 1          # the first step only starts the timer
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = pretrain_config('electra', size, embedding_sharing=args.sharing, precision='bf16', attention=args.attention,
+                              batch_size=args.batch_size, steps=n, warmup_steps=1, checkpoint_fractions=(), output_dir=tmp,
+                              log_every=n, seed=args.seed)
+        examples = synthetic_examples(tokenizer, args.batch_size * n, cfg.max_length, args.seed)
+        learn = pretrain_learner(cfg, Dataset.from_list(examples), tokenizer, device=torch.device(args.device))
+        timer = StepTimer(args.device)
+        learn.add_cb(timer)
+        with learn.no_bar(), learn.no_logging(): fit_steps(learn)
+    times = timer.times[args.warmup:]
+    tokens = args.batch_size * sum(len(e['input_ids']) for e in examples) / len(examples)
+    return dict(sec_per_step=min(times), sec_per_step_median=statistics.median(times), step_times=times,
+                tokens_per_s=tokens / min(times))
+
+
 def bench_size(size, args, tokenizer) -> dict:
     cfg = pretrain_config('electra', size, embedding_sharing=args.sharing)
     batches = make_batches(cfg, tokenizer, args.batch_size, args.warmup + args.steps, args.device, args.seed)
@@ -260,8 +296,12 @@ def bench_size(size, args, tokenizer) -> dict:
                                   # the work the step needs (ours: masked-only logits), whatever the variant computes
                                   useful_flops_per_s=flops['ours-fp32'] / sec)
     res['breakdown'] = {v: step_breakdown(v, models[v], opts[v], timed[0], args.device) for v in args.breakdown}
+    if args.learner: res['learner'] = bench_learner(size, args, tokenizer)
     base = res['variants']['baseline']['tokens_per_s']
-    for v in res['variants'].values(): v['speedup_vs_baseline'] = v['tokens_per_s'] / base
+    for v in [*res['variants'].values(), *([res['learner']] if args.learner else [])]:
+        v['speedup_vs_baseline'] = v['tokens_per_s'] / base
+        v['steps_per_s'] = 1 / v['sec_per_step']
+        v['hours_per_1M_steps'] = v['sec_per_step'] * 1e6 / 3600
     return res
 
 
@@ -394,6 +434,8 @@ def main(argv=None):
     p.add_argument('--sizes', nargs='+', default=['small', 'tiny'], help='ELECTRA presets to measure (pretrain)')
     p.add_argument('--batch-size', type=int, default=None, help='default: 128 on a GPU, 32 on a CPU')
     p.add_argument('--steps', type=int, default=5, help='timed steps per variant')
+    p.add_argument('--learner', action=argparse.BooleanOptionalAction, default=True,
+                   help='also time ours-bf16 inside the fastai training loop (pretrain_learner), after the three variants')
     p.add_argument('--breakdown', nargs='*', default=['ours-bf16'], choices=list(VARIANTS),
                    help="variants whose step is profiled after timing, to show what its time goes to (none: no profile)")
     p.add_argument('--finetune-steps', type=int, default=8, help='timed fine-tuning batches')
@@ -483,6 +525,12 @@ def run_pretrain(args, tokenizer) -> dict:
             print(f"  {name:10s} {v['attention']:16s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
                   f"{v['flops_per_step'] / 1e9:6.1f} GFLOP/step {v['achieved_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
                   f"{100 * v['fraction_of_fp32_peak']:.0f}% of fp32 / {100 * v['fraction_of_bf16_peak']:.0f}% of bf16 peak")
+        if 'learner' in r:
+            x = r['learner']
+            print(f"  ours-bf16 in the fastai training loop (masking, callbacks, data loading included): {x['sec_per_step']:.3f} s/step "
+                  f"{x['tokens_per_s']:9.0f} tok/s  x{x['speedup_vs_baseline']:.2f}")
+        best = r.get('learner', r['variants']['ours-bf16'])
+        print(f"  at {best['steps_per_s']:.2f} steps/s (batch {r['batch_size']}), 1M steps take {best['hours_per_1M_steps']:.0f} h")
         for name, b in r['breakdown'].items():
             print(f"  {name}: where a step's time goes (one profiled step: forward+backward {b['forward_backward_s']:.3f} s, "
                   f"optimizer {b['optimizer_s']:.3f} s); shares of the forward+backward ops' own time:")

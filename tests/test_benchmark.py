@@ -31,6 +31,10 @@ def test_pretrain_and_finetune_sections(tmp_path, benchmark):
         assert x['tokens_per_s'] == pytest.approx(tiny['mean_length'] * 4 / x['sec_per_step'], rel=1e-6)
         assert x['speedup_vs_baseline'] == pytest.approx(x['tokens_per_s'] / v['baseline']['tokens_per_s'])
         assert 0 < x['fraction_of_bf16_peak'] < x['fraction_of_fp32_peak']
+    loop = tiny['learner']   # ours-bf16 inside pretrain_learner's loop: one timed step after the one that starts the timer
+    assert len(loop['step_times']) == 1 and loop['sec_per_step'] > 0
+    assert loop['hours_per_1M_steps'] == pytest.approx(loop['sec_per_step'] * 1e6 / 3600)
+    assert loop['speedup_vs_baseline'] == pytest.approx(loop['tokens_per_s'] / v['baseline']['tokens_per_s'])
     assert set(tiny['breakdown']) == {'ours-bf16', 'baseline'}
     for b in tiny['breakdown'].values():
         assert sum(b['groups_s'].values()) == pytest.approx(b['op_time_s'])
