@@ -25,6 +25,8 @@ them alike and as little as possible. Batches are drawn with ELECTRA's example
 builder (`electra_gdes.data`) from synthetic documents of random tokens: most examples fill max_length, 5% have a
 random target length, document ends flush short ones.
 
+With `--compile`, a fourth variant, ours-bf16 under `torch.compile` (as `--compile` trains), is compiled once (its
+compile time is reported), checked against the eager bf16 loss and timed with the others.
 Then (`--learner`, on by default) the ours-bf16 step runs inside the real training loop, `pretrain_learner` with its
 default callbacks (masking on the device, schedule, clipping, non-finite and preemption checks, logging) on the same
 synthetic examples: the loop's own overhead shows as the gap to the bare ours-bf16 step. Steps per second and the
@@ -147,7 +149,8 @@ def ours_forward(model, b, rng) -> tuple[torch.Tensor, RTDOutput]:
 
 
 VARIANTS = {'baseline': ('baseline', baseline_forward, None), 'ours-fp32': ('ours', ours_forward, None),
-            'ours-bf16': ('ours', ours_forward, torch.bfloat16)}
+            'ours-bf16': ('ours', ours_forward, torch.bfloat16), 'ours-bf16-compiled': ('ours', ours_forward, torch.bfloat16)}
+COMPILED = 'ours-bf16-compiled'   # measured with --compile only: torch.compile of the whole RTD model (cfg.compile)
 
 
 def attention_of(variant, device, attention='auto') -> str:
@@ -261,36 +264,48 @@ def bench_learner(size, args, tokenizer) -> dict:
 
 def bench_size(size, args, tokenizer) -> dict:
     cfg = pretrain_config('electra', size, embedding_sharing=args.sharing)
+    variants = [v for v in VARIANTS if args.compile or v != COMPILED]
     batches = make_batches(cfg, tokenizer, args.batch_size, args.warmup + args.steps, args.device, args.seed)
     check = fresh_model(cfg, tokenizer, args.device).eval()
-    losses = {v: loss_of(v, check, batches[0], args.device, args.attention) for v in VARIANTS}
+    losses = {v: loss_of(v, check, batches[0], args.device, args.attention) for v in variants if v != COMPILED}
+    if args.compile:  # the compiled forward must give the loss of the eager one
+        check.compile()
+        losses[COMPILED] = loss_of(COMPILED, check, batches[0], args.device, args.attention)
     del check
     res = dict(size=size, batch_size=args.batch_size, max_length=cfg.max_length, embedding_sharing=args.sharing,
                mean_length=sum(b['tokens'] for b in batches) / (len(batches) * args.batch_size),
                padded_length=[b['ours']['ids'].shape[1] for b in batches], losses_eval=losses,
                fp32_loss_rel_diff=abs(losses['ours-fp32'] - losses['baseline']) / abs(losses['baseline']),
                bf16_loss_rel_diff=abs(losses['ours-bf16'] - losses['ours-fp32']) / abs(losses['ours-fp32']), variants={})
+    if args.compile: res['compiled_loss_rel_diff'] = abs(losses[COMPILED] - losses['ours-bf16']) / abs(losses['ours-bf16'])
     models = {v: set_attention(fresh_model(cfg, tokenizer, args.device), attention_of(v, args.device, args.attention)).train()
-              for v in VARIANTS}
+              for v in variants}
     opts = {v: pretrain_opt_func(cfg)(no_decay_param_groups(m), lr=cfg.lr) if VARIANTS[v][0] == 'ours' else
                torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
                                  weight_decay=cfg.weight_decay) for v, m in models.items()}
-    flops = {v: step_flops(v, models[v], batches[0], args.device) for v in VARIANTS}
+    flops = {v: step_flops(v, models[v], batches[0], args.device) for v in variants if v != COMPILED}
+    if args.compile:
+        flops[COMPILED] = flops['ours-bf16']   # the same math; the counter does not see inside compiled graphs
+        models[COMPILED].compile()
+        t = time.perf_counter()
+        train_step(COMPILED, models[COMPILED], opts[COMPILED], batches[0], args.device)   # compiles forward and backward
+        res['compile_seconds'] = time.perf_counter() - t
     for b in batches[:args.warmup]:
-        for v in VARIANTS: train_step(v, models[v], opts[v], b, args.device)
+        for v in variants: train_step(v, models[v], opts[v], b, args.device)
     # the variants take turns on each batch, so a change in the machine's load hits them alike
-    times = {v: [] for v in VARIANTS}
+    times = {v: [] for v in variants}
     timed = batches[args.warmup:]
-    for b in tqdm(timed, desc=f'ELECTRA-{size} steps (3 variants each)', file=sys.stdout):
-        for v in VARIANTS:
+    for b in tqdm(timed, desc=f'ELECTRA-{size} steps ({len(variants)} variants each)', file=sys.stdout):
+        for v in variants:
             sync(args.device); t = time.perf_counter()
             train_step(v, models[v], opts[v], b, args.device)
             sync(args.device); times[v].append(time.perf_counter() - t)
     tokens = sum(b['tokens'] for b in timed) / len(timed)
-    for v in VARIANTS:
+    for v in variants:
         # the fastest step: other load on a shared machine only ever slows a step down (the median is kept too)
         sec = min(times[v])
-        res['variants'][v] = dict(attention=attention_of(v, args.device, args.attention), sec_per_step=sec, sec_per_step_median=statistics.median(times[v]), step_times=times[v],
+        res['variants'][v] = dict(attention=attention_of(v, args.device, args.attention), sec_per_step=sec,
+                                  sec_per_step_median=statistics.median(times[v]), step_times=times[v],
                                   tokens_per_s=tokens / sec, flops_per_step=flops[v],
                                   achieved_flops_per_s=flops[v] / sec,
                                   # the work the step needs (ours: masked-only logits), whatever the variant computes
@@ -434,6 +449,8 @@ def main(argv=None):
     p.add_argument('--sizes', nargs='+', default=['small', 'tiny'], help='ELECTRA presets to measure (pretrain)')
     p.add_argument('--batch-size', type=int, default=None, help='default: 128 on a GPU, 32 on a CPU')
     p.add_argument('--steps', type=int, default=5, help='timed steps per variant')
+    p.add_argument('--compile', action='store_true',
+                   help='also time ours-bf16 under torch.compile (as --compile trains), after compiling it once (minutes on a CPU)')
     p.add_argument('--learner', action=argparse.BooleanOptionalAction, default=True,
                    help='also time ours-bf16 inside the fastai training loop (pretrain_learner), after the three variants')
     p.add_argument('--breakdown', nargs='*', default=['ours-bf16'], choices=list(VARIANTS),
@@ -474,7 +491,7 @@ def main(argv=None):
     if 'pretrain' in args.sections:
         results.update(run_pretrain(args, tokenizer))
         checks['pretrain losses'] = all(r['fp32_loss_rel_diff'] < 1e-5 and r['bf16_loss_rel_diff'] < 1e-2
-                                        for r in results['sizes'].values())
+                                        and r.get('compiled_loss_rel_diff', 0) < 1e-2 for r in results['sizes'].values())
     if 'finetune' in args.sections:
         r = results['finetune'] = bench_finetune(args, tokenizer)
         t = r['example_tokens']
@@ -511,6 +528,8 @@ def run_pretrain(args, tokenizer) -> dict:
         print(f"ELECTRA-{size}, batch {r['batch_size']}, mean length {r['mean_length']:.1f} of {r['max_length']}, "
               f"eval losses {', '.join(f'{k} {v:.6f}' for k, v in r['losses_eval'].items())}")
         print(f"  fp32 loss rel. diff ours vs baseline {r['fp32_loss_rel_diff']:.1e}; bf16 vs fp32 {r['bf16_loss_rel_diff']:.1e}")
+        if 'compile_seconds' in r:
+            print(f"  torch.compile: {r['compile_seconds']:.0f} s to compile; loss rel. diff compiled vs eager bf16 {r['compiled_loss_rel_diff']:.1e}")
     # the peak is measured before and after (best of both), so that other load on the machine at one moment counts less
     after = measure_peaks()
     peaks = {k: max(before[k], after[k]) for k in before}
@@ -522,7 +541,7 @@ def run_pretrain(args, tokenizer) -> dict:
         add_peak_fractions(r, peaks)
         print(f"ELECTRA-{size}:")
         for name, v in r['variants'].items():
-            print(f"  {name:10s} {v['attention']:16s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
+            print(f"  {name:18s} {v['attention']:16s} {v['sec_per_step']:7.3f} s/step {v['tokens_per_s']:9.0f} tok/s  x{v['speedup_vs_baseline']:.2f}  "
                   f"{v['flops_per_step'] / 1e9:6.1f} GFLOP/step {v['achieved_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
                   f"{100 * v['fraction_of_fp32_peak']:.0f}% of fp32 / {100 * v['fraction_of_bf16_peak']:.0f}% of bf16 peak")
         if 'learner' in r:

@@ -42,3 +42,15 @@ def test_pretrain_and_finetune_sections(tmp_path, benchmark):
     ft = res['finetune']
     assert ft['loss_rel_diff'] < 1e-5
     assert all(n == 128 for n in ft['padded_length']['fixed-128']) and max(ft['padded_length']['dynamic']) <= 128
+
+def test_compiled_variant(tmp_path, benchmark):
+    "--compile: the RTD model under torch.compile (as `--compile` trains it) gives the eager bf16 loss and is timed too."
+    out = tmp_path/'bench.json'
+    rc = benchmark.main(['--sections', 'pretrain', '--sizes', 'tiny', '--steps', '1', '--batch-size', '4', '--compile',
+                         '--no-learner', '--breakdown', '--cache-dir', str(tmp_path/'cache'), '--out', str(out)])
+    assert rc == 0
+    tiny = json.loads(out.read_text())['sizes']['tiny']
+    assert tiny['compiled_loss_rel_diff'] < 1e-2 and tiny['compile_seconds'] > 0
+    x = tiny['variants']['ours-bf16-compiled']
+    assert x['sec_per_step'] > 0 and x['flops_per_step'] == tiny['variants']['ours-bf16']['flops_per_step']
+    assert 'learner' not in tiny and tiny['breakdown'] == {}
