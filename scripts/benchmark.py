@@ -64,13 +64,13 @@ os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from fastai.callback.core import Callback
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from electra_gdes.config import ATTENTIONS, pretrain_config
 from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
 from electra_gdes.train import fit_steps, pretrain_learner
-from fastai.callback.core import Callback
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_finetune import glue_classifier, quiet_hf
 from electra_gdes.model import (MODEL_CLASSES, RTDOutput, build_rtd_model, discriminator_config, resolve_attention,
@@ -310,7 +310,7 @@ def bench_size(size, args, tokenizer) -> dict:
                                   achieved_flops_per_s=flops[v] / sec,
                                   # the work the step needs (ours: masked-only logits), whatever the variant computes
                                   useful_flops_per_s=flops['ours-fp32'] / sec)
-    res['breakdown'] = {v: step_breakdown(v, models[v], opts[v], timed[0], args.device) for v in args.breakdown}
+    res['breakdown'] = {v: step_breakdown(v, models[v], opts[v], timed[0], args.device) for v in args.breakdown if v in models}
     if args.learner: res['learner'] = bench_learner(size, args, tokenizer)
     base = res['variants']['baseline']['tokens_per_s']
     for v in [*res['variants'].values(), *([res['learner']] if args.learner else [])]:
