@@ -1,6 +1,9 @@
 "Small shared builders for the fine-tuning tests."
 from pathlib import Path
 from transformers import BertTokenizerFast, ElectraConfig, ElectraForPreTraining
+from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue
+
+GLUE_FIXTURES = Path(__file__).parent/'fixtures'/'glue'
 
 def tiny_tokenizer(words) -> BertTokenizerFast:
     "A WordPiece tokenizer over the special tokens and `words`."
@@ -13,3 +16,10 @@ def tiny_electra_checkpoint(path, tokenizer, embedding_size=16, hidden_size=32, 
                         max_position_embeddings=128, **config)
     ElectraForPreTraining(cfg).save_pretrained(path); tokenizer.save_pretrained(path)
     return Path(path)
+
+def practice_suite_and_checkpoint(d, n_train, n_dev, n_test, **config) -> tuple[Path, Path]:
+    "A practice GLUE suite from the fixture corpus in `d/practice` and a tiny ELECTRA checkpoint over its words in `d/disc`."
+    practice = make_practice_glue(d/'practice', (GLUE_FIXTURES/'corpus.txt').read_text().split('\n\n'),
+                                  n_train=n_train, n_dev=n_dev, n_test=n_test)
+    words = ('the', 'a', 'and', 'of', 'is', 'not', 'what', *POSITIVE_WORDS, *NEGATIVE_WORDS)
+    return practice, tiny_electra_checkpoint(d/'disc', tiny_tokenizer(words), **config)

@@ -1,14 +1,11 @@
 "`electra-finetune` end to end in a subprocess: every task once, summary, validated submission, resume, predict-only."
 import os, subprocess, sys, warnings
-from pathlib import Path
 
 import pytest
-from helpers import tiny_electra_checkpoint, tiny_tokenizer
+from helpers import practice_suite_and_checkpoint
 
-from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue
 from electra_gdes.glue_submission import SUBMISSION_FILES, validate_submission
 
-FIXTURES = Path(__file__).parent/'fixtures'/'glue'
 
 def finetune(*args, cwd):
     env = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg', HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
@@ -18,9 +15,7 @@ def finetune(*args, cwd):
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp('cli')
     warnings.filterwarnings('ignore', message='.*SYNTHETIC.*')
-    practice = make_practice_glue(d/'practice', (FIXTURES/'corpus.txt').read_text().split('\n\n'), n_train=60, n_dev=40, n_test=12)
-    words = ('the', 'a', 'and', 'of', 'is', 'not', 'what', *POSITIVE_WORDS, *NEGATIVE_WORDS)
-    tiny_electra_checkpoint(d/'disc', tiny_tokenizer(words))
+    practice, _ = practice_suite_and_checkpoint(d, n_train=60, n_dev=40, n_test=12)
     common = ['--checkpoint', str(d/'disc'), '--glue_dir', str(practice), '--epochs', '1', '--batch_size', '16', '--group', 'cli']
     first = finetune(*common, '--runs', '1', cwd=d)
     return d, practice, common, first

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest, torch
 from safetensors.torch import load_file
-from helpers import tiny_electra_checkpoint, tiny_tokenizer
+from helpers import practice_suite_and_checkpoint
 
 from electra_gdes.config import FinetuneConfig, GLUE_TASKS
-from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue, load_glue
+from electra_gdes.glue_data import load_glue
 from electra_gdes.glue_finetune import finetune_sweep, read_results, results_path, run_dir
 from electra_gdes.glue_submission import SUBMISSION_FILES, validate_submission
 
-FIXTURES = Path(__file__).parent/'fixtures'/'glue'
 BATCH = 8  # global: 4 per rank
 
 
@@ -25,10 +24,9 @@ BATCH = 8  # global: 4 per rank
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp('ddp_finetune')
     warnings.filterwarnings('ignore', message='.*SYNTHETIC.*')
-    practice = make_practice_glue(d/'practice', (FIXTURES/'corpus.txt').read_text().split('\n\n'), n_train=24, n_dev=20, n_test=6)
-    words = ('the', 'a', 'and', 'of', 'is', 'not', 'what', *POSITIVE_WORDS, *NEGATIVE_WORDS)
     torch.manual_seed(0)  # the same tiny checkpoint every time
-    tiny_electra_checkpoint(d/'disc', tiny_tokenizer(words), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    practice, _ = practice_suite_and_checkpoint(d, n_train=24, n_dev=20, n_test=6,
+                                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     cfg = FinetuneConfig(checkpoint=str(d/'disc'), glue_dir=str(practice), runs=1, epochs=2, batch_size=BATCH, lr=1e-3,
                          dropout=0.0, group='ddp', output_dir=str(d/'glue'), submission_dir=str(d/'test_outputs'))
     args = ['--checkpoint', cfg.checkpoint, '--glue_dir', cfg.glue_dir, '--runs', '1', '--epochs', '2', '--batch_size', str(BATCH),
