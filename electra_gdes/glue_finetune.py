@@ -272,7 +272,7 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
     total = epochs * len(train_dl)
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
     cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM), DDPCallback()]
-    set_attention(model, resolve_attention(cfg.attention, default_device(), cfg.precision))
+    set_attention(model, resolve_attention(cfg.attention, default_device()))
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
     return Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,

@@ -205,7 +205,7 @@ CPU_ATTENTION = 'electra_gdes_cpu'   # the name HF knows the `cpu` implementatio
 AttentionInterface.register(CPU_ATTENTION, eager_attention_bits_dropout)
 AttentionMaskInterface.register(CPU_ATTENTION, eager_mask)   # additive float masks, as eager attention takes
 
-def resolve_attention(attention: str, device, precision: str = 'fp32') -> str:
+def resolve_attention(attention: str, device) -> str:
     "HF's name of the implementation `attention` ('auto', 'eager', 'sdpa' or 'cpu') stands for on `device`."
     if attention not in ATTENTIONS:
         raise ValueError(f"attention={attention!r} is not one of {', '.join(map(repr, ATTENTIONS))}; pass --attention with one of these.")

@@ -350,7 +350,7 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
         from electra_gdes.model import build_rtd_model
         model = build_rtd_model(cfg, tokenizer)
     device = device or default_device(rank)
-    model = set_attention(model.to(device), resolve_attention(cfg.attention, device, cfg.precision))
+    model = set_attention(model.to(device), resolve_attention(cfg.attention, device))
     if cfg.compile: model.compile()
     write = rank == 0
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)

@@ -155,9 +155,8 @@ COMPILED = 'ours-bf16-compiled'   # measured with --compile only: torch.compile 
 
 def attention_of(variant, device, attention='auto') -> str:
     "The attention implementation of `variant`: HF's default for the baseline, `attention` resolved as training does for ours."
-    key, _, dtype = VARIANTS[variant]
-    if key == 'baseline': return 'sdpa'
-    return resolve_attention(attention, device, 'fp32' if dtype is None else 'bf16')
+    if VARIANTS[variant][0] == 'baseline': return 'sdpa'
+    return resolve_attention(attention, device)
 
 
 def loss_of(variant, model, batch, device, attention='auto') -> float:
