@@ -60,8 +60,10 @@ class PretrainConfig:
     sampling: str = 'gumbel'            # gumbel | multinomial
     temperature: float = 1.0
     disc_weight: float = 50.0
+    mask_unk: bool = True               # [UNK] may be masked, as in the official ELECTRA code (False: never masked)
     # optimisation
-    batch_size: int = 128
+    batch_size: int = 128               # the global batch: per-device micro-batch = batch_size / (processes x grad_accum)
+    grad_accum: int = 1                 # micro-batches accumulated into each optimizer step
     steps: int = 1_000_000
     lr: float = 5e-4
     warmup_steps: int = 10_000
@@ -78,13 +80,18 @@ class PretrainConfig:
     # run, checkpoints, logging
     output_dir: str = 'checkpoints/pretrain'
     run_name: str = ''                  # default: <backbone>-<size>-<embedding_sharing>
-    resume: bool = False
+    resume: bool = False                # continue the run in run_dir from its newest usable checkpoint
+    overwrite: bool = False             # replace a run already in run_dir (without it, such a run is never touched)
+    allow_change: tuple = ()            # with --resume: saved settings that may change, e.g. steps
     seed: int = 42
     checkpoint_fractions: tuple = (0.0625, 0.125, 0.25, 0.5, 1.0)
     log_every: int = 10
+    eval_every: int = 10_000            # held-out RTD evaluation every this many steps (and at the end)
     log: str = 'csv'                    # csv | neptune-offline | neptune-async | neptune-debug
     init_generator: str = ''            # continued pretraining: released generator (HF directory or name)
     init_discriminator: str = ''        # ... and its discriminator
+    push_to_hub: bool = False           # push the exported discriminator and generator to the Hugging Face hub
+    hub_model_id: str = ''              # hub repository for --push_to_hub (default: the run name)
 
     def __post_init__(self):
         _check_choice('backbone', self.backbone, BACKBONES)
@@ -97,6 +104,7 @@ class PretrainConfig:
         _check_choice('attention', self.attention, ATTENTIONS)
         _check_choice('example_builder', self.example_builder, EXAMPLE_BUILDERS)
         self.checkpoint_fractions = tuple(float(f) for f in self.checkpoint_fractions)
+        self.allow_change = tuple(self.allow_change)   # a list once read back from JSON
         if not self.run_name: self.run_name = f'{self.backbone}-{self.size}-{self.embedding_sharing}'
 
     @property
@@ -111,12 +119,12 @@ def _check_choice(name, value, choices):
 _ELECTRA = dict(backbone='electra', mask_style='electra', sampling='gumbel', disc_weight=50.0, schedule='electra',
                 example_builder='electra', tokenizer='bert-uncased', vocab_size=30522, gen_depth_ratio=1.0)
 _DEBERTA = dict(backbone='deberta', mask_style='deberta', sampling='multinomial', disc_weight=10.0, schedule='deberta',
-                example_builder='deberta', tokenizer='train', vocab_size=128100, gen_width_ratio=1.0, gen_depth_ratio=0.5)
+                example_builder='deberta', tokenizer='train', vocab_size=128100, mask_unk=False, gen_width_ratio=1.0, gen_depth_ratio=0.5)
 
 PRETRAIN_PRESETS = {
     ('electra', 'tiny'):  dict(_ELECTRA, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512, embedding_size=64,
                                gen_width_ratio=0.5, max_length=128, batch_size=16, steps=300, lr=2e-3, warmup_steps=30,
-                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0)),
+                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=50),
     ('electra', 'small'): dict(_ELECTRA, hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024, embedding_size=128,
                                gen_width_ratio=0.25, max_length=128, batch_size=128, steps=1_000_000, lr=5e-4, warmup_steps=10_000,
                                mask_prob=0.15),
@@ -128,7 +136,7 @@ PRETRAIN_PRESETS = {
                                mask_prob=0.25),
     ('deberta', 'tiny'):  dict(_DEBERTA, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512, embedding_size=128,
                                vocab_size=8000, max_length=128, batch_size=16, steps=300, lr=2e-3, warmup_steps=30,
-                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0)),
+                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=50),
     ('deberta', 'xsmall'): dict(_DEBERTA, hidden_size=384, num_layers=12, num_heads=6, intermediate_size=1536, embedding_size=384,
                                 max_length=512, batch_size=64, steps=1_000_000, lr=3e-4, warmup_steps=10_000, mask_prob=0.15),
     ('deberta', 'small'): dict(_DEBERTA, hidden_size=768, num_layers=6, num_heads=12, intermediate_size=3072, embedding_size=768,
@@ -171,7 +179,8 @@ class FinetuneConfig:
     layer_decay: float | None = None
     official_head_depth: bool = False   # put the head at depth L+2 as the official code does (off-by-one)
     epochs: int | None = None           # None: 10 for RTE and STS-B, 3 otherwise
-    batch_size: int = 32
+    batch_size: int = 32                # the global batch, as in PretrainConfig
+    grad_accum: int = 1                 # micro-batches accumulated into each optimizer step
     max_length: int = 128
     weight_decay: float = 0.0
     warmup_fraction: float = 0.1
@@ -183,6 +192,8 @@ class FinetuneConfig:
     top_k: int = 3
     predict_only: bool = False          # only select the best finished runs and write the submission
     log: str = 'csv'                    # csv | neptune-offline | neptune-async | neptune-debug
+    push_to_hub: bool = False           # push the selected fine-tuned models to the Hugging Face hub
+    hub_model_id: str = ''              # hub repository prefix for --push_to_hub
 
     def __post_init__(self):
         self.tasks = tuple(t.lower().replace('-', '') for t in ([self.tasks] if isinstance(self.tasks, str) else self.tasks))
