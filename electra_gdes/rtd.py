@@ -12,8 +12,8 @@ from .config import MASK_STYLES
 
 # %% auto #0
 __all__ = ['MASK_SPLITS', 'SAMPLER_FUNCS', 'RTD_METRICS', 'masked_count', 'uniform_positions', 'windowed_positions',
-           'mask_tokens', 'gumbel_sample', 'multinomial_sample', 'rtd_labels', 'RTDLoss', 'mlm_accuracy',
-           'disc_accuracy', 'replaced_precision', 'replaced_recall', 'replaced_f1']
+           'mask_tokens', 'masking_excluded_ids', 'gumbel_noise', 'gumbel_sample', 'multinomial_sample', 'rtd_labels',
+           'RTDLoss', 'mlm_accuracy', 'disc_accuracy', 'replaced_precision', 'replaced_recall', 'replaced_f1']
 
 # %% ../nbs/03_rtd.ipynb #c007
 def masked_count(n_tokens: torch.Tensor, n_candidates: torch.Tensor, mask_prob: float, max_length: int) -> torch.Tensor:
@@ -71,14 +71,23 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
         masked_ids = torch.where(is_masked & (u >= to_mask) & (u < to_mask + to_random), random_ids, masked_ids)
     return masked_ids, is_masked
 
-# %% ../nbs/03_rtd.ipynb #c019
+# %% ../nbs/03_rtd.ipynb #c015
+def masking_excluded_ids(tokenizer, mask_unk: bool = True) -> list[int]:
+    "The `special_ids` for `mask_tokens`: every special token of `tokenizer`, except [UNK] when `mask_unk`."
+    return [i for i in tokenizer.all_special_ids if not (mask_unk and i == tokenizer.unk_token_id)]
+
+# %% ../nbs/03_rtd.ipynb #c022
+def gumbel_noise(u: torch.Tensor) -> torch.Tensor:
+    "ELECTRA's Gumbel noise `-log(-log(u + 1e-9) + 1e-9)` of uniforms `u`, in fp32 (computed in place when `u` is fp32)."
+    # in place: the noise has the size of the masked logits ([n_masked, vocab]), each extra copy costs a pass over it;
+    # the two 1e-9 keep it finite at u = 0 and u = 1
+    return u.float().add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()
+
 @torch.no_grad()
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     "A sample of each row of `logits` by the Gumbel-max trick, computed in fp32 (ELECTRA's sampler)."
-    logits = logits.float()
-    # in place: the noise has the size of the masked logits ([n_masked, vocab]), each extra copy costs a pass over it
-    gumbel = torch.rand(logits.shape, generator=generator, device=logits.device)
-    gumbel.add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()          # -log(-log(U + 1e-9) + 1e-9)
+    logits = logits.float()   # bf16 logits / T would round to 8 bits and shift which token wins
+    gumbel = gumbel_noise(torch.rand(logits.shape, generator=generator, device=logits.device))
     return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)
 
 @torch.no_grad()
@@ -89,7 +98,7 @@ def multinomial_sample(logits: torch.Tensor, temperature: float = 1.0, generator
 
 SAMPLER_FUNCS = {'gumbel': gumbel_sample, 'multinomial': multinomial_sample}
 
-# %% ../nbs/03_rtd.ipynb #c023
+# %% ../nbs/03_rtd.ipynb #c028
 def rtd_labels(disc_input: torch.Tensor, original_ids: torch.Tensor) -> torch.Tensor:
     "1 where the discriminator's input token differs from the original, else 0 (a correct sample is 'original')."
     return (disc_input != original_ids).long()
@@ -113,7 +122,7 @@ class RTDLoss:
         self.mlm_loss, self.disc_loss = mlm.detach(), disc.detach()
         return mlm + self.disc_weight * disc
 
-# %% ../nbs/03_rtd.ipynb #c027
+# %% ../nbs/03_rtd.ipynb #c032
 def mlm_accuracy(out, original_ids, is_masked, attention_mask=None) -> torch.Tensor:
     "Fraction of masked positions where the generator's most likely token is the original one."
     return (out.mlm_logits.argmax(-1) == original_ids[is_masked]).float().mean()
