@@ -147,6 +147,25 @@ def test_nes_tables_are_separate(tok, batch, backbone):
     assert not nonzero(g_emb.word_embeddings.weight.grad) and nonzero(d_emb.word_embeddings.weight.grad)
 
 
+@pytest.mark.parametrize('backbone', ['electra', 'deberta'])
+@pytest.mark.parametrize('mode', ['gdes', 'es', 'nes'])
+def test_each_loss_reaches_only_its_model(tok, batch, backbone, mode):
+    """Backward of each loss alone: the RTD loss reaches no generator parameter but the tables ES shares (no gradient
+    through the sampled ids), the MLM loss no discriminator parameter of its own (under GDES not E_delta)."""
+    model = model_for(backbone, mode, tok)
+    gen_ids = {id(p) for p in model.generator.parameters()}
+    shared = {id(p) for p in model.generator.base_model.embeddings.parameters()} if mode == 'es' else set()
+    backward_of(model, batch, 'disc')
+    reached = [n for n, p in model.generator.named_parameters() if nonzero(p.grad) and id(p) not in shared]
+    assert reached == [], f'the RTD loss reached the generator: {reached}'
+    assert nonzero(model.generator.base_model.embeddings.word_embeddings.weight.grad) == (mode == 'es')
+    assert all(nonzero(p.grad) for n, p in model.discriminator.named_parameters() if 'classifier' in n or 'discriminator_predictions.dense_prediction' in n)
+    backward_of(model, batch, 'mlm')
+    reached = [n for n, p in model.discriminator.named_parameters() if id(p) not in gen_ids and nonzero(p.grad)]
+    assert reached == [], f'the MLM loss reached the discriminator: {reached}'
+    assert nonzero(model.generator.base_model.embeddings.word_embeddings.weight.grad)
+
+
 @pytest.mark.parametrize('backbone,mode', [('electra', 'gdes'), ('electra', 'es'), ('deberta', 'gdes'), ('deberta', 'nes')])
 def test_every_parameter_gets_a_gradient(tok, batch, backbone, mode):
     "No unused parameter (DDP needs none): replaced embedding tables are gone from the model."
@@ -185,7 +204,10 @@ def test_discriminator_input_replaces_masked_positions_only(tok, batch):
     model = model_for('electra', 'gdes', tok)
     out = model(masked, attn, tt, is_masked, rng=torch.Generator().manual_seed(1))
     assert torch.equal(out.disc_input[~is_masked], masked[~is_masked])
-    assert torch.equal(out.disc_input[is_masked], out.sampled_ids) and not out.sampled_ids.requires_grad
+    assert torch.equal(out.disc_input[is_masked], out.sampled_ids)
+    disc = F.binary_cross_entropy_with_logits(out.disc_logits, (out.disc_input != ids).float())
+    # the discriminator's loss does not reach the generator's logits through the samples (argmax, no relaxation)
+    assert torch.autograd.grad(disc, out.mlm_logits, allow_unused=True, retain_graph=True) == (None,)
     again = model(masked, attn, tt, is_masked, rng=torch.Generator().manual_seed(1))
     assert torch.equal(again.sampled_ids, out.sampled_ids)
     assert out.disc_logits.shape == ids.shape

@@ -9,7 +9,7 @@ from scipy import stats
 from electra_gdes.config import pretrain_config
 from electra_gdes.data import load_tokenizer
 from electra_gdes.model import RTDOutput
-from electra_gdes.rtd import (MASK_SPLITS, RTDLoss, disc_accuracy, gumbel_sample, mask_tokens, masked_count, mlm_accuracy,
+from electra_gdes.rtd import (MASK_SPLITS, RTDLoss, masking_excluded_ids, disc_accuracy, gumbel_sample, mask_tokens, masked_count, mlm_accuracy,
                               multinomial_sample, replaced_f1, replaced_precision, replaced_recall, rtd_labels)
 
 
@@ -143,11 +143,14 @@ def test_sample_frequencies_match_softmax(sample, temperature):
     assert stats.chisquare(observed, expected).pvalue > 1e-3
 
 
-def test_samplers_pass_no_gradient():
-    logits = torch.randn(3, 5, requires_grad=True)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_samplers_leave_the_logits_untouched(dtype):
+    "The samplers work in place on their own noise, never on the logits (which the MLM loss still needs)."
+    logits = torch.randn(64, 50, generator=torch.Generator().manual_seed(0)).to(dtype)
+    before = logits.clone()
     for sample in (gumbel_sample, multinomial_sample):
-        s = sample(logits)
-        assert s.dtype == torch.long and not s.requires_grad
+        s = sample(logits, 0.5, torch.Generator().manual_seed(1))
+        assert s.dtype == torch.long and s.shape == (64,) and torch.equal(logits, before)
 
 
 def tiny_output():
@@ -171,6 +174,7 @@ def test_rtd_labels_count_a_correct_sample_as_original():
 @pytest.mark.parametrize('weight', [50.0, 10.0])
 def test_rtd_loss_by_hand(weight):
     out, orig, is_masked, attn = tiny_output()
+    out = out._replace(mlm_logits=out.mlm_logits.requires_grad_(), disc_logits=out.disc_logits.requires_grad_())
     def ce(row, target): return math.log(sum(math.exp(x) for x in row)) - row[target]
     def bce(x, y): return math.log1p(math.exp(-x)) if y else math.log1p(math.exp(x))
     rows = out.mlm_logits.tolist()
@@ -182,7 +186,7 @@ def test_rtd_loss_by_hand(weight):
     assert loss.item() == pytest.approx(mlm + weight * disc, rel=1e-6)
     assert loss_func.mlm_loss.item() == pytest.approx(mlm, rel=1e-6)
     assert loss_func.disc_loss.item() == pytest.approx(disc, rel=1e-6)
-    assert not loss_func.mlm_loss.requires_grad and not loss_func.disc_loss.requires_grad
+    assert loss.requires_grad and not loss_func.mlm_loss.requires_grad and not loss_func.disc_loss.requires_grad
 
 
 def test_rtd_loss_gradients_and_errors():
@@ -212,3 +216,26 @@ def test_metrics_by_hand():
     assert replaced_f1(out, orig, is_masked, attn).item() == pytest.approx(2 * 0.5 * 1 / 1.5)
     none = out._replace(disc_logits=-torch.ones_like(out.disc_logits))
     assert replaced_precision(none, orig, is_masked, attn).item() == 0 and replaced_f1(none, orig, is_masked, attn).item() == 0
+
+
+@pytest.mark.parametrize('mask_unk', [True, False])
+def test_mask_unk(tok, mask_unk):
+    """ELECTRA's candidates exclude only [CLS], [SEP], [MASK] and padding, so [UNK] is masked like any token
+    (`mask_unk=True`); with `mask_unk=False` it never is. Nothing else changes: the other specials stay excluded."""
+    excluded = masking_excluded_ids(tok, mask_unk)
+    assert set(excluded) == {tok.cls_token_id, tok.sep_token_id, tok.mask_token_id, tok.pad_token_id} | \
+        (set() if mask_unk else {tok.unk_token_id})
+    # [CLS] w [UNK] w [UNK] ... [SEP] [PAD] [PAD]: 20 words, half of them [UNK]
+    row = [tok.cls_token_id] + [tok.unk_token_id if i % 2 else 2000 + i for i in range(20)] + [tok.sep_token_id] + [tok.pad_token_id] * 2
+    ids = torch.tensor([row]).repeat(3000, 1)
+    attn = (ids != tok.pad_token_id).long()
+    _, is_masked = mask_tokens(ids, attn, excluded, tok.mask_token_id, len(tok), 0.15, 'electra',
+                               torch.Generator().manual_seed(0), max_length=128)
+    assert (is_masked.sum(-1) == 3).all()                                 # round(0.15 * 22) = 3 of 22 real tokens
+    unk = ids == tok.unk_token_id
+    assert not (is_masked & torch.isin(ids, torch.tensor(excluded))).any()
+    share = is_masked[unk].float().mean().item()
+    if mask_unk:   # uniform over the 20 candidates: 3/20 of each, [UNK] included
+        assert abs(share - 3 / 20) < 4 * math.sqrt(0.15 * 0.85 / unk.sum().item())
+    else:          # only the 10 words are candidates
+        assert share == 0 and is_masked[~unk & attn.bool()].float().sum().item() == 3 * 3000
