@@ -6,15 +6,20 @@ Docs: https://electra-gdes.github.io/electra_gdes/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, json, typing
+import argparse, json, os, sys
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
+from fastcore.docments import docments
 
 # %% auto #0
 __all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'ATTENTIONS',
-           'EXAMPLE_BUILDERS', 'PRETRAIN_PRESETS', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS',
-           'PretrainConfig', 'pretrain_config', 'FinetuneConfig', 'config_parser', 'parse_overrides',
-           'pretrain_config_from_args', 'finetune_config_from_args', 'save_config', 'load_config']
+           'EXAMPLE_BUILDERS', 'ALL_SIZES', 'PRETRAIN_CHOICES', 'PRETRAIN_PRESETS', 'CONTINUED_PRETRAINING',
+           'RESUME_FIXED', 'RESUME_ALLOWED', 'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS',
+           'TASK_EPOCHS', 'SELECTIONS', 'FINETUNE_CHOICES', 'RUN_CONFIG', 'PRETRAIN_GROUPS', 'FINETUNE_GROUPS',
+           'PretrainConfig', 'pretrain_config', 'resume_conflicts', 'config_changed', 'FinetuneConfig',
+           'size_from_shape', 'infer_size', 'parameter_count', 'presets_table', 'field_groups', 'format_config',
+           'config_parser', 'read_config_file', 'saved_run_config', 'pretrain_config_from_args',
+           'finetune_config_from_args', 'save_config', 'load_config']
 
 # %% ../nbs/00_config.ipynb #c005
 BACKBONES = ('electra', 'deberta')
@@ -26,66 +31,70 @@ SCHEDULES = ('electra', 'deberta')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 ATTENTIONS = ('auto', 'eager', 'sdpa', 'cpu')
 EXAMPLE_BUILDERS = ('electra', 'deberta')
+ALL_SIZES = ('tiny', 'xsmall', 'small', 'base', 'large')
+PRETRAIN_CHOICES = {'backbone': BACKBONES, 'size': ALL_SIZES, 'embedding_sharing': EMBEDDING_SHARING, 'mask_style': MASK_STYLES,
+                    'sampling': SAMPLERS, 'schedule': SCHEDULES, 'precision': PRECISIONS, 'attention': ATTENTIONS,
+                    'example_builder': EXAMPLE_BUILDERS}
 
 # %% ../nbs/00_config.ipynb #c006
 @dataclass
 class PretrainConfig:
     "Every setting of an RTD pretraining run; see `pretrain_config` for the presets."
-    # backbone and model shape (the discriminator's; the generator is derived from it)
-    backbone: str = 'electra'           # electra | deberta
-    size: str = 'small'                 # tiny | small | base | large (electra); tiny | xsmall | small | base | large (deberta)
-    embedding_sharing: str = 'gdes'     # gdes | es | nes
-    hidden_size: int = 256
-    num_layers: int = 12
-    num_heads: int = 4
-    intermediate_size: int = 1024
+    # model: the discriminator's shape (the generator is derived from it)
+    backbone: str = 'electra'           # model family: electra (ELECTRA) or deberta (DeBERTaV3)
+    size: str = 'small'                 # preset size: tiny | small | base | large (electra); tiny | xsmall | small | base | large (deberta)
+    embedding_sharing: str = 'gdes'     # how the discriminator shares the generator's embeddings: gdes (DeBERTaV3), es (ELECTRA), nes (none)
+    hidden_size: int = 256              # discriminator width
+    num_layers: int = 12                # discriminator depth (transformer layers)
+    num_heads: int = 4                  # attention heads (must divide hidden_size)
+    intermediate_size: int = 1024       # feed-forward width
     embedding_size: int = 128           # ELECTRA's factorised embedding, projected to hidden_size when smaller
-    max_position_embeddings: int = 512
-    position_buckets: int = 256         # DeBERTa relative attention
+    max_position_embeddings: int = 512  # longest input the position table holds
+    position_buckets: int = 256         # DeBERTa relative-position buckets
     gen_width_ratio: float = 0.25       # generator hidden/heads/FFN = discriminator's * ratio (1.0: the "++" variant)
     gen_depth_ratio: float = 1.0        # generator layers = discriminator's * ratio (DeBERTa: 0.5)
     # data
-    corpus: str = 'default'             # default | path, folder or glob of text files | hf:<name>[:<config>]
-    corpus_split: str = 'train'
-    text_column: str = 'text'
-    tokenizer: str = 'bert-uncased'     # bert-uncased (offline WordPiece) | train | HF name or directory
-    vocab_size: int = 30522             # used when the tokenizer is trained on the corpus
-    max_length: int = 128
-    example_builder: str = 'electra'    # electra | deberta
-    num_proc: int = 2
-    cache_dir: str = 'data_cache'
+    corpus: str = 'default'             # default (State of the Union, offline) | path, folder or glob of text files | hf:<name>[:<config>]
+    corpus_split: str = 'train'         # split of an hf: corpus
+    text_column: str = 'text'           # text column of an hf: corpus
+    tokenizer: str = 'bert-uncased'     # bert-uncased (offline WordPiece) | train (on the corpus) | HF name or directory
+    vocab_size: int = 30522             # vocabulary of a tokenizer trained on the corpus
+    max_length: int = 128               # tokens per example, [CLS] and [SEP] included
+    example_builder: str = 'electra'    # electra (segment A/B pairs) | deberta (packed 510-token lines)
+    num_proc: int = 2                   # processes that build the example cache
+    cache_dir: str = 'data_cache'       # where corpora, tokenizers and example caches are kept
     # RTD
-    mask_prob: float = 0.15
-    mask_style: str = 'electra'         # electra | deberta | bert
-    sampling: str = 'gumbel'            # gumbel | multinomial
-    temperature: float = 1.0
-    disc_weight: float = 50.0
+    mask_prob: float = 0.15             # share of the tokens masked for the generator, in (0, 1)
+    mask_style: str = 'electra'         # electra (85% [MASK], 15% kept) | deberta (100% [MASK]) | bert (80/10/10)
+    sampling: str = 'gumbel'            # how the generator's replacements are drawn: gumbel (max) | multinomial
+    temperature: float = 1.0            # sampling temperature of the generator
+    disc_weight: float = 50.0           # lambda: loss = mlm + lambda * disc
     mask_unk: bool = True               # [UNK] may be masked, as in the official ELECTRA code (False: never masked)
     # optimisation
     batch_size: int = 128               # the global batch: per-device micro-batch = batch_size / (processes x grad_accum)
     grad_accum: int = 1                 # micro-batches accumulated into each optimizer step
-    steps: int = 1_000_000
-    lr: float = 5e-4
-    warmup_steps: int = 10_000
-    schedule: str = 'electra'           # electra | deberta
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-6
-    clip_norm: float = 1.0
-    precision: str = 'fp32'             # fp32 | bf16 | fp16
+    steps: int = 1_000_000              # optimizer steps
+    lr: float = 5e-4                    # peak learning rate
+    warmup_steps: int = 10_000          # linear warmup steps
+    schedule: str = 'electra'           # electra (warmup and linear decay together) | deberta (warmup, then decay)
+    weight_decay: float = 0.01          # decoupled weight decay (not on biases and LayerNorms)
+    adam_beta1: float = 0.9             # Adam beta1
+    adam_beta2: float = 0.999           # Adam beta2
+    adam_eps: float = 1e-6              # Adam epsilon
+    clip_norm: float = 1.0              # global gradient-norm clipping (0: none)
+    precision: str = 'fp32'             # fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler)
     attention: str = 'auto'             # auto | eager | sdpa | cpu (auto: sdpa on a GPU, cpu on a CPU; the same math)
-    compile: bool = False
+    compile: bool = False               # torch.compile the model
     max_nonfinite: int = 10             # stop after this many non-finite steps in a row
     # run, checkpoints, logging
-    output_dir: str = 'checkpoints/pretrain'
+    output_dir: str = 'checkpoints/pretrain'  # runs are kept in <output_dir>/<run_name>
     run_name: str = ''                  # default: <backbone>-<size>-<embedding_sharing>
     resume: bool = False                # continue the run in run_dir from its newest usable checkpoint
     overwrite: bool = False             # replace a run already in run_dir (without it, such a run is never touched)
     allow_change: tuple = ()            # with --resume: saved settings that may change, e.g. steps
-    seed: int = 42
-    checkpoint_fractions: tuple = (0.0625, 0.125, 0.25, 0.5, 1.0)
-    log_every: int = 10
+    seed: int = 42                      # seed of the initialisation, data order, masks and sampling
+    checkpoint_fractions: tuple = (0.0625, 0.125, 0.25, 0.5, 1.0)  # checkpoints at these fractions of steps
+    log_every: int = 10                 # log a line every this many steps
     eval_every: int = 10_000            # held-out RTD evaluation every this many steps (and at the end)
     log: str = 'csv'                    # csv | neptune-offline | neptune-async | neptune-debug
     init_generator: str = ''            # continued pretraining: released generator (HF directory or name)
@@ -96,16 +105,37 @@ class PretrainConfig:
     def __post_init__(self):
         _check_choice('backbone', self.backbone, BACKBONES)
         _check_choice('size', self.size, SIZES[self.backbone])
-        _check_choice('embedding_sharing', self.embedding_sharing, EMBEDDING_SHARING)
-        _check_choice('mask_style', self.mask_style, MASK_STYLES)
-        _check_choice('sampling', self.sampling, SAMPLERS)
-        _check_choice('schedule', self.schedule, SCHEDULES)
-        _check_choice('precision', self.precision, PRECISIONS)
-        _check_choice('attention', self.attention, ATTENTIONS)
-        _check_choice('example_builder', self.example_builder, EXAMPLE_BUILDERS)
+        for name, choices in PRETRAIN_CHOICES.items():
+            if name not in ('backbone', 'size'): _check_choice(name, getattr(self, name), choices)
         self.checkpoint_fractions = tuple(float(f) for f in self.checkpoint_fractions)
-        self.allow_change = tuple(self.allow_change)   # a list once read back from JSON
+        self.allow_change = _names(self.allow_change)   # a list once read back from JSON; "steps,lr" on a command line
         if not self.run_name: self.run_name = f'{self.backbone}-{self.size}-{self.embedding_sharing}'
+        for name in ('hidden_size', 'num_layers', 'num_heads', 'intermediate_size', 'embedding_size', 'max_position_embeddings',
+                     'vocab_size', 'max_length', 'num_proc', 'batch_size', 'grad_accum', 'steps', 'log_every', 'eval_every',
+                     'max_nonfinite'):
+            _check_at_least(name, getattr(self, name), 1)
+        _check_at_least('warmup_steps', self.warmup_steps, 0)
+        for name in ('lr', 'temperature', 'adam_eps'): _check_positive(name, getattr(self, name))
+        for name in ('disc_weight', 'weight_decay', 'clip_norm'): _check_at_least(name, getattr(self, name), 0)
+        _check_open('mask_prob', self.mask_prob, 0, 1)
+        for name in ('adam_beta1', 'adam_beta2'): _check_range(name, getattr(self, name), 0, 1, '[0, 1)', lambda v: 0 <= v < 1)
+        for name in ('gen_width_ratio', 'gen_depth_ratio'): _check_range(name, getattr(self, name), 0, 1, '(0, 1]', lambda v: 0 < v <= 1)
+        for f in self.checkpoint_fractions: _check_range('checkpoint_fractions', f, 0, 1, '(0, 1]', lambda v: 0 < v <= 1)
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f'hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}: '
+                             'pass --num_heads that divides --hidden_size.')
+        if self.max_length > self.max_position_embeddings:
+            raise ValueError(f'max_length={self.max_length} is longer than max_position_embeddings={self.max_position_embeddings}: '
+                             f'pass --max_length {self.max_position_embeddings} or less (or a larger --max_position_embeddings).')
+        _check_divisible(self.batch_size, self.grad_accum)
+        known = {f.name for f in fields(self)}
+        for name in self.allow_change:
+            if name not in known:
+                raise ValueError(f"allow_change names {name!r}, which is not a setting; name fields such as steps or lr "
+                                 "(electra-pretrain --help lists them).")
+            if name in RESUME_FIXED:
+                raise ValueError(f"allow_change cannot include {name!r}: the saved checkpoints' weights, vocabulary and data "
+                                 "depend on it; start a new run (another --run_name) instead.")
 
     @property
     def run_dir(self) -> Path: return Path(self.output_dir)/self.run_name
@@ -114,6 +144,26 @@ class PretrainConfig:
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}; pass --{name} with one of these.")
+
+def _check_range(name, value, low, high, interval, ok):
+    if not ok(value): raise ValueError(f'{name}={value!r} is out of range: it must be in {interval}; pass --{name} with such a value.')
+
+def _check_at_least(name, value, low):
+    if value < low: raise ValueError(f'{name}={value!r} is out of range: it must be at least {low}; pass --{name} {low} or more.')
+
+def _check_positive(name, value):
+    if not value > 0: raise ValueError(f'{name}={value!r} is out of range: it must be > 0; pass a positive --{name}.')
+
+def _check_open(name, value, low, high):
+    _check_range(name, value, low, high, f'({low}, {high})', lambda v: low < v < high)
+
+def _check_divisible(batch_size, grad_accum):
+    if batch_size % grad_accum:
+        raise ValueError(f'batch_size={batch_size} is not divisible by grad_accum={grad_accum}: the global batch is split into '
+                         f'grad_accum equal micro-batches; pass a --grad_accum that divides --batch_size.')
+
+def _names(x) -> tuple:
+    return tuple(n for item in ([x] if isinstance(x, str) else x) for n in str(item).replace(',', ' ').split())
 
 # %% ../nbs/00_config.ipynb #c009
 _ELECTRA = dict(backbone='electra', mask_style='electra', sampling='gumbel', disc_weight=50.0, schedule='electra',
@@ -148,119 +198,350 @@ PRETRAIN_PRESETS = {
 }
 
 # %% ../nbs/00_config.ipynb #c010
+CONTINUED_PRETRAINING = dict(lr=5e-5, steps=100_000)   # DeBERTaV3's continued training from released weights
+
 def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainConfig:
     "The preset for `backbone` and `size`, with `overrides` (any `PretrainConfig` field) applied on top."
     _check_choice('backbone', backbone, BACKBONES)
     _check_choice('size', size, SIZES[backbone])
     unknown = set(overrides) - {f.name for f in fields(PretrainConfig)}
     if unknown: raise TypeError(f"Unknown PretrainConfig field(s): {', '.join(sorted(unknown))}")
-    return PretrainConfig(**{**PRETRAIN_PRESETS[backbone, size], 'size': size, **overrides})
+    continued = {k: v for k, v in CONTINUED_PRETRAINING.items() if k not in overrides} \
+                if overrides.get('init_generator') or overrides.get('init_discriminator') else {}
+    if continued: print(f"Continued pretraining: {', '.join(f'{k} {v:g}' for k, v in continued.items())} (DeBERTaV3's continued "
+                        "training); pass --lr / --steps to change them.")
+    return PretrainConfig(**{**PRETRAIN_PRESETS[backbone, size], 'size': size, **continued, **overrides})
 
-# %% ../nbs/00_config.ipynb #c013
+# %% ../nbs/00_config.ipynb #c015
+RESUME_FIXED = ('backbone', 'size', 'embedding_sharing', 'hidden_size', 'num_layers', 'num_heads', 'intermediate_size',
+                'embedding_size', 'max_position_embeddings', 'position_buckets', 'gen_width_ratio', 'gen_depth_ratio',
+                'tokenizer', 'vocab_size', 'max_length', 'example_builder')
+RESUME_ALLOWED = ('corpus', 'corpus_split', 'text_column', 'mask_prob', 'mask_style', 'sampling', 'temperature', 'disc_weight',
+                  'mask_unk', 'batch_size', 'steps', 'lr', 'warmup_steps', 'schedule', 'weight_decay', 'adam_beta1', 'adam_beta2',
+                  'adam_eps', 'clip_norm', 'seed')
+RESUME_FREE = ('num_proc', 'cache_dir', 'grad_accum', 'precision', 'attention', 'compile', 'max_nonfinite', 'output_dir',
+               'run_name', 'checkpoint_fractions', 'log_every', 'eval_every', 'log', 'init_generator', 'init_discriminator',
+               'push_to_hub', 'hub_model_id', *('resume', 'overwrite', 'allow_change'))
+RUN_CONTROL = ('resume', 'overwrite', 'allow_change')   # how this invocation treats the run, not part of the run
+
+def resume_conflicts(saved: PretrainConfig, new: PretrainConfig) -> list[str]:
+    "Why `new` cannot resume the run saved with `saved` (empty when it can): fixed fields changed, or others not in `new.allow_change`."
+    problems = []
+    for name in RESUME_FIXED + RESUME_ALLOWED:
+        old, now = getattr(saved, name), getattr(new, name)
+        if old == now: continue
+        if name in RESUME_FIXED: problems.append(f'{name} {old!r} -> {now!r} (cannot change: the checkpoints depend on it)')
+        elif name not in new.allow_change: problems.append(f'{name} {old!r} -> {now!r} (add --allow_change {name} to accept it)')
+    return problems
+
+def config_changed(saved, new) -> bool:
+    "Whether `new` differs from `saved` in anything but the run-control fields (resume, overwrite, allow_change)."
+    return any(getattr(saved, f.name) != getattr(new, f.name) for f in fields(new) if f.name not in RUN_CONTROL)
+
+# %% ../nbs/00_config.ipynb #c020
 GLUE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')
 FINETUNE_SIZE_PRESETS = {'tiny': dict(lr=3e-4, layer_decay=0.8), 'xsmall': dict(lr=3e-4, layer_decay=0.8),
                          'small': dict(lr=3e-4, layer_decay=0.8), 'base': dict(lr=1e-4, layer_decay=0.8),
                          'large': dict(lr=5e-5, layer_decay=0.9)}
 TASK_EPOCHS = {'rte': 10, 'stsb': 10}
+SELECTIONS = ('best', 'topk-mean')
 
 @dataclass
 class FinetuneConfig:
     "Every setting of a GLUE fine-tuning sweep."
-    checkpoint: str = 'checkpoints/pretrain/electra-tiny-gdes/discriminator'  # HF directory or hub name
-    size: str = 'small'                 # picks lr and layer_decay defaults
+    # model and data
+    checkpoint: str = 'checkpoints/pretrain/electra-tiny-gdes/discriminator'  # discriminator to fine-tune: HF directory or hub name
+    size: str = 'auto'                  # picks the lr and layer_decay defaults; auto: from the checkpoint's config.json (or its name)
     glue_dir: str = ''                  # official GLUE download; empty: HF datasets, else the offline practice suite
     practice: bool = False              # use the synthetic offline practice suite (never reported as GLUE)
-    tasks: tuple = GLUE_TASKS
-    runs: int = 10
-    group: str = 'default'
-    output_dir: str = 'checkpoints/glue'
-    submission_dir: str = 'test_outputs'
-    lr: float | None = None
-    layer_decay: float | None = None
+    tasks: tuple = GLUE_TASKS           # GLUE tasks to fine-tune on
+    # runs and outputs
+    runs: int = 10                      # seeded runs per task
+    group: str = 'default'              # name of this sweep: <output_dir>/<group>, <submission_dir>/<group>
+    output_dir: str = 'checkpoints/glue'  # where fine-tuned runs and results are kept
+    submission_dir: str = 'test_outputs'  # where the GLUE submission is written
+    # optimisation
+    lr: float | None = None             # head learning rate (default: the size's published one)
+    layer_decay: float | None = None    # layer-wise lr decay (default: the size's published one)
     official_head_depth: bool = False   # put the head at depth L+2 as the official code does (off-by-one)
     epochs: int | None = None           # None: 10 for RTE and STS-B, 3 otherwise
     batch_size: int = 32                # the global batch, as in PretrainConfig
     grad_accum: int = 1                 # micro-batches accumulated into each optimizer step
-    max_length: int = 128
-    weight_decay: float = 0.0
-    warmup_fraction: float = 0.1
-    dropout: float = 0.1
-    seed: int = 42
-    precision: str = 'fp32'
+    max_length: int = 128               # tokens per example (pairs truncated BERT-style)
+    weight_decay: float = 0.0           # decoupled weight decay
+    warmup_fraction: float = 0.1        # share of the steps that warm up linearly
+    dropout: float = 0.1                # dropout of the classifier head
+    seed: int = 42                      # seed of run 0 (run i uses seed + i)
+    precision: str = 'fp32'             # fp32 | bf16 | fp16
     attention: str = 'auto'             # auto | eager | sdpa | cpu, as in PretrainConfig
-    selection: str = 'best'             # best | topk-mean
-    top_k: int = 3
+    # selection and submission
+    selection: str = 'best'             # best (the best dev run per task) | topk-mean (average the top_k runs' predictions)
+    top_k: int = 3                      # runs averaged by --selection topk-mean
     predict_only: bool = False          # only select the best finished runs and write the submission
     log: str = 'csv'                    # csv | neptune-offline | neptune-async | neptune-debug
     push_to_hub: bool = False           # push the selected fine-tuned models to the Hugging Face hub
     hub_model_id: str = ''              # hub repository prefix for --push_to_hub
 
     def __post_init__(self):
-        self.tasks = tuple(t.lower().replace('-', '') for t in ([self.tasks] if isinstance(self.tasks, str) else self.tasks))
+        self.tasks = tuple(t.lower().replace('-', '') for t in _names(self.tasks))
         for t in self.tasks: _check_choice('tasks', t, GLUE_TASKS)
-        _check_choice('size', self.size, tuple(FINETUNE_SIZE_PRESETS))
-        _check_choice('precision', self.precision, PRECISIONS)
-        _check_choice('attention', self.attention, ATTENTIONS)
-        _check_choice('selection', self.selection, ('best', 'topk-mean'))
-        preset = FINETUNE_SIZE_PRESETS[self.size]
+        for name, choices in FINETUNE_CHOICES.items():
+            if name != 'tasks': _check_choice(name, getattr(self, name), choices)
+        for name in ('runs', 'batch_size', 'grad_accum', 'max_length', 'top_k'): _check_at_least(name, getattr(self, name), 1)
+        if self.epochs is not None: _check_at_least('epochs', self.epochs, 1)
+        if self.lr is not None: _check_positive('lr', self.lr)
+        if self.layer_decay is not None: _check_range('layer_decay', self.layer_decay, 0, 1, '(0, 1]', lambda v: 0 < v <= 1)
+        _check_at_least('weight_decay', self.weight_decay, 0)
+        for name in ('warmup_fraction', 'dropout'): _check_range(name, getattr(self, name), 0, 1, '[0, 1)', lambda v: 0 <= v < 1)
+        _check_divisible(self.batch_size, self.grad_accum)
+        if self.size == 'auto' and (self.lr is None or self.layer_decay is None): self.size = infer_size(self.checkpoint)[0]
+        preset = FINETUNE_SIZE_PRESETS.get(self.size, {})
         if self.lr is None: self.lr = preset['lr']
         if self.layer_decay is None: self.layer_decay = preset['layer_decay']
 
-    def task_epochs(self, task) -> int: return self.epochs or TASK_EPOCHS.get(task, 3)
+    def task_epochs(self, task) -> int: return TASK_EPOCHS.get(task, 3) if self.epochs is None else self.epochs
 
-# %% ../nbs/00_config.ipynb #c016
+FINETUNE_CHOICES = {'size': ('auto', *FINETUNE_SIZE_PRESETS), 'tasks': GLUE_TASKS, 'precision': PRECISIONS,
+                    'attention': ATTENTIONS, 'selection': SELECTIONS}
+
+# %% ../nbs/00_config.ipynb #c023
+_SIZE_WORDS = ('xsmall', 'small', 'base', 'large', 'tiny')
+
+def size_from_shape(hidden_size: int, num_layers: int) -> str:
+    "The fine-tuning size of a model `hidden_size` wide and `num_layers` deep: large from 1024 wide or 24 deep, base from 768 x 12."
+    if hidden_size >= 1024 or num_layers >= 24: return 'large'
+    if hidden_size >= 768 and num_layers >= 12: return 'base'
+    return 'small'
+
+def infer_size(checkpoint) -> tuple[str, str]:
+    "`(size, why)`: the fine-tuning size of `checkpoint` from its config.json, else from a size word in its name."
+    path = Path(checkpoint)/'config.json'
+    if path.is_file():
+        c = json.loads(path.read_text())
+        h, n = c.get('hidden_size'), c.get('num_hidden_layers')
+        if h and n: return size_from_shape(h, n), f'hidden_size {h} and {n} layers in {path}'
+    words = str(checkpoint).lower().replace('_', '-').replace('/', '-').split('-')
+    for w in _SIZE_WORDS:
+        if w in words: return ('small' if w in ('tiny', 'xsmall') else w), f"'{w}' in the name {checkpoint}"
+    raise ValueError(f"cannot tell the size of --checkpoint {checkpoint}: it has no config.json with hidden_size and "
+                     f"num_hidden_layers, and its name has none of {', '.join(_SIZE_WORDS)}; pass --size small, base or large "
+                     "(or check the path).")
+
+# %% ../nbs/00_config.ipynb #c026
+def _layer_params(h, ffn): return 4 * h * h + 4 * h + 2 * h * ffn + ffn + h + 4 * h
+
+def parameter_count(cfg: PretrainConfig, part='discriminator', vocab_size=None) -> int:
+    "Parameters of `cfg`'s standalone `part` ('discriminator' or 'generator') with `vocab_size` tokens (default `cfg.vocab_size`)."
+    v, e, wide = vocab_size or cfg.vocab_size, cfg.embedding_size, part == 'generator'
+    scaled = lambda n, r: max(1, round(n * r))   # as model.generator_config
+    h, ffn = (scaled(cfg.hidden_size, cfg.gen_width_ratio), scaled(cfg.intermediate_size, cfg.gen_width_ratio)) if wide \
+             else (cfg.hidden_size, cfg.intermediate_size)
+    layers = scaled(cfg.num_layers, cfg.gen_depth_ratio) if wide else cfg.num_layers
+    if cfg.backbone == 'electra':   # word, position and token-type tables, LayerNorm; a projection when e != h
+        emb = (v + cfg.max_position_embeddings + 2) * e + 2 * e + (e * h + h if e != h else 0)
+        head = h * e + e + 2 * e + v if wide else h * h + h + h + 1   # MLM: dense to e, LayerNorm, tied decoder's bias
+    else:   # word table, LayerNorm, bias-free projection; relative-position table and its LayerNorm
+        emb = v * e + 2 * e + (e * h if e != h else 0) + 2 * cfg.position_buckets * h + 2 * h
+        head = h * h + h + 2 * h + v if wide else 2 * h + h * h + h + h + 1
+    return emb + layers * _layer_params(h, ffn) + head
+
+def _short(n) -> str:
+    return f'{n / 1e6:g}M' if n >= 1e6 and n % 1e5 == 0 else f'{n / 1e3:g}k' if n >= 1e3 and n % 100 == 0 else f'{n:g}'
+
+def presets_table() -> str:
+    "Every backbone/size preset: shape, parameters, lr, batch, steps, mask rate and lambda (disc_weight), as a text table."
+    head = ('backbone', 'size', 'hidden', 'layers', 'heads', 'disc params', 'gen params', 'lr', 'batch', 'steps', 'mask', 'lambda')
+    rows = [head]
+    for (b, size) in PRETRAIN_PRESETS:
+        c = pretrain_config(b, size)
+        rows.append((b, size, c.hidden_size, c.num_layers, c.num_heads, f'{parameter_count(c) / 1e6:.1f}M',
+                     f"{parameter_count(c, 'generator') / 1e6:.1f}M", f'{c.lr:g}', c.batch_size, _short(c.steps), f'{c.mask_prob:g}',
+                     f'{c.disc_weight:g}'))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    return '\n'.join('  '.join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in rows)
+
+# %% ../nbs/00_config.ipynb #c030
+RUN_CONFIG = 'run_config.json'   # a pretraining run's own config: not config.json, which HF tools take for a model's
+PRETRAIN_GROUPS = {'model': 'backbone', 'data': 'corpus', 'RTD': 'mask_prob', 'optimisation': 'batch_size',
+                   'run, checkpoints, logging': 'output_dir'}
+FINETUNE_GROUPS = {'model and data': 'checkpoint', 'runs and outputs': 'runs', 'optimisation': 'lr',
+                   'selection and submission': 'selection'}
+
+def field_groups(cls, groups: dict) -> dict:
+    "`{group: [field names]}` of dataclass `cls`, a group starting at the field `groups` names for it."
+    starts, out, current = {v: k for k, v in groups.items()}, {}, None
+    for f in fields(cls):
+        current = starts.get(f.name, current)
+        out.setdefault(current, []).append(f.name)
+    return out
+
+def _groups_of(cfg) -> dict: return PRETRAIN_GROUPS if isinstance(cfg, PretrainConfig) else FINETUNE_GROUPS
+
+def _show(v) -> str:
+    if isinstance(v, tuple): return ' '.join(map(str, v)) if v else '(none)'
+    return "''" if v == '' else str(v)
+
+def format_config(cfg) -> str:
+    "`cfg` (a `PretrainConfig` or `FinetuneConfig`) one field per line, grouped as the class groups them."
+    width = max(len(f.name) for f in fields(cfg))
+    return '\n'.join(f'{group}:\n' + '\n'.join(f'  {n:<{width}}  {_show(getattr(cfg, n))}' for n in names)
+                     for group, names in field_groups(type(cfg), _groups_of(cfg)).items())
+
+# %% ../nbs/00_config.ipynb #c032
 def _parse_bool(s):
     if isinstance(s, bool): return s
     if s.lower() in ('1', 'true', 'yes', 'y'): return True
     if s.lower() in ('0', 'false', 'no', 'n'): return False
     raise argparse.ArgumentTypeError(f'expected true or false, got {s!r}')
 
-def _field_type(f, default):
-    t = f.type if not isinstance(f.type, str) else f.type.split('|')[0].strip()
-    return {'int': int, 'float': float, 'str': str, 'bool': _parse_bool, 'tuple': tuple}.get(t, type(default))
+def _task_name(s): return s.lower().replace('-', '')
 
-def config_parser(cls, description=None) -> argparse.ArgumentParser:
-    "An argparse parser with an option `--<field>` for every field of dataclass `cls`; unset options stay `None`."
-    p = argparse.ArgumentParser(description=description or cls.__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    defaults = cls()
-    for f in fields(cls):
-        default = getattr(defaults, f.name)
-        t = _field_type(f, default)
-        kw = dict(default=None, help=f'(preset or {default!r})')
-        if t is tuple: p.add_argument(f'--{f.name}', nargs='+', **kw)
-        elif t is _parse_bool: p.add_argument(f'--{f.name}', type=_parse_bool, nargs='?', const=True, **kw)
-        else: p.add_argument(f'--{f.name}', type=t, **kw)
+_TYPES = {'int': int, 'float': float, 'str': str, 'bool': _parse_bool}
+
+def _element_type(cls, f):
+    "The argparse type of a field: from its annotation ('float | None' -> float), a tuple's from its default's elements."
+    t = f.type.split('|')[0].strip() if isinstance(f.type, str) else f.type.__name__
+    if t != 'tuple': return _TYPES[t], False
+    default = getattr(cls(), f.name) if cls is PretrainConfig else f.default
+    return (float if default and isinstance(default[0], float) else _task_name if f.name == 'tasks' else str), True
+
+def _metavar(t): return {int: 'INT', float: 'FLOAT', _parse_bool: 'BOOL'}.get(t, 'TEXT')
+
+def config_parser(cls, defaults: dict | None = None, description=None, prog=None, choices=None, groups=None,
+                  extra=()) -> argparse.ArgumentParser:
+    """An argparse parser with an option `--<field>` for every field of dataclass `cls`; unset options stay `None`.
+    `defaults` are the values shown in the help (those the run would use), `extra` names the command options to add:
+    'config', 'print_config', 'list_presets'."""
+    defaults = defaults if defaults is not None else asdict(cls())
+    choices, docs = choices or {}, docments(cls)
+    p = argparse.ArgumentParser(prog=prog, description=description or cls.__doc__, allow_abbrev=False,
+                                usage='%(prog)s [options]   (--help lists them; --batch-size and --batch_size are the same option)')
+    cmd = p.add_argument_group('commands')
+    if 'config' in extra: cmd.add_argument('--config', metavar='FILE', help='start from a saved config (a run\'s run_config.json, '
+                                           'a sweep\'s config.json or a hand-written JSON of some fields); options apply on top')
+    if 'print_config' in extra: cmd.add_argument('--print_config', action='store_true', help='print the resolved config and exit')
+    if 'list_presets' in extra: cmd.add_argument('--list_presets', action='store_true', help='print every backbone/size preset and exit')
+    for group, names in field_groups(cls, groups or {}).items():
+        g = p.add_argument_group(group) if group else p
+        for f in (f for f in fields(cls) if f.name in names):
+            t, many = _element_type(cls, f)
+            kw = dict(default=None, dest=f.name, help=f'{docs[f.name] or f.name} (default: {_show(defaults[f.name])})'.replace('%', '%%'))
+            if f.name in choices: kw.update(choices=choices[f.name], metavar='{' + '|'.join(choices[f.name]) + '}')
+            else: kw['metavar'] = _metavar(t)
+            if many: g.add_argument(f'--{f.name}', nargs='+', type=t, **kw)
+            elif t is _parse_bool: g.add_argument(f'--{f.name}', type=_parse_bool, nargs='?', const=True, **kw)
+            else: g.add_argument(f'--{f.name}', type=t, **kw)
     return p
 
-def parse_overrides(cls, args=None, description=None) -> dict:
-    "The fields set on the command line `args` (default: `sys.argv`), as a dict."
-    ns = config_parser(cls, description).parse_args(args)
-    return {k: v for k, v in vars(ns).items() if v is not None}
+def _underscored(args: list, names) -> list:
+    "`args` with option names spelled with dashes (`--batch-size`, `--batch-size=8`) spelled with underscores."
+    out = []
+    for a in args:
+        if a.startswith('--') and len(a) > 2:
+            name, eq, value = a[2:].partition('=')
+            if name.replace('-', '_') in names: a = '--' + name.replace('-', '_') + eq + value
+        out.append(a)
+    return out
 
+def read_config_file(cls, path, strict=True) -> dict:
+    "The fields of `cls` in the JSON at `path` (a saved or hand-written config); `strict`: an unknown key is an error."
+    path = Path(path)
+    try: d = json.loads(path.read_text())
+    except FileNotFoundError: raise ValueError(f'--config {path}: no such file')
+    except (OSError, json.JSONDecodeError) as e: raise ValueError(f'--config {path} is not a readable JSON config ({e})')
+    if not isinstance(d, dict): raise ValueError(f'--config {path} must hold a JSON object of {cls.__name__} fields')
+    known = {f.name for f in fields(cls)}
+    if strict and set(d) - known:
+        raise ValueError(f"--config {path} has unknown field(s) {', '.join(sorted(set(d) - known))}: "
+                         f"{cls.__name__} has no such setting (--help lists them)")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known and k not in RUN_CONTROL}
+
+def saved_run_config(run_dir) -> Path | None:
+    "The config a pretraining run saved in `run_dir`: its `run_config.json`, or the `config.json` of older versions; else None."
+    for name in (RUN_CONFIG, 'config.json'):
+        path = Path(run_dir)/name
+        if path.is_file():
+            try:
+                if 'embedding_sharing' in json.loads(path.read_text()): return path
+            except (OSError, json.JSONDecodeError): pass
+    return None
+
+def _pretrain_from(values: dict) -> PretrainConfig:
+    values = dict(values)
+    return pretrain_config(values.pop('backbone', 'electra'), values.pop('size', 'tiny'), **values)
+
+def _args(args): return list(sys.argv[1:] if args is None else args)
+
+def _pre_parse(args, *names):
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for n in names: p.add_argument(f'--{n}')
+    return p.parse_known_args(args)[0]
+
+# %% ../nbs/00_config.ipynb #c034
 def pretrain_config_from_args(args=None) -> PretrainConfig:
-    "A `PretrainConfig` from command-line `args`: the `--backbone`/`--size` preset with the other options on top."
-    o = parse_overrides(PretrainConfig, args, 'RTD pretraining (ELECTRA / DeBERTaV3, GDES / ES / NES).')
-    o['checkpoint_fractions'] = tuple(float(x) for x in o.get('checkpoint_fractions', ())) or None
-    if o['checkpoint_fractions'] is None: del o['checkpoint_fractions']
-    return pretrain_config(o.pop('backbone', 'electra'), o.pop('size', 'tiny'), **o)
+    """A `PretrainConfig` from command-line `args` (default `sys.argv`): the `--backbone`/`--size` preset, a `--config` file,
+    the options on top; with `--resume`, the run's saved settings under the options. `--list_presets`, `--print_config`: print, exit."""
+    names = {f.name for f in fields(PretrainConfig)} | {'config', 'print_config', 'list_presets'}
+    args = _underscored(_args(args), names)
+    pre = _pre_parse(args, 'backbone', 'size', 'config')
+    try: base = read_config_file(PretrainConfig, pre.config) if pre.config else {}
+    except ValueError: base = {}   # the real parse below reports it
+    try: shown = _pretrain_from({**base, **{k: v for k in ('backbone', 'size') if (v := getattr(pre, k))}})
+    except (ValueError, TypeError): shown = _pretrain_from({})
+    p = config_parser(PretrainConfig, asdict(shown), 'RTD pretraining (ELECTRA / DeBERTaV3, GDES / ES / NES).', 'electra-pretrain',
+                      PRETRAIN_CHOICES, PRETRAIN_GROUPS, ('config', 'print_config', 'list_presets'))
+    ns = vars(p.parse_args(args))
+    config, print_config, list_presets = ns.pop('config'), ns.pop('print_config'), ns.pop('list_presets')
+    if list_presets: print(presets_table()); raise SystemExit(0)
+    given = {k: v for k, v in ns.items() if v is not None}
+    try:
+        base = read_config_file(PretrainConfig, config) if config else {}
+        cfg = _pretrain_from({**base, **given})
+        saved = saved_run_config(cfg.run_dir) if cfg.resume and not config else None
+        if saved is not None:   # continue the run as it was saved; run_pretraining checks what the options change
+            cfg = _pretrain_from({**read_config_file(PretrainConfig, saved, strict=False), **given})
+    except (ValueError, TypeError) as e: p.error(str(e))
+    if print_config: print(format_config(cfg)); raise SystemExit(0)
+    return cfg
 
 def finetune_config_from_args(args=None) -> FinetuneConfig:
-    "A `FinetuneConfig` from command-line `args`."
-    return FinetuneConfig(**parse_overrides(FinetuneConfig, args, 'GLUE fine-tuning, best-run selection and submission.'))
+    "A `FinetuneConfig` from command-line `args` (default `sys.argv`): a `--config` file if given, the options on top."
+    names = {f.name for f in fields(FinetuneConfig)} | {'config', 'print_config'}
+    args = _underscored(_args(args), names)
+    pre = _pre_parse(args, 'config')
+    try: base = read_config_file(FinetuneConfig, pre.config) if pre.config else {}
+    except ValueError: base = {}
+    try: shown = {**asdict(FinetuneConfig(**base)), 'size': base.get('size', 'auto')}
+    except (ValueError, TypeError): shown = {**asdict(FinetuneConfig(size='small')), 'size': 'auto'}
+    p = config_parser(FinetuneConfig, shown, 'GLUE fine-tuning, best-run selection and submission.', 'electra-finetune',
+                      FINETUNE_CHOICES, FINETUNE_GROUPS, ('config', 'print_config'))
+    ns = vars(p.parse_args(args))
+    config, print_config = ns.pop('config'), ns.pop('print_config')
+    given = {k: v for k, v in ns.items() if v is not None}
+    try:
+        values = {**(read_config_file(FinetuneConfig, config) if config else {}), **given}
+        cfg = FinetuneConfig(**values)
+        if values.get('size', 'auto') == 'auto' and os.environ.get('RANK', '0') == '0':
+            size, why = infer_size(cfg.checkpoint)
+            print(f'Fine-tuning size: {size} (lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}), inferred from {why}; --size overrides.')
+    except (ValueError, TypeError) as e: p.error(str(e))
+    if print_config: print(format_config(cfg)); raise SystemExit(0)
+    return cfg
 
-# %% ../nbs/00_config.ipynb #c020
+# %% ../nbs/00_config.ipynb #c041
 def save_config(cfg, path):
-    "Write dataclass `cfg` to `path` as JSON (atomically: a temporary file, then a rename)."
+    "Write dataclass `cfg` to `path` as JSON (atomically: a temporary file, then a rename; the temporary file is removed if that fails)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(asdict(cfg), indent=2))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(asdict(cfg), indent=2))
+        tmp.replace(path)
+    finally: tmp.unlink(missing_ok=True)
 
 def load_config(cls, path):
-    "A `cls` instance from the JSON written by `save_config`."
+    "A `cls` instance from the JSON written by `save_config` (fields this version does not know are ignored)."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'No config at {path}: expected the config.json a run writes beside its checkpoints.')
+    if not path.exists(): raise FileNotFoundError(f'No config at {path}: expected the {RUN_CONFIG} a run writes beside its checkpoints.')
     d = json.loads(path.read_text())
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in known})

@@ -47,7 +47,7 @@ def main(args=None):
     cfg = finetune_config_from_args(args)
     with distributed():  # joins the process group when launched by torchrun; a single process otherwise
         if is_rank0(): print(cfg)
-        return run_glue(cfg)
+        run_glue(cfg)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
 
 # %% ../nbs/Finetune_GLUE.ipynb #c024
 if __name__ == '__main__': main()
