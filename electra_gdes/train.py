@@ -7,7 +7,8 @@ Docs: https://electra-gdes.github.io/electra_gdes/train.html.md"""
 
 # %% ../nbs/05_train.ipynb #c002
 from __future__ import annotations
-import csv, hashlib, io, os, random, time, warnings
+import csv, hashlib, io, os, random, sys, time, warnings
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -16,24 +17,30 @@ from torch.utils.data import DataLoader, Sampler
 from fastai.learner import Learner, AvgMetric
 from fastai.torch_core import set_seed
 from fastai.data.core import DataLoaders
-from fastai.callback.core import Callback, CancelValidException
+from fastai.callback.core import Callback, CancelValidException, CancelBackwardException, CancelStepException
+from fastai.callback.progress import ProgressCallback
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.training import GradientClip
 from .config import PretrainConfig
 from .data import pad_collate
-from .rtd import RTDLoss, mask_tokens, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1
+from .rtd import (RTDLoss, mask_tokens, rtd_labels, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall,
+                               replaced_f1)
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
-from .long_runs import PreemptionCallback, NonFiniteCallback
-from .model import resolve_attention, set_attention
+from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, write_guard
+from .model import resolve_attention, set_attention, unwrap_rtd_model
 
 # %% auto #0
-__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'LOG_COLUMNS', 'RTD_LOG_METRICS', 'NEPTUNE_MODES',
-           'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders',
-           'global_step', 'step_seed', 'RTDCallback', 'DeviceMixedPrecision', 'precision_callbacks', 'read_log',
-           'RTDLogger', 'neptune_run', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
-           'read_checkpoint', 'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step',
-           'CheckpointCallback', 'load_checkpoint', 'default_device', 'pretrain_learner', 'fit_steps', 'resume',
-           'plot_losses']
+__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'LOG_COLUMNS',
+           'RTD_LOG_METRICS', 'NEPTUNE_MODES', 'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices',
+           'StepBatchSampler', 'pretrain_dataloaders', 'global_step', 'step_seed', 'position_sample', 'RTDCallback',
+           'DeviceMixedPrecision', 'precision_callbacks', 'rtd_counts', 'metrics_from_counts', 'read_log', 'log_line',
+           'parse_log_line', 'shows_progress_bar', 'RTDLogger', 'neptune_run', 'checkpoint_steps', 'checkpoint_path',
+           'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint', 'rng_states',
+           'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'GlobalRTDLoss', 'RTDLearner',
+           'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -52,11 +59,11 @@ def global_batch_indices(step: int, batch_size: int, n: int, seed: int, permutat
 # %% ../nbs/05_train.ipynb #c008
 class StepBatchSampler(Sampler):
     "Batches of indices for global steps `start_step .. steps-1`; `rank` of `world_size` gets its slice of each."
-    def __init__(self, n: int, batch_size: int, steps: int, seed: int, rank=0, world_size=1, start_step=0):
+    def __init__(self, n: int, batch_size: int, steps: int, seed: int, rank=0, world_size=1, start_step=0, grad_accum=1):
         if n < 1: raise ValueError('The pretraining dataset is empty: check --corpus and --max_length.')
-        if batch_size % world_size:
-            raise ValueError(f'batch_size={batch_size} is the global batch and must split evenly over {world_size} processes: '
-                             f'pass --batch_size a multiple of {world_size}.')
+        if batch_size % (world_size * grad_accum):
+            raise ValueError(f'batch_size={batch_size} is the global batch and must split evenly into {world_size} process(es) x '
+                             f'{grad_accum} micro-batch(es): pass --batch_size a multiple of {world_size * grad_accum}.')
         self.n, self.batch_size, self.steps, self.seed = n, batch_size, steps, seed
         self.rank, self.world_size, self.start_step = rank, world_size, start_step
         self._perm = (None, None)   # the current pass's permutation, computed once per pass rather than per batch
@@ -77,9 +84,11 @@ def pretrain_dataloaders(cfg: PretrainConfig, dataset, pad_token_id: int, valid_
                          device=None) -> DataLoaders:
     "fastai `DataLoaders` of `(input_ids, attention_mask, token_type_ids)` batches: `cfg.steps` global batches for training."
     collate = partial(pad_collate, pad_token_id=pad_token_id, pad_to_multiple_of=8)
-    sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, cfg.seed, rank, world_size)
+    accum = getattr(cfg, 'grad_accum', 1)
+    sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, cfg.seed, rank, world_size, grad_accum=accum)
     train = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator())
-    valid = DataLoader(valid_dataset if valid_dataset is not None else [], batch_size=cfg.batch_size // world_size,
+    # held-out batches are forward passes only, one micro-batch each: the memory of a training micro-batch is enough
+    valid = DataLoader(valid_dataset if valid_dataset is not None else [], batch_size=cfg.batch_size // (world_size * accum),
                        shuffle=False, collate_fn=collate, generator=torch.Generator())
     return DataLoaders(train, valid, device=device)
 
@@ -89,27 +98,62 @@ def global_step(learn) -> int:
     return learn.start_step + learn.train_iter
 
 # the independent random streams of a run, each seeded per (step, rank) by `step_seed`
-TRAIN_MASKS, HELD_OUT_MASKS, HELD_OUT_SAMPLING, RANK_RESEED = range(4)
+TRAIN_MASKS, HELD_OUT_MASKS, HELD_OUT_SAMPLING, RANK_RESEED, TRAIN_SAMPLING = range(5)
 
 def step_seed(seed: int, stream: int, step: int, rank: int) -> int:
     "A 63-bit seed for the RNG of (`stream`, `step`, `rank`) of a run seeded `seed`."
     hi, lo = np.random.SeedSequence([seed, stream, step, rank]).generate_state(2)
     return int(hi) << 31 ^ int(lo)
 
+def _masked_in_order(values: torch.Tensor, is_masked: torch.Tensor, n: int) -> torch.Tensor:
+    "`values[is_masked]` for a mask known to hold `n` positions, without the device sync of boolean indexing."
+    order = (~is_masked).flatten().to(torch.int32).argsort(stable=True)[:n]   # the masked positions first, in row-major order
+    return values.flatten()[order]
+
+@torch.no_grad()
+def position_sample(logits: torch.Tensor, temperature: float = 1.0, noise=None) -> torch.Tensor:
+    """A sample of each row of `softmax(logits / temperature)` by its inverse CDF at one uniform number per row.
+    `noise`: `(uniforms, is_masked)` of a batch (the rows of `logits` are its masked positions), a `torch.Generator`, or None."""
+    probs = torch.softmax(logits.float() if temperature == 1.0 else logits.float() / temperature, -1)
+    cdf = probs.cumsum_(-1)
+    n = logits.shape[0]
+    if isinstance(noise, tuple): u = _masked_in_order(*noise, n)
+    else: u = torch.rand(n, generator=noise, device=logits.device)
+    # scaled by the row's total, which float rounding keeps near but not at 1
+    idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
+    return idx.clamp_max_(logits.shape[-1] - 1)
+
+def _canvas_width(max_length: int, length: int) -> int: return max(-(-max_length // 8) * 8, length)
+
 class RTDCallback(Callback):
     "Mask each batch on its device and wire the inputs of `RTDModel` and the targets of `RTDLoss`."
     order = -5   # after TrainEvalCallback, before anything that reads xb / yb
-    def __init__(self, cfg: PretrainConfig, special_ids, mask_token_id: int, vocab_size: int, rank=0):
-        self.cfg, self.special_ids, self.mask_token_id, self.vocab_size, self.rank = cfg, list(special_ids), mask_token_id, vocab_size, rank
+    def __init__(self, cfg: PretrainConfig, special_ids, mask_token_id: int, vocab_size: int, rank=0, unk_token_id=None):
+        # the official ELECTRA candidates exclude only [CLS], [SEP], [MASK] and padding
+        never = [int(i) for i in special_ids if not (getattr(cfg, 'mask_unk', False) and i == unk_token_id)]
+        self.cfg, self.special_ids, self.mask_token_id, self.vocab_size, self.rank = cfg, never, mask_token_id, vocab_size, rank
+
+    def _mask(self, input_ids, attention_mask, gen):
+        return mask_tokens(input_ids, attention_mask, self.special_ids, self.mask_token_id, self.vocab_size, self.cfg.mask_prob,
+                           self.cfg.mask_style, generator=gen, max_length=self.cfg.max_length)   # ELECTRA's cap: int((p+0.005)*max_length)
 
     def before_batch(self):
         input_ids, attention_mask, token_type_ids = (*self.learn.xb, *self.learn.yb)
-        stream, step = (TRAIN_MASKS, global_step(self.learn)) if self.training else (HELD_OUT_MASKS, self.iter)
-        gen = torch.Generator(device=input_ids.device).manual_seed(step_seed(self.cfg.seed, stream, step, self.rank))
-        masked_ids, is_masked = mask_tokens(input_ids, attention_mask, self.special_ids, self.mask_token_id, self.vocab_size,
-                                            self.cfg.mask_prob, self.cfg.mask_style, generator=gen,
-                                            max_length=self.cfg.max_length)   # ELECTRA's cap: int((p+0.005)*max_length)
-        self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked)
+        dev = input_ids.device
+        if not self.training:
+            gen = torch.Generator(device=dev).manual_seed(step_seed(self.cfg.seed, HELD_OUT_MASKS, self.iter, self.rank))
+            masked_ids, is_masked = self._mask(input_ids, attention_mask, gen)
+            self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked)
+        else:
+            step, (b, L) = global_step(self.learn), input_ids.shape
+            B, W, rows = b * getattr(self.learn, 'world_size', 1), _canvas_width(self.cfg.max_length, L), slice(self.rank * b, (self.rank + 1) * b)
+            ids, attn = input_ids.new_zeros(B, W), attention_mask.new_zeros(B, W)
+            ids[rows, :L], attn[rows, :L] = input_ids, attention_mask
+            gen = torch.Generator(device=dev).manual_seed(step_seed(self.cfg.seed, TRAIN_MASKS, step, 0))
+            masked_ids, is_masked = (t[rows, :L] for t in self._mask(ids, attn, gen))
+            gen.manual_seed(step_seed(self.cfg.seed, TRAIN_SAMPLING, step, 0))
+            u = torch.rand(B, W, generator=gen, device=dev)[rows, :L]
+            self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked, (u, is_masked))
         self.learn.yb = (input_ids, is_masked, attention_mask)
 
     def before_validate(self):
@@ -120,7 +164,7 @@ class RTDCallback(Callback):
         torch.set_rng_state(self._rng[0])
         if self._rng[1] is not None: torch.cuda.set_rng_state_all(self._rng[1])
 
-# %% ../nbs/05_train.ipynb #c016
+# %% ../nbs/05_train.ipynb #c020
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` with autocast and `GradScaler` on the model's device (fastai's assumes CUDA)."
     def before_fit(self):
@@ -137,11 +181,26 @@ def precision_callbacks(cfg: PretrainConfig) -> list:
     "The mixed-precision callback for `cfg.precision` (none for fp32)."
     return [] if cfg.precision == 'fp32' else [DeviceMixedPrecision(amp_mode=cfg.precision)]
 
-# %% ../nbs/05_train.ipynb #c018
+# %% ../nbs/05_train.ipynb #c022
 LOG_COLUMNS = ('step', 'lr', 'loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc',
                'replaced_precision', 'replaced_recall', 'replaced_f1', 'tokens_per_s')
 RTD_LOG_METRICS = {'gen_acc': mlm_accuracy, 'disc_acc': disc_accuracy, 'replaced_precision': replaced_precision,
                    'replaced_recall': replaced_recall, 'replaced_f1': replaced_f1}
+
+def rtd_counts(out, original_ids, is_masked, attention_mask) -> torch.Tensor:
+    "The counts behind `RTD_LOG_METRICS` (correct MLM guesses, masked, correct RTD labels, real tokens, TP, predicted, replaced)."
+    real = attention_mask.bool()
+    pred, label = out.disc_logits[real] > 0, rtd_labels(out.disc_input, original_ids)[real].bool()
+    tp = (pred & label).sum()
+    return torch.stack([(out.mlm_logits.argmax(-1) == original_ids[is_masked]).sum(), is_masked.sum(), (pred == label).sum(),
+                        real.sum(), tp, pred.sum(), label.sum()]).double()
+
+def metrics_from_counts(c: torch.Tensor) -> dict:
+    "`RTD_LOG_METRICS` of the batch (or micro-batches) whose `rtd_counts` add up to `c`."
+    c = c.tolist()
+    return {'gen_acc': c[0] / c[1] if c[1] else float('nan'), 'disc_acc': c[2] / c[3] if c[3] else float('nan'),
+            'replaced_precision': c[4] / max(c[5], 1), 'replaced_recall': c[4] / max(c[6], 1),
+            'replaced_f1': 2 * c[4] / max(c[5] + c[6], 1)}
 
 def read_log(path) -> list:
     "The rows of a `log.csv` as dicts of floats (`step` as int)."
@@ -150,30 +209,65 @@ def read_log(path) -> list:
 
 def _rewrite_log(path, rows):
     tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'w', newline='') as f:
-        w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader(); w.writerows(rows)
-    os.replace(tmp, path)
+    with write_guard(path, 'the training log', tmp):
+        with open(tmp, 'w', newline='') as f:
+            w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader(); w.writerows(rows)
+        os.replace(tmp, path)
+
+_LINE_KEYS = (('lr', 'lr', '.3e'), ('loss', 'loss', '.4f'), ('mlm_loss', 'mlm', '.4f'), ('disc_loss', 'disc', '.4f'),
+              ('gen_acc', 'gen_acc', '.4f'), ('disc_acc', 'disc_acc', '.4f'), ('replaced_precision', 'P', '.4f'),
+              ('replaced_recall', 'R', '.4f'), ('replaced_f1', 'F1', '.4f'), ('tokens_per_s', 'tok/s', '.0f'))
+
+def _hms(seconds: float) -> str:
+    if seconds != seconds or seconds == float('inf'): return '?'
+    s = int(round(seconds)); return f'{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}'
+
+def log_line(row: dict, total_steps: int, eta_s: float) -> str:
+    "One line of a file log: `step <step>/<total>`, then name-value pairs, then the ETA."
+    return ' '.join([f"step {row['step']}/{total_steps}", *(f'{name} {row[k]:{fmt}}' for k, name, fmt in _LINE_KEYS),
+                     f'eta {_hms(eta_s)}'])
+
+def parse_log_line(line: str) -> dict:
+    "The values of a `log_line` (`step`, `total`, the columns of `LOG_COLUMNS`, `eta` in seconds or None)."
+    words = line.split()
+    if len(words) % 2 or words[0] != 'step': raise ValueError(f'not a log line: {line!r}')
+    d = dict(zip(words[::2], words[1::2]))
+    step, total = map(int, d.pop('step').split('/'))
+    eta = d.pop('eta')
+    h, m, s_ = (eta.split(':') + ['', ''])[:3] if eta != '?' else (None, None, None)
+    row = {k: float(d[name]) for k, name, _ in _LINE_KEYS}
+    return {'step': step, 'total': total, **row, 'eta': None if h is None else int(h) * 3600 + int(m) * 60 + int(s_)}
+
+def shows_progress_bar() -> bool:
+    "Whether fastai's progress bar suits this process's stdout: a terminal or a notebook, not a file or a pipe."
+    from fastprogress.fastprogress import IN_NOTEBOOK
+    return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
 
 class RTDLogger(Callback):
-    "Log step, lr, losses, RTD metrics and tokens/s every `every` steps to `path` (CSV) and an optional neptune run."
+    "Log step, lr, losses, RTD metrics and tokens/s every `every` steps to `path` (CSV), neptune, `trackers` and (`lines`) stdout."
     order, run_valid = 65, False   # after Recorder (smooth loss) and ProgressCallback (the bar's comment)
-    def __init__(self, path, every: int, total_steps: int, neptune_run=None, world_size=1, write=True):
+    def __init__(self, path, every: int, total_steps: int, neptune_run=None, world_size=1, write=True, trackers=(), lines=False):
         self.log_path, self.every, self.total_steps, self.neptune_run = Path(path), every, total_steps, neptune_run
-        self.world_size, self.write = world_size, write
+        self.world_size, self.write, self.trackers, self.lines = world_size, write, tuple(trackers or ()), lines
 
     def before_fit(self):
         self.tokens, self.t0, self.rate, self.file = 0, time.perf_counter(), float('nan'), None
+        self.fit_t0, self.fit_start = self.t0, self.learn.start_step
         if not self.write: return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with write_guard(self.log_path, 'the training log'): self.log_path.parent.mkdir(parents=True, exist_ok=True)
         kept = [r for r in read_log(self.log_path) if r['step'] <= self.learn.start_step] if self.log_path.exists() else []
         _rewrite_log(self.log_path, kept)
-        self.file = open(self.log_path, 'a', newline='')
+        with write_guard(self.log_path, 'the training log'): self.file = open(self.log_path, 'a', newline='')
         self.writer = csv.DictWriter(self.file, LOG_COLUMNS)
+
+    def _logs(self, step) -> bool: return step % self.every == 0 or step == self.total_steps
+    def before_batch(self):
+        if self.training: self.learn.log_this_step = self._logs(global_step(self.learn) + 1)
 
     def after_batch(self):
         self.tokens += self.learn.yb[2].sum()   # a tensor: no device sync until the row is written
         step = global_step(self.learn)
-        if step % self.every == 0 or step == self.total_steps: self._log(step)
+        if self._logs(step): self._log(step)
         progress = getattr(self.learn, 'progress', None)
         if progress is not None and getattr(progress, 'pbar', None) is not None:
             progress.pbar.comment = f'loss {self.smooth_loss.item():.4f}' + (f', {self.rate:,.0f} tok/s' if self.rate == self.rate else '')
@@ -182,19 +276,26 @@ class RTDLogger(Callback):
         now = time.perf_counter()
         self.rate = float(self.tokens) * self.world_size / max(now - self.t0, 1e-9)
         self.tokens, self.t0 = 0, now
+        counts = getattr(self.learn, 'rtd_counts', None)
+        if counts is None: counts = rtd_counts(self.learn.pred, *self.learn.yb)
         row = {'step': step, 'lr': self.opt.hypers[-1]['lr'], 'loss': self.learn.loss.item(),
                'mlm_loss': float(self.loss_func.mlm_loss), 'disc_loss': float(self.loss_func.disc_loss),
-               **{k: float(f(self.learn.pred, *self.learn.yb)) for k, f in RTD_LOG_METRICS.items()},
-               'tokens_per_s': self.rate}
-        if self.file is not None: self.writer.writerow(row); self.file.flush()
+               **metrics_from_counts(counts), 'tokens_per_s': self.rate}
+        if self.file is not None:
+            with write_guard(self.log_path, 'the training log'): self.writer.writerow(row); self.file.flush()
+        if self.lines and self.write:
+            done = step - self.fit_start
+            print(log_line(row, self.total_steps, (now - self.fit_t0) / max(done, 1) * (self.total_steps - step)), flush=True)
         if self.neptune_run is not None:
             for k, v in row.items():
                 if k != 'step': self.neptune_run[f'train/{k}'].append(v, step=step)
+        for t in self.trackers: t.log(dict(row), step)
 
     def after_fit(self):
         if self.file is not None: self.file.close(); self.file = None
+        for t in self.trackers: t.close()
 
-# %% ../nbs/05_train.ipynb #c019
+# %% ../nbs/05_train.ipynb #c025
 NEPTUNE_MODES = {'neptune-offline': 'offline', 'neptune-async': 'async', 'neptune-debug': 'debug'}
 
 def neptune_run(cfg: PretrainConfig):
@@ -213,7 +314,7 @@ def neptune_run(cfg: PretrainConfig):
     run['config'] = {k: (str(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
     return run
 
-# %% ../nbs/05_train.ipynb #c021
+# %% ../nbs/05_train.ipynb #c027
 CHECKPOINT_FORMAT = 1
 
 def checkpoint_steps(cfg: PretrainConfig) -> list:
@@ -222,18 +323,23 @@ def checkpoint_steps(cfg: PretrainConfig) -> list:
 
 def checkpoint_path(run_dir, step: int) -> Path: return Path(run_dir)/'checkpoints'/f'step-{step:08d}.pt'
 
-def _write_atomic(path: Path, data: bytes):
+def _write_atomic(path: Path, data: bytes, what='a checkpoint'):
     tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'wb') as f:
-        f.write(data); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with write_guard(path, what, tmp):
+        with open(tmp, 'wb') as f:
+            f.write(data); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 def write_checkpoint(state: dict, path) -> Path:
-    "Save `state` to `path` atomically, then its SHA-256 to `path.sha256`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    "Save `state` to `path` atomically, then its SHA-256 to `path.sha256`; on a disk or permission fault, leave the others as they were."
+    path = Path(path)
+    with write_guard(path, 'a checkpoint'): path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO(); torch.save(state, buf); data = buf.getvalue()
     _write_atomic(path, data)
-    _write_atomic(path.with_name(path.name + '.sha256'), hashlib.sha256(data).hexdigest().encode())
+    try: _write_atomic(path.with_name(path.name + '.sha256'), hashlib.sha256(data).hexdigest().encode(), 'the digest of a checkpoint')
+    except OutputWriteError:
+        path.unlink(missing_ok=True)   # without its digest it would be skipped anyway: keep the disk for the earlier ones
+        raise
     return path
 
 def checkpoint_problem(path) -> str | None:
@@ -262,7 +368,7 @@ def latest_checkpoint(run_dir) -> Path | None:
                                  'delete that folder to start over, or run without --resume.')
     return None
 
-# %% ../nbs/05_train.ipynb #c022
+# %% ../nbs/05_train.ipynb #c028
 def rng_states() -> dict:
     "The global RNG states (torch, CUDA if any, numpy, python) in a form `torch.load(weights_only=True)` reads back."
     npst = np.random.get_state(legacy=False)
@@ -279,7 +385,7 @@ def set_rng_states(states: dict):
     np.random.set_state({**npst, 'state': {'key': npst['state']['key'].numpy().astype(np.uint32), 'pos': npst['state']['pos']}})
     if 'cuda' in states and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states['cuda'])
 
-# %% ../nbs/05_train.ipynb #c025
+# %% ../nbs/05_train.ipynb #c031
 def _opt_state(opt) -> dict:
     sd = opt.state_dict()   # fastai `L`s and defaultdicts: plain lists and dicts load with weights_only=True
     return {'state': [dict(s) for s in sd['state']], 'hypers': [dict(h) for h in sd['hypers']]}
@@ -331,14 +437,84 @@ def load_checkpoint(learn, path) -> int:
     learn.checkpoint.pending = state['rng'], state.get('scaler')
     return state['step']
 
-# %% ../nbs/05_train.ipynb #c027
+# %% ../nbs/05_train.ipynb #c034
+class GlobalRTDLoss(RTDLoss):
+    """`RTDLoss` whose two means are over the whole global batch: the MLM sum over `n_masked`, the discriminator sum
+    over `n_real`, times `world_size` (DDP averages the processes' gradients). Without `counts`, `RTDLoss` itself."""
+    def __call__(self, out, original_ids, is_masked, attention_mask, counts=None) -> torch.Tensor:
+        if counts is None: return super().__call__(out, original_ids, is_masked, attention_mask)
+        n_masked, n_real, world_size = counts
+        targets = original_ids[is_masked]
+        if out.mlm_logits.shape[0] != targets.shape[0]:
+            raise ValueError(f'{out.mlm_logits.shape[0]} generator logit rows for {targets.shape[0]} masked positions: '
+                             'pass the same is_masked that the model was called with.')
+        real = attention_mask.bool()
+        mlm = F.cross_entropy(out.mlm_logits.float(), targets, reduction='sum') * world_size / n_masked.clamp_min(1)
+        disc = F.binary_cross_entropy_with_logits(out.disc_logits[real].float(), rtd_labels(out.disc_input, original_ids)[real].float(),
+                                                  reduction='sum') * world_size / n_real.clamp_min(1)
+        self.mlm_loss, self.disc_loss = mlm.detach(), disc.detach()
+        return mlm + self.disc_weight * disc
+
+def _rows(t, start: int, n: int):
+    if isinstance(t, tuple): return tuple(_rows(x, start, n) for x in t)
+    return t if t is None else t[start:start + n]
+
+class RTDLearner(Learner):
+    "A fastai `Learner` whose training batch is one optimizer step of `cfg.grad_accum` micro-batches (see above)."
+    def _mixed_precision(self): return next((cb for cb in self.cbs if isinstance(cb, MixedPrecision)), None)
+
+    def _do_one_batch(self):
+        if not self.training or not len(self.yb): return super()._do_one_batch()
+        xb, yb, n = self.xb, self.yb, getattr(self.cfg, 'grad_accum', 1)
+        b = yb[0].shape[0]
+        if b % n: raise ValueError(f'a batch of {b} does not split into grad_accum={n} micro-batches: pass --batch_size a multiple '
+                                   f'of (processes x grad_accum).')
+        m, is_masked, attention_mask = b // n, yb[1], yb[2]
+        counts = torch.stack([is_masked.sum(), attention_mask.sum()])
+        if dist.is_available() and dist.is_initialized(): dist.all_reduce(counts)   # an async collective on GPUs: no host sync
+        counts = (counts[0], counts[1], getattr(self, 'world_size', 1))
+        global_loss, mp, ddp = isinstance(self.loss_func, GlobalRTDLoss), self._mixed_precision(), isinstance(self.model, DistributedDataParallel)
+        want_counts = getattr(self, 'log_this_step', True)
+        total, mlm, disc, stats = 0., 0., 0., 0.
+        for k in range(n):
+            last = k == n - 1
+            self.xb, self.yb = _rows(xb, k * m, m), _rows(yb, k * m, m)
+            with nullcontext() if last or not ddp else self.model.no_sync():
+                self.pred = self.model(*self.xb)
+                self('after_pred')
+                self.loss_grad = self.loss_func(self.pred, *self.yb, counts=counts) if global_loss else self.loss_func(self.pred, *self.yb) / n
+                total = total + self.loss_grad.detach()
+                if global_loss: mlm, disc = mlm + self.loss_func.mlm_loss, disc + self.loss_func.disc_loss
+                if want_counts: stats = stats + rtd_counts(self.pred, *self.yb)
+                if last: break
+                if mp is not None: mp.autocast.__exit__(None, None, None)   # backward outside autocast, as fastai does
+                self._with_events(self._backward, 'backward', CancelBackwardException)
+                if mp is not None: mp.autocast.__enter__()
+        # the step's loss and metrics are over all micro-batches; its batch is the whole one again (tokens/s counts it)
+        self.xb, self.yb, self.loss = xb, yb, total.clone()
+        if want_counts and dist.is_available() and dist.is_initialized():
+            # a logged step: the losses and metrics of the global batch, not of this process's part (one more small all-reduce)
+            summed = torch.cat([torch.stack([self.loss, torch.as_tensor(mlm), torch.as_tensor(disc)]).double(), stats])
+            dist.all_reduce(summed)
+            summed[:3] /= dist.get_world_size()
+            self.loss, mlm, disc, stats = summed[0].float(), summed[1].float(), summed[2].float(), summed[3:]
+        if global_loss: self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
+        self.rtd_counts = stats if want_counts else None
+        self('after_loss')
+        self._with_events(self._backward, 'backward', CancelBackwardException)
+        self.loss_grad = total   # what the non-finite check looks at: the loss of the whole step
+        self._with_events(self._step, 'step', CancelStepException)
+        self.opt.zero_grad()
+
+# %% ../nbs/05_train.ipynb #c035
 def default_device(rank=0) -> torch.device:
     "This process's device: its GPU (`cuda:<local rank>`) when there is one, else the CPU."
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
 
 def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=None, cbs=None, rank=0, world_size=1,
-                     valid_dataset=None, device=None) -> Learner:
-    "A fastai `Learner` that pretrains `model` (default: `model.build_rtd_model`) on `dataset` for `cfg.steps` steps."
+                     valid_dataset=None, device=None, trackers=None) -> Learner:
+    """A fastai `Learner` that pretrains `model` (default: `model.build_rtd_model`) on `dataset` for `cfg.steps` steps.
+    `trackers`: objects with `.log(row: dict, step: int)` and `.close()` that get every logged row (rank 0)."""
     set_seed(cfg.seed)   # python, numpy, torch: the same cfg gives the same initialisation and the same run
     if tokenizer is None:
         from electra_gdes.data import load_tokenizer
@@ -351,21 +527,24 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
         model = build_rtd_model(cfg, tokenizer)
     device = device or default_device(rank)
     model = set_attention(model.to(device), resolve_attention(cfg.attention, device))
+    unwrap_rtd_model(model).sample = position_sample   # the samples of a position do not depend on the micro-batching
     if cfg.compile: model.compile()
-    write = rank == 0
+    write, bar = rank == 0, shows_progress_bar()
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)
-    defaults = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank),
+    defaults = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank, tokenizer.unk_token_id),
                 StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg),
                 NonFiniteCallback(cfg.max_nonfinite), PreemptionCallback(),
                 CheckpointCallback(cfg.run_dir, checkpoint_steps(cfg), rank),
-                RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, neptune_run(cfg) if write else None, world_size, write)]
+                RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, neptune_run(cfg) if write else None, world_size, write,
+                          trackers=trackers if write else (), lines=not bar)]
     # a callback passed in `cbs` replaces the default of its type: two preemption or non-finite callbacks would each
     # act on the same step (and, under DDP, each run their own collective)
     given = list(cbs or [])
     callbacks = [d for d in defaults if not any(isinstance(c, type(d)) for c in given)] + given
-    learn = Learner(dls, model, loss_func=RTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
-                    splitter=no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
-                    metrics=[AvgMetric(f) for f in (mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1)])
+    learn = RTDLearner(dls, model, loss_func=GlobalRTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
+                       splitter=no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
+                       metrics=[AvgMetric(f) for f in (mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1)])
+    if not bar: learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])   # no `\r` redraws in a file
     learn.cfg, learn.tokenizer, learn.rank, learn.world_size, learn.start_step = cfg, tokenizer, rank, world_size, 0
     return learn
 
@@ -382,7 +561,7 @@ def resume(learn) -> int:
     print(f'Resuming from {path} at step {step} of {learn.cfg.steps}.')
     return step
 
-# %% ../nbs/05_train.ipynb #c029
+# %% ../nbs/05_train.ipynb #c037
 def plot_losses(log_path, png_path=None):
     "Plot the MLM and discriminator losses and accuracies of `log_path` (a `log.csv`); save to `png_path` if given."
     import matplotlib.pyplot as plt
@@ -397,5 +576,5 @@ def plot_losses(log_path, png_path=None):
     fig.tight_layout()
     if png_path is not None:
         png_path = Path(png_path); tmp = png_path.with_name(png_path.name + '.tmp')
-        fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
+        with write_guard(png_path, 'the loss plot', tmp): fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
     return fig
