@@ -19,10 +19,10 @@ from .data import pad_collate
 # %% auto #0
 __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER', 'POSITIVE_WORDS',
            'NEGATIVE_WORDS', 'TsvLayout', 'GlueSpec', 'glue_spec', 'glue_features', 'column_values', 'GlueFormatError',
-           'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'read_glue_split', 'load_glue', 'acceptability_rule',
-           'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule',
-           'corpus_sentences', 'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize',
-           'glue_collate']
+           'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'glue_split_path', 'read_glue_split', 'load_glue',
+           'GlueDataError', 'load_glue_tasks', 'acceptability_rule', 'sentiment_rule', 'word_overlap',
+           'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule', 'corpus_sentences',
+           'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize', 'glue_collate']
 
 # %% ../nbs/08_glue_data.ipynb #c005
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def read_glue_tsv(path, spec: GlueSpec, layout: TsvLayout, drop_empty=False) -> 
         missing = [c for c in layout.required if c not in names]
         if missing:
             raise GlueFormatError(f"{path}:1: header {names} lacks column(s) {missing}; expected the official "
-                                  f"{spec.folder} layout with columns {list(layout.required)}.")
+                                  f"{spec.folder} layout with columns {list(layout.required)}: download the file again.")
         pos = {c: names.index(c) for c in layout.required}
         for row in rows:
             if not row: continue
@@ -217,16 +217,28 @@ def _drop_empty_questions(ds, where):
 # The diagnostic set is also distributed on its own as AX.tsv
 _OTHER_NAMES = {'diagnostic/diagnostic.tsv': ('diagnostic/AX.tsv', 'AX/AX.tsv', 'AX.tsv')}
 
-def read_glue_split(glue_dir, task, split) -> Dataset:
-    "Split `split` of `task` from the official GLUE folder `glue_dir` (QQP train without its empty-question rows)."
+def glue_split_path(glue_dir, task, split) -> Path:
+    "The file of split `split` of `task` in the GLUE folder `glue_dir` (AX also under its other names)."
     spec = glue_spec(task)
     if split not in spec.files: raise ValueError(f"{spec.name} has no split {split!r}; its splits are {', '.join(spec.files)}.")
-    rel, layout = spec.files[split]
-    path = next((Path(glue_dir)/r for r in (rel, *_OTHER_NAMES.get(rel, ())) if (Path(glue_dir)/r).is_file()), Path(glue_dir)/rel)
-    # QQP's training file has rows with an empty question; dev and test keep every row
-    return read_glue_tsv(path, spec, layout, drop_empty=spec.name == 'qqp' and split == 'train')
+    rel = spec.files[split][0]
+    return next((Path(glue_dir)/r for r in (rel, *_OTHER_NAMES.get(rel, ())) if (Path(glue_dir)/r).is_file()), Path(glue_dir)/rel)
 
-def _load_glue_dir(spec, glue_dir): return {split: read_glue_split(glue_dir, spec.name, split) for split in spec.files}
+def read_glue_split(glue_dir, task, split) -> Dataset:
+    "Split `split` of `task` from the official GLUE folder `glue_dir` (QQP train without its empty-question rows)."
+    spec, path = glue_spec(task), glue_split_path(glue_dir, task, split)
+    # QQP's training file has rows with an empty question; dev and test keep every row
+    return read_glue_tsv(path, spec, spec.files[split][1], drop_empty=spec.name == 'qqp' and split == 'train')
+
+def _load_glue_dir(spec, glue_dir):
+    splits = {}
+    for split in spec.files:
+        # the diagnostic set is needed only for a submission (checked by `load_glue_tasks` when every task is selected)
+        if split == 'ax' and not glue_split_path(glue_dir, spec.name, split).is_file():
+            print(f"{glue_dir}: no diagnostic set (diagnostic/diagnostic.tsv): MNLI without AX, no submission possible")
+            continue
+        splits[split] = read_glue_split(glue_dir, spec.name, split)
+    return splits
 
 def _hub_error(task, e):
     why = ('HF_DATASETS_OFFLINE is set and the dataset is not in the local cache.' if datasets.config.HF_DATASETS_OFFLINE
@@ -274,6 +286,65 @@ def load_glue(task, glue_dir='', practice=False, cache_dir='data_cache') -> Glue
                     spec.is_regression, synthetic, source)
 
 # %% ../nbs/08_glue_data.ipynb #c023
+class GlueDataError(ValueError):
+    "The data of the selected GLUE tasks cannot be used: one line per problem, each naming the file and the fix."
+
+def _fix_hint(glue_dir):
+    if is_practice_suite(glue_dir): return f"delete {glue_dir} to have the practice suite written again"
+    return "download GLUE again (or fix the file) and point --glue_dir at the folder holding CoLA, SST-2, ..., diagnostic"
+
+def _check_split(glue_dir, task, split):
+    "The split read from `glue_dir`, or the problem that prevents it (a string)."
+    path = glue_split_path(glue_dir, task, split)
+    if not path.is_file(): return f"{path}: missing; {_fix_hint(glue_dir)}."
+    try: ds = read_glue_split(glue_dir, task, split)
+    except (GlueFormatError, FileNotFoundError, UnicodeDecodeError) as e:
+        return f"{e}" if not isinstance(e, UnicodeDecodeError) else f"{path}: not UTF-8 text ({e.reason}); {_fix_hint(glue_dir)}."
+    if len(ds) == 0: return f"{path}: no examples (an empty or header-only file); {_fix_hint(glue_dir)}."
+    return ds
+
+def load_glue_tasks(tasks=GLUE_TASKS, glue_dir='', practice=False, cache_dir='data_cache') -> dict:
+    "Every task of `tasks` loaded (each file parsed, each split non-empty) as `load_glue` does, or one `GlueDataError` listing every problem."
+    names = [glue_spec(t).name for t in tasks]
+    if practice and glue_dir: raise ValueError("Pass either glue_dir or practice=True, not both.")
+    if practice:
+        glue_dir = Path(cache_dir)/PRACTICE_FOLDER
+        if not is_practice_suite(glue_dir): make_practice_glue(glue_dir, cache_dir=cache_dir)
+    if not glue_dir:  # the hub: nothing to check file by file, but every split must load and hold examples
+        out = {t: load_glue(t, cache_dir=cache_dir) for t in names}
+        empty = [f"nyu-mll/glue {t} {k}: no examples" for t, g in out.items() for k, ds in {'train': g.train, **g.dev, **g.test}.items()
+                 if len(ds) == 0]
+        if empty: raise GlueDataError("GLUE from the hub is incomplete:\n  " + '\n  '.join(empty) +
+                                      "\n  Clear the datasets cache for nyu-mll/glue, or pass --glue_dir.")
+        return out
+    glue_dir = Path(glue_dir)
+    if not glue_dir.is_dir():
+        raise GlueDataError(f"--glue_dir {glue_dir} is not a folder: pass the folder of the official GLUE download "
+                            f"(holding CoLA, SST-2, ..., diagnostic), or use --practice.")
+    every = set(GLUE_SPECS) <= set(names)
+    problems, splits = [], {}
+    for t in names:
+        spec = GLUE_SPECS[t]
+        if not (glue_dir/spec.folder).is_dir():
+            files = ', '.join(Path(rel).name for split, (rel, _) in spec.files.items() if split != 'ax')
+            problems.append(f"{glue_dir/spec.folder}: the {spec.folder} folder is missing (it holds {files}); {_fix_hint(glue_dir)}.")
+        for split in spec.files:
+            if split != 'ax' and not (glue_dir/spec.folder).is_dir(): continue
+            if split == 'ax' and not every and not glue_split_path(glue_dir, t, split).is_file(): continue
+            r = _check_split(glue_dir, t, split)
+            if isinstance(r, str): problems.append(r + (' (the diagnostic set AX, needed for the submission when every task '
+                                                        'is selected)' if split == 'ax' else ''))
+            else: splits.setdefault(t, {})[split] = r
+    if problems:
+        raise GlueDataError(f"The GLUE data in {glue_dir} cannot be used for --tasks {' '.join(names)} "
+                            f"({len(problems)} problem(s), found before anything trained):\n  " + '\n  '.join(problems))
+    synthetic = is_practice_suite(glue_dir)
+    if synthetic: _warn_synthetic(glue_dir)
+    return {t: GlueTask(t, s.pop('train'), {k: v for k, v in s.items() if k.startswith('dev')},
+                        {k: v for k, v in s.items() if not k.startswith('dev')}, GLUE_SPECS[t].label_names,
+                        GLUE_SPECS[t].num_labels, GLUE_SPECS[t].is_regression, synthetic, str(glue_dir)) for t, s in splits.items()}
+
+# %% ../nbs/08_glue_data.ipynb #c027
 POSITIVE_WORDS = ('good', 'great', 'excellent', 'wonderful', 'delightful', 'brilliant', 'superb', 'pleasant')
 NEGATIVE_WORDS = ('bad', 'terrible', 'awful', 'horrible', 'dreadful', 'poor', 'dull', 'miserable')
 
@@ -318,7 +389,7 @@ def qnli_rule(question, sentence) -> str:
     q = question.removeprefix('What ').removesuffix('?').split()
     return 'entailment' if _is_span(q, sentence.split()) else 'not_entailment'
 
-# %% ../nbs/08_glue_data.ipynb #c026
+# %% ../nbs/08_glue_data.ipynb #c030
 def _clean(s): return re.sub(r'\s+', ' ', s).strip()
 
 def corpus_sentences(texts, min_words=6, max_words=30):
@@ -376,7 +447,7 @@ def _row(task, s, other, rng):
     lab = 'entailment' if entailment_rule(s, h) == 'entailment' else 'not_entailment'
     return s, h, (lab if task == 'rte' else str(int(lab == 'entailment')))
 
-# %% ../nbs/08_glue_data.ipynb #c028
+# %% ../nbs/08_glue_data.ipynb #c032
 _MNLI_COLS = ['index', 'promptID', 'pairID', 'genre', 'sentence1_binary_parse', 'sentence2_binary_parse',
               'sentence1_parse', 'sentence2_parse', 'sentence1', 'sentence2']
 _GENRES = {'train': ('fiction', 'government', 'slate', 'telephone', 'travel'),
@@ -423,7 +494,7 @@ def _write_tsv(path, header, rows):
     with open(path, 'w', encoding='utf-8', newline='') as f:
         for r in ([header] if header else []) + rows: f.write('\t'.join(map(str, r)) + '\n')
 
-# %% ../nbs/08_glue_data.ipynb #c029
+# %% ../nbs/08_glue_data.ipynb #c033
 _PRACTICE_README = f"""# {PRACTICE_MARKER} -- NOT GLUE
 
 Rule-generated from this project's default corpus by `electra_gdes.glue_data.make_practice_glue`, in the official
@@ -480,7 +551,7 @@ def make_practice_glue(out_dir, texts=None, n_train=300, n_dev=100, n_test=100, 
         if tmp.exists(): shutil.rmtree(tmp)
     return out_dir
 
-# %% ../nbs/08_glue_data.ipynb #c035
+# %% ../nbs/08_glue_data.ipynb #c039
 def truncate_pair(a, b, max_tokens):
     "BERT-style pair truncation: drop the last token of the longer of `a` and `b` (b on a tie) until both fit `max_tokens`."
     a, b = list(a), list(b)
@@ -489,7 +560,7 @@ def truncate_pair(a, b, max_tokens):
         else: b.pop()
     return a, b
 
-# %% ../nbs/08_glue_data.ipynb #c038
+# %% ../nbs/08_glue_data.ipynb #c042
 def double_unordered(ds: Dataset) -> Dataset:
     "Each row of `ds` followed by the same row with `sentence1` and `sentence2` swapped (MRPC/STS-B training)."
     swapped = ds.rename_columns({'sentence1': 'sentence2', 'sentence2': 'sentence1'}).select_columns(ds.column_names)
@@ -497,7 +568,7 @@ def double_unordered(ds: Dataset) -> Dataset:
     n = len(ds)
     return both.select([j for i in range(n) for j in (i, n + i)])
 
-# %% ../nbs/08_glue_data.ipynb #c041
+# %% ../nbs/08_glue_data.ipynb #c045
 def glue_tokenize(ds: Dataset, tokenizer, max_length=128, num_proc=None) -> Dataset:
     "`ds` with `input_ids`, `token_type_ids`, `attention_mask` (unpadded, at most `max_length`) instead of the sentences."
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id

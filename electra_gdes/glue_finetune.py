@@ -18,24 +18,25 @@ from fastcore.basics import noop
 from scipy.special import softmax
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config
 from .optim import adam_no_bias_correction, electra_lr
-from .glue_data import load_glue, glue_tokenize, glue_collate, double_unordered
+from .glue_data import load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
 from .train import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
 from .model import resolve_attention, set_attention
 
 # %% auto #0
-__all__ = ['TOKENIZER_FILES', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC', 'DEV_SUFFIX', 'CLIP_NORM',
-           'RECIPE_FIELDS', 'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'load_backbone',
-           'glue_classifier', 'cls_spread', 'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs',
-           'layerwise_splitter', 'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
-           'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path',
-           'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run',
-           'finetune_learner', 'load_task', 'finetune_run', 'neptune_tracker', 'check_group_config', 'finished_runs',
+__all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC',
+           'DEV_SUFFIX', 'CLIP_NORM', 'RECIPE_FIELDS', 'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier',
+           'quiet_hf', 'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'cls_spread',
+           'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter',
+           'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'clip_stsb',
+           'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path', 'append_result',
+           'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'finetune_learner',
+           'load_task', 'check_glue_tasks', 'finetune_run', 'neptune_tracker', 'check_group_config', 'finished_runs',
            'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs',
            'ensemble_outputs', 'task_test_predictions']
 
@@ -70,8 +71,48 @@ def quiet_hf():
         if state[1]: hf_logging.enable_progress_bar()
         if state[2]: datasets.enable_progress_bars()
 
+WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json')
+LM_HEADS = ('ForMaskedLM', 'ForCausalLM', 'LMHeadModel', 'ForConditionalGeneration')  # generators, not discriminators
+
+def _no_model(path, why):
+    found = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    hint = ''
+    if (path/'discriminator').is_dir(): hint = f" This looks like a pretraining run: pass --checkpoint {path/'discriminator'}."
+    elif any(n.endswith('.pt') for n in found) or (path/'checkpoints').is_dir():
+        hint = " A training checkpoint (.pt) is not a model directory: export it first with electra-export."
+    listing = ', '.join(found[:10]) + (', ...' if len(found) > 10 else '') if found else 'nothing'
+    return FileNotFoundError(f"--checkpoint {path} is not a model to fine-tune: {why} (found: {listing}).{hint} Pass a pretrained "
+                             f"discriminator directory (electra-pretrain writes <run_dir>/discriminator) or a hub model name.")
+
+def check_finetune_checkpoint(checkpoint) -> list:
+    "The `architectures` of `checkpoint` once it is known to be a model with weights and not a generator (a masked-LM head)."
+    path = Path(checkpoint)
+    if path.is_file(): raise _no_model(path, 'it is a file, not a directory')
+    if path.is_dir():
+        if not (path/'config.json').is_file(): raise _no_model(path, 'no config.json')
+        try: config = json.loads((path/'config.json').read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _no_model(path, f'config.json is not valid JSON ({e})') from e
+        if 'model_type' not in config: raise _no_model(path, 'its config.json is not a Hugging Face model config (no model_type)')
+        if not any((path/f).is_file() for f in WEIGHT_FILES): raise _no_model(path, f"no weights ({' / '.join(WEIGHT_FILES)})")
+    else:  # a hub name (or its local cache)
+        try: config = AutoConfig.from_pretrained(str(checkpoint)).to_dict()
+        except (OSError, ValueError) as e:
+            raise FileNotFoundError(f"Cannot load the checkpoint {str(checkpoint)!r}: no such directory, and not a model on the hub "
+                                    f"or in its cache ({type(e).__name__}). Pass --checkpoint with a pretrained discriminator "
+                                    f"directory (electra-pretrain writes <run_dir>/discriminator).") from e
+    archs = config.get('architectures') or []
+    lm = [a for a in archs if a.endswith(LM_HEADS)]
+    if lm:
+        sibling = path.parent/'discriminator'
+        fix = f"pass --checkpoint {sibling}" if path.is_dir() and sibling.is_dir() and sibling != path else \
+              "pass the discriminator (electra-pretrain writes <run_dir>/discriminator beside <run_dir>/generator)"
+        raise ValueError(f"--checkpoint {checkpoint} is a generator: its config.json names {lm[0]} (a masked-language-model head), "
+                         f"not a replaced-token-detection discriminator or a plain encoder. GLUE fine-tunes the discriminator: {fix}.")
+    return archs
+
 def load_backbone(checkpoint) -> tuple:
     "The encoder (`AutoModel`, any head of the checkpoint dropped) and tokenizer of HF directory or hub name `checkpoint`."
+    check_finetune_checkpoint(checkpoint)
     path = Path(checkpoint)
     if path.is_dir() and not any((path/f).exists() for f in TOKENIZER_FILES):
         raise FileNotFoundError(f"{path} has no tokenizer ({' / '.join(TOKENIZER_FILES)}): save the tokenizer the model was "
@@ -95,7 +136,7 @@ def glue_classifier(checkpoint, num_labels: int, dropout: float = 0.1) -> tuple:
     backbone, tokenizer = load_backbone(checkpoint)
     return GlueClassifier(backbone, num_labels, dropout), tokenizer
 
-# %% ../nbs/09_glue_finetune.ipynb #c014
+# %% ../nbs/09_glue_finetune.ipynb #c016
 COLLAPSE_SPREAD = 1e-4  # even a randomly initialised encoder's [CLS] state varies by 1e-3 or more (tiny ones included)
 
 @torch.no_grad()
@@ -116,7 +157,7 @@ def check_not_collapsed(backbone, dl) -> float:
                       f"check the pretraining run (disc accuracy vs. the share of original tokens) or pass another --checkpoint.")
     return spread
 
-# %% ../nbs/09_glue_finetune.ipynb #c017
+# %% ../nbs/09_glue_finetune.ipynb #c019
 def head_depth(n_layers: int, official_head_depth: bool = False) -> int:
     "Depth of the classification head: `L+1`, or `L+2` as the official ELECTRA code has it."
     return n_layers + (2 if official_head_depth else 1)
@@ -137,7 +178,7 @@ def layerwise_splitter(model: GlueClassifier) -> list:
     for name, p in model.backbone.named_parameters(): groups[param_depth(name)].append(p)
     return groups + [list(model.head.parameters())]
 
-# %% ../nbs/09_glue_finetune.ipynb #c021
+# %% ../nbs/09_glue_finetune.ipynb #c023
 class LayerwiseLRScheduler(Callback):
     "Before every training batch set each parameter group's lr to `lrs[group] * electra_lr(step, total, warmup)`."
     order, run_valid = 60, False
@@ -148,7 +189,7 @@ class LayerwiseLRScheduler(Callback):
         self.opt.set_hyper('lr', self.lrs * electra_lr(self.train_iter, self.total, self.warmup))
     def after_batch(self): self.history.append([h['lr'] for h in self.opt.hypers])
 
-# %% ../nbs/09_glue_finetune.ipynb #c023
+# %% ../nbs/09_glue_finetune.ipynb #c025
 DOUBLED_TASKS = ('mrpc', 'stsb')
 
 def glue_batch(pad_token_id: int, examples: list) -> tuple:
@@ -171,7 +212,7 @@ def glue_train_dataloader(ds, tokenizer, max_length: int, batch_size: int, seed:
     # so global batch g holds the same examples in a single process (exact when len(ds) is a multiple of world_size)
     return shard_loader(glue_dataloader(ds, tokenizer, max_length, batch_size // world_size, shuffle=True), rank, world_size, seed)
 
-# %% ../nbs/09_glue_finetune.ipynb #c028
+# %% ../nbs/09_glue_finetune.ipynb #c030
 STSB_RANGE = (0.0, 5.0)
 MAIN_METRIC = {'cola': 'mcc', 'sst2': 'accuracy', 'mrpc': 'accuracy', 'stsb': 'spearman', 'qqp': 'accuracy',
                'mnli': 'accuracy_m', 'qnli': 'accuracy', 'rte': 'accuracy', 'wnli': 'accuracy'}
@@ -199,7 +240,7 @@ def outputs_to_predictions(outputs, is_regression: bool) -> np.ndarray:
     outputs = np.asarray(outputs)
     return clip_stsb(outputs) if is_regression else outputs.argmax(-1)
 
-# %% ../nbs/09_glue_finetune.ipynb #c032
+# %% ../nbs/09_glue_finetune.ipynb #c034
 def group_dir(cfg: FinetuneConfig) -> Path: return Path(cfg.output_dir)/cfg.group
 def run_dir(cfg: FinetuneConfig, task: str, run_index: int) -> Path: return group_dir(cfg)/f'{task}_{run_index}'
 def results_path(cfg: FinetuneConfig) -> Path: return group_dir(cfg)/'results.jsonl'
@@ -220,7 +261,7 @@ def read_results(path) -> list:
         if line.strip(): r = json.loads(line); latest[r['task'], r['run']] = r
     return list(latest.values())
 
-# %% ../nbs/09_glue_finetune.ipynb #c035
+# %% ../nbs/09_glue_finetune.ipynb #c037
 def run_seed(cfg: FinetuneConfig, run_index: int) -> int:
     "The seed of run `run_index`: different for every run, reproducible from `cfg.seed`."
     return cfg.seed + run_index
@@ -242,7 +283,7 @@ def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
         metrics.update({k + DEV_SUFFIX[split]: v for k, v in glue_metrics(task, preds, labels).items()})
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c036
+# %% ../nbs/09_glue_finetune.ipynb #c038
 def save_run(model: GlueClassifier, tokenizer, path: Path, info: dict):
     "Save the fine-tuned classifier (encoder, head, tokenizer, `info`) to `path` atomically."
     tmp = path.with_name(path.name + '.tmp')
@@ -263,7 +304,7 @@ def load_run(path) -> tuple:
     model.head.load_state_dict(torch.load(path/'head.pt', map_location='cpu'))
     return model.eval(), tokenizer, info
 
-# %% ../nbs/09_glue_finetune.ipynb #c038
+# %% ../nbs/09_glue_finetune.ipynb #c040
 CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
 
 def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl) -> Learner:
@@ -278,10 +319,14 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
                    splitter=layerwise_splitter, cbs=cbs)
 
-# %% ../nbs/09_glue_finetune.ipynb #c039
+# %% ../nbs/09_glue_finetune.ipynb #c041
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
+
+def check_glue_tasks(cfg: FinetuneConfig) -> dict:
+    "Every task of `cfg.tasks` loaded and checked (files present and parseable, no empty split) before anything trains; task -> `GlueTask`."
+    return rank0_first(load_glue_tasks, cfg.tasks, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # a practice suite is written once
 
 def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None) -> dict:
     "Fine-tune `cfg.checkpoint` on `task` with run `run_index`'s seed, save it, record it in the results file; its dev metrics."
@@ -305,7 +350,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     barrier()
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c041
+# %% ../nbs/09_glue_finetune.ipynb #c043
 def neptune_tracker(cfg: FinetuneConfig):
     "A neptune run in the mode of `cfg.log` ('neptune-offline', 'neptune-async', 'neptune-debug'), or None for 'csv'."
     if not cfg.log.startswith('neptune'): return None
@@ -340,17 +385,16 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
     log = print if is_rank0() else noop  # under torchrun: one log, one tracker, one config file
     log(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
-    glue_tasks = {}
+    glue_tasks = check_glue_tasks(cfg)  # every selected task's files, before the first run trains
     if todo:  # a bad checkpoint fails here, before anything is written; a collapsed one is flagged before hours of runs
         backbone, tokenizer = load_backbone(cfg.checkpoint)
-        first = glue_tasks[todo[0][0]] = load_task(cfg, todo[0][0])
+        first = glue_tasks[todo[0][0]]
         if is_rank0(): check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
     if is_rank0(): save_config(cfg, group_dir(cfg)/'config.json')
     tracker = neptune_tracker(cfg) if is_rank0() else None
     start = time.time()
     try:
         for n, (task, i) in enumerate(todo, 1):
-            if task not in glue_tasks: glue_tasks[task] = load_task(cfg, task)
             metrics = finetune_run(cfg, task, i, glue_tasks[task])
             if tracker is not None: tracker[f'glue/{task}/run_{i}'] = metrics
             eta = (time.time() - start) / n * (len(todo) - n)
@@ -359,7 +403,7 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
         if tracker is not None: tracker.stop()
     return read_results(results_path(cfg))
 
-# %% ../nbs/09_glue_finetune.ipynb #c046
+# %% ../nbs/09_glue_finetune.ipynb #c048
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -368,7 +412,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09_glue_finetune.ipynb #c049
+# %% ../nbs/09_glue_finetune.ipynb #c051
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -392,7 +436,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c050
+# %% ../nbs/09_glue_finetune.ipynb #c052
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -423,7 +467,7 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c053
+# %% ../nbs/09_glue_finetune.ipynb #c055
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])
