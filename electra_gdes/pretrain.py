@@ -6,15 +6,16 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain.html.md"""
 
 # %% ../nbs/Pretrain.ipynb #c002
 from __future__ import annotations
+import inspect, shutil, sys
 from pathlib import Path
+from fastcore.imports import IN_NOTEBOOK
 from .config import *
-from .data import pretrain_data_summary
-from .distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier, cleanup_distributed
-from .model import load_rtd_model, save_discriminator, save_generator
-from .train import fit_steps, resume, plot_losses
+# torch, transformers, fastai and the data pipeline are imported inside the functions that use them: `--help`, a bad
+# option or a refused run directory answer in well under a second
 
 # %% auto #0
-__all__ = ['held_out_split', 'init_model', 'run_pretraining', 'main']
+__all__ = ['RUN_FILES', 'held_out_split', 'init_model', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir',
+           'remove_run', 'save_run_config', 'run_pretraining', 'main']
 
 # %% ../nbs/Pretrain.ipynb #c015
 def held_out_split(ds, batch_size: int):
@@ -27,11 +28,84 @@ def init_model(cfg: PretrainConfig, tokenizer):
     if not (cfg.init_generator or cfg.init_discriminator): return None
     if not (cfg.init_generator and cfg.init_discriminator):
         raise ValueError('Continued pretraining needs both --init_generator and --init_discriminator (HF directories or names).')
+    from electra_gdes.model import load_rtd_model
     return load_rtd_model(cfg, cfg.init_generator, cfg.init_discriminator, tokenizer)
+
+# %% ../nbs/Pretrain.ipynb #c017
+class RunDirError(ValueError):
+    "This run must not touch its run directory; the message says why (nothing was changed) and what to do instead."
+
+RUN_FILES = (RUN_CONFIG, 'config.json', 'log.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator')
+
+def run_files(run_dir) -> list[str]:
+    "The files and folders of a run found in `run_dir` (a `config.json` only when it is a run's config, not a model's)."
+    d, found = Path(run_dir), []
+    if (d/RUN_CONFIG).is_file(): found.append(RUN_CONFIG)
+    if (d/'config.json').is_file() and saved_run_config(d) == d/'config.json': found.append('config.json')
+    if (d/'log.csv').is_file(): found.append('log.csv')
+    if any((d/'checkpoints').glob('step-*.pt')): found.append('checkpoints/')
+    found += [f'{n}/' for n in ('discriminator', 'generator') if (d/n).is_dir()]
+    return found
+
+def checkpoint_steps_on_disk(run_dir) -> list[int]:
+    "Steps of the checkpoints in `run_dir` whose write finished (their `.sha256` exists), from the file names alone."
+    return sorted(int(p.stem.split('-')[1]) for p in (Path(run_dir)/'checkpoints').glob('step-*.pt')
+                  if p.with_name(p.name + '.sha256').exists())
+
+def check_run_dir(cfg: PretrainConfig) -> str:
+    """What `cfg`'s run does with `cfg.run_dir`: 'new', 'overwrite', 'resume' or 'finished' (nothing left to train).
+    A `RunDirError` (nothing changed) for a run already there without resume/overwrite, or a resume it cannot continue."""
+    found = run_files(cfg.run_dir)
+    if not found: return 'new'
+    if cfg.overwrite: return 'overwrite'
+    if not cfg.resume:
+        raise RunDirError(f"{cfg.run_dir} already holds a run ({', '.join(found)}); nothing was changed. Pass --resume to continue "
+                          "it, another --run_name to start a new run beside it, or --overwrite to replace it.")
+    saved = saved_run_config(cfg.run_dir)
+    if saved is not None:
+        problems = resume_conflicts(load_config(PretrainConfig, saved), cfg)
+        if problems:
+            raise RunDirError(f"cannot resume {cfg.run_dir} with these settings, nothing was changed: {'; '.join(problems)}.")
+    done = max(checkpoint_steps_on_disk(cfg.run_dir), default=0)
+    if done > cfg.steps:
+        raise RunDirError(f'{cfg.run_dir} has already trained {done} steps, more than --steps {cfg.steps}: there is nothing to '
+                          f'train and nothing was changed. Its exports are in {cfg.run_dir}; pass --steps {done} or more to go on.')
+    if done == cfg.steps and all((cfg.run_dir/n).is_dir() for n in ('discriminator', 'generator')): return 'finished'
+    return 'resume'
+
+def remove_run(run_dir):
+    "Remove the files of a run from `run_dir` (`RUN_FILES`); anything else in the folder stays."
+    for n in RUN_FILES:
+        p = Path(run_dir)/n
+        if p.is_dir(): shutil.rmtree(p)
+        elif p.exists(): p.unlink()
+
+def save_run_config(cfg: PretrainConfig) -> bool:
+    "Write `cfg` as the run's `run_config.json` unless the saved one is the same (run-control fields aside); whether it wrote."
+    saved = saved_run_config(cfg.run_dir)
+    if saved is not None and saved.name == RUN_CONFIG and not config_changed(load_config(PretrainConfig, saved), cfg): return False
+    save_config(cfg, cfg.run_dir/RUN_CONFIG)
+    return True
+
+# %% ../nbs/Pretrain.ipynb #c020
+def _save_export(save, model, tokenizer, path, cfg):
+    "`save` (model.save_discriminator / save_generator) with the run's config for the model card, where it takes one."
+    return save(model, tokenizer, path, cfg=cfg) if 'cfg' in inspect.signature(save).parameters else save(model, tokenizer, path)
 
 def run_pretraining(cfg: PretrainConfig) -> Path:
     """Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`.
     Under `torchrun` every process runs this: rank 0 builds the data first and is the only one to write."""
+    state = check_run_dir(cfg)   # before anything is imported, cached or written
+    if state == 'finished':
+        print(f'{cfg.run_dir} has already trained its {cfg.steps} steps: nothing to do, nothing changed '
+              f'(discriminator: {cfg.run_dir/"discriminator"}).')
+        return cfg.run_dir
+    from electra_gdes.long_runs import check_writable
+    check_writable(cfg.output_dir)
+    from electra_gdes.data import pretrain_data_summary
+    from electra_gdes.distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier
+    from electra_gdes.model import save_discriminator, save_generator
+    from electra_gdes.train import fit_steps, resume, plot_losses
     env = init_distributed()
     tokenizer, ds = pretrain_data(cfg)
     train_ds, held_out = held_out_split(ds, cfg.batch_size)
@@ -41,26 +115,48 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
         print(f'Training: {cfg.steps} steps x {cfg.batch_size} examples = {cfg.steps * cfg.batch_size / len(train_ds):.2f} '
               f'passes over {len(train_ds)} examples; {0 if held_out is None else len(held_out)} held out; '
               f'{env.world_size} process(es).')
-        save_config(cfg, cfg.run_dir/'config.json')
     learn = distributed_pretrain_learner(cfg, train_ds, tokenizer, init_model(cfg, tokenizer), valid_dataset=held_out)
-    if cfg.resume: resume(learn)
+    if env.rank == 0:
+        if state == 'overwrite': print(f'Replacing the run in {cfg.run_dir} (--overwrite).'); remove_run(cfg.run_dir)
+        save_run_config(cfg)
+    barrier()   # no process starts (or resumes) before rank 0 has replaced the old run
+    if state == 'resume': resume(learn)
     fit_steps(learn)
     if learn.rtd_logger.neptune_run is not None: learn.rtd_logger.neptune_run.stop()
     if env.rank == 0:
-        save_discriminator(learn.model, tokenizer, cfg.run_dir/'discriminator')
-        save_generator(learn.model, tokenizer, cfg.run_dir/'generator')
+        _save_export(save_discriminator, learn.model, tokenizer, cfg.run_dir/'discriminator', cfg)
+        _save_export(save_generator, learn.model, tokenizer, cfg.run_dir/'generator', cfg)
         plot_losses(cfg.run_dir/'log.csv', cfg.run_dir/'loss.png')
         print(f'Discriminator: {cfg.run_dir/"discriminator"}; generator: {cfg.run_dir/"generator"}; losses: {cfg.run_dir/"loss.png"}')
+        if cfg.push_to_hub: _push(cfg)
     barrier()   # no process leaves (and tears the group down) while rank 0 still exports
     return cfg.run_dir
 
-# %% ../nbs/Pretrain.ipynb #c021
+def _push(cfg: PretrainConfig):
+    "Push the exported discriminator and generator to the hub as `<hub_model_id>-discriminator` / `-generator`."
+    from electra_gdes import model
+    push = getattr(model, 'push_to_hub', None)
+    if push is None: raise NotImplementedError('--push_to_hub needs electra_gdes.model.push_to_hub, which this version lacks.')
+    repo = cfg.hub_model_id or cfg.run_name
+    for part in ('discriminator', 'generator'): push(cfg.run_dir/part, f'{repo}-{part}')
+
+# %% ../nbs/Pretrain.ipynb #c026
 def main(args=None):
     "Entry point of `electra-pretrain`: every `PretrainConfig` field is an option."
     cfg = pretrain_config_from_args(args)
-    print(cfg)
+    print(format_config(cfg))
     try: run_pretraining(cfg)   # no return value: a console script exits with it, and a path would read as a failure
-    finally: cleanup_distributed()
+    except Exception as e:
+        if isinstance(e, _explained_errors()): sys.exit(f'electra-pretrain: error: {e}')   # one line, no traceback
+        raise
+    finally:
+        dist = sys.modules.get('electra_gdes.distributed')   # imported only once the run got that far
+        if dist is not None: dist.cleanup_distributed()
 
-# %% ../nbs/Pretrain.ipynb #c022
-if __name__ == '__main__': main()
+def _explained_errors() -> tuple:
+    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written."
+    long_runs = sys.modules.get('electra_gdes.long_runs')
+    return (RunDirError,) + ((long_runs.OutputWriteError,) if long_runs is not None else ())
+
+# %% ../nbs/Pretrain.ipynb #c027
+if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours
