@@ -32,7 +32,7 @@ def batch(tok):
 
 
 def tiny(backbone, mode='gdes', **kw):
-    return pretrain_config(backbone, 'tiny', embedding_sharing=mode, max_position_embeddings=64, **kw)
+    return pretrain_config(backbone, 'tiny', embedding_sharing=mode, max_position_embeddings=64, max_length=64, **kw)
 
 
 def model_for(backbone, mode, tok, seed=0):
