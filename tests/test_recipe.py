@@ -36,10 +36,12 @@ PUBLISHED = {
     ('deberta', 'base'):   (768, 12, 12, 3072, 768, 512, 1e-4, 256, 1_000_000, 10_000, 0.15),
     ('deberta', 'large'):  (1024, 24, 16, 4096, 1024, 512, 1e-4, 256, 1_000_000, 10_000, 0.15),
 }
+# mask_unk: the official ELECTRA candidates exclude only [CLS] [SEP] [MASK] and padding, so [UNK] may be masked; the
+# DeBERTa presets never mask [UNK] (the library's documented choice)
 ELECTRA_RTD = dict(mask_style='electra', sampling='gumbel', temperature=1.0, disc_weight=50.0, schedule='electra',
-                   example_builder='electra', tokenizer='bert-uncased', vocab_size=BERT_VOCAB)
+                   example_builder='electra', tokenizer='bert-uncased', vocab_size=BERT_VOCAB, mask_unk=True)
 DEBERTA_RTD = dict(mask_style='deberta', sampling='multinomial', temperature=1.0, disc_weight=10.0, schedule='deberta',
-                   example_builder='deberta', vocab_size=SPM_VOCAB)
+                   example_builder='deberta', vocab_size=SPM_VOCAB, mask_unk=False)
 # generator: ELECTRA divides hidden, heads and FFN by 4 (base: by 3), same depth; DeBERTaV3: same width, half the layers
 GENERATOR = {('electra', 'small'): (64, 12, 1, 256), ('electra', 'base'): (256, 12, 4, 1024),
              ('electra', 'large'): (256, 24, 4, 1024), ('deberta', 'xsmall'): (384, 6, 6, 1536),
@@ -76,10 +78,24 @@ def test_generator_and_discriminator_configs_as_built(backbone, size):
         assert d.pos_att_type == ['p2c', 'c2p'] and d.type_vocab_size == 0
 
 
-def test_continued_training_recipe_literals():
-    "DeBERTaV3's continued training: lr 5e-5 for 100k steps (what `--init_*` should default to; H1 wires the default)."
-    cfg = pretrain_config('deberta', 'base', lr=5e-5, steps=100_000)
-    assert (cfg.lr, cfg.steps) == (5e-5, 100_000)
+def test_continued_training_recipe():
+    "DeBERTaV3's continued training from released weights: lr 5e-5 for 100k steps, unless given."
+    for backbone, size in PUBLISHED:
+        cfg = pretrain_config(backbone, size, init_generator='gen', init_discriminator='disc')
+        assert (cfg.lr, cfg.steps) == (5e-5, 100_000)
+    assert pretrain_config('electra', 'small', init_generator='g', init_discriminator='d', lr=1e-4).lr == 1e-4
+
+
+def test_no_weight_decay_on_layernorm_and_biases():
+    from transformers import ElectraConfig, ElectraForPreTraining
+    from electra_gdes.optim import no_decay_param_groups
+    model = ElectraForPreTraining(ElectraConfig(vocab_size=20, embedding_size=8, hidden_size=8, num_hidden_layers=1,
+                                                num_attention_heads=2, intermediate_size=16))
+    decay, no_decay = no_decay_param_groups(model)
+    name = {id(p): n for n, p in model.named_parameters()}
+    assert all('LayerNorm' in name[id(p)] or name[id(p)].endswith('bias') for p in no_decay)
+    assert not any('LayerNorm' in name[id(p)] or name[id(p)].endswith('bias') for p in decay)
+    assert len(decay) + len(no_decay) == len(name)
 
 
 # ---------------------------------------------------------------- masking
@@ -253,7 +269,7 @@ def test_glue_size_presets(size, lr, decay):
 
 
 def test_glue_task_epochs():
-    cfg = FinetuneConfig()
+    cfg = FinetuneConfig(size='small')
     assert {t: cfg.task_epochs(t) for t in ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')} == \
         dict(cola=3, sst2=3, mrpc=3, stsb=10, qqp=3, mnli=3, qnli=3, rte=10, wnli=3)
 
@@ -325,7 +341,7 @@ def test_double_unordered_on_mrpc_and_stsb_only(monkeypatch, task):
                                         'label': [0.0, 1.0, 2.0] if task == 'stsb' else [0, 1, 0]})
     glue_task = type('T', (), dict(name=task, train=train, dev={}, test={}, num_labels=1 if task == 'stsb' else 2,
                                    is_regression=task == 'stsb', synthetic=True))()
-    with pytest.raises(Stop): gf.finetune_run(FinetuneConfig(), task, 0, glue_task)
+    with pytest.raises(Stop): gf.finetune_run(FinetuneConfig(size='small'), task, 0, glue_task)
     got = seen['train']
     if task in ('mrpc', 'stsb'):
         assert len(got) == 6 and got['sentence1'] == ['a', 'x', 'b', 'y', 'c', 'z']
