@@ -10,25 +10,19 @@ import argparse, json, math, os
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CURVE_METRICS', 'LOG_SCALE', 'RUN_CONFIG_FILES', 'run_label', 'read_curves', 'run_curves', 'run_labels', 'plot_runs',
-           'glue_source', 'glue_summary', 'group_name', 'glue_comparison', 'glue_markdown', 'plot_glue',
-           'save_glue_comparison', 'compare_runs', 'compare_parser', 'main']
+__all__ = ['CURVE_METRICS', 'LOG_SCALE', 'run_label', 'read_curves', 'run_curves', 'run_labels', 'plot_runs', 'glue_source',
+           'glue_summary', 'group_name', 'glue_comparison', 'glue_markdown', 'plot_glue', 'save_glue_comparison',
+           'compare_runs', 'compare_parser', 'main']
 
 # %% ../nbs/11_compare_runs.ipynb #c005
 CURVE_METRICS = ('mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'replaced_f1')
 LOG_SCALE = ('loss', 'mlm_loss', 'disc_loss')
-RUN_CONFIG_FILES = ('run_config.json', 'config.json')   # the run's own config; config.json in runs written before the rename
-
 def run_label(run_dir) -> str:
-    "The `run_name` of the run's saved config, else the name of `run_dir`."
-    run_dir = Path(run_dir)
-    for name in RUN_CONFIG_FILES:
-        path = run_dir/name
-        if not path.exists(): continue
-        try: cfg = json.loads(path.read_text())
-        except json.JSONDecodeError as e: raise ValueError(f'{path} is not valid JSON ({e}): fix or remove it.') from e
-        if isinstance(cfg, dict) and cfg.get('run_name'): return str(cfg['run_name'])
-    return run_dir.resolve().name
+    "The `run_name` of the run's saved config (`run_config.json`, or an older run's `config.json`), else the name of `run_dir`."
+    from electra_gdes.config import saved_run_config
+    path = saved_run_config(run_dir)
+    name = json.loads(path.read_text()).get('run_name') if path is not None else None
+    return str(name) if name else Path(run_dir).resolve().name
 
 def read_curves(path):
     "The numeric columns of the CSV log `path` (a `log.csv` or `eval.csv`), one row per step, sorted by step."

@@ -101,6 +101,7 @@ class TensorBoardTracker:
     def log(self, row: dict, step: int, prefix='train'):
         if self.writer is None: self._open(step)
         for k, v in _numbers(row).items(): self.writer.add_scalar(f'{prefix}/{k}', v, step)
+        self.writer.flush()   # rows come every log_every steps: a crash loses none of them
 
     def close(self):
         if self.writer is None: self._open()
@@ -160,7 +161,8 @@ def make_trackers(cfg, run_dir, rank=0) -> list:
     names = parse_log_option(cfg.log)
     if rank != 0: return []
     check_log_requirements(names)
-    run_dir, config, name, tags = Path(run_dir), tracker_config(cfg), _run_name(cfg, run_dir), _tags(cfg)
+    run_dir, name, tags = Path(run_dir), _run_name(cfg, run_dir), _tags(cfg)
+    config = {**tracker_config(cfg), 'run_dir': str(run_dir)}
     neptune_project = os.environ.get('NEPTUNE_PROJECT', 'electra-gdes/glue' if hasattr(cfg, 'tasks') else 'electra-gdes/pretrain')
     trackers = []
     try:

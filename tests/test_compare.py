@@ -14,7 +14,7 @@ COMPARE = Path(sys.executable).parent/'electra-compare'
 def fake_run(path, name, values, eval_rows=None, config='run_config.json'):
     "A run directory with a `log.csv` whose every metric at step s is `values[s]`, and an optional `eval.csv`."
     path.mkdir(parents=True)
-    if name: (path/config).write_text(json.dumps({'run_name': name, 'backbone': 'electra'}))
+    if name: (path/config).write_text(json.dumps({'run_name': name, 'backbone': 'electra', 'embedding_sharing': name.split('-')[-1]}))
     with open(path/'log.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader()
         for step, v in values.items(): w.writerow({k: step if k == 'step' else v for k in LOG_COLUMNS})
