@@ -80,6 +80,8 @@ def rank0_first(fn, *args, **kwargs):
 def pretrain_data(cfg, tokenizer=None):
     "The tokenizer and pretraining dataset of `cfg`, built by rank 0 (corpus, tokenizer, Arrow cache) and loaded by the others."
     from electra_gdes.data import load_tokenizer, build_pretrain_dataset  # the data module is heavy: load on use
+    from electra_gdes.long_runs import quiet_progress_bars
+    quiet_progress_bars()
     tokenizer = tokenizer if tokenizer is not None else rank0_first(load_tokenizer, cfg)
     return tokenizer, rank0_first(build_pretrain_dataset, cfg, tokenizer)
 

@@ -16,7 +16,7 @@ from fastai.callback.fp16 import MixedPrecision
 
 # %% auto #0
 __all__ = ['PreemptionCallback', 'NonFiniteTrainingError', 'NonFiniteCallback', 'OutputWriteError', 'output_write_error',
-           'write_guard', 'check_writable']
+           'write_guard', 'check_writable', 'quiet_progress_bars']
 
 # %% ../nbs/06_long_runs.ipynb #c005
 def _checkpoint_callback(learn):
@@ -184,3 +184,12 @@ def check_writable(path, option='--output_dir') -> Path:
         raise OutputWriteError(e.errno, f'{option} {path} is not writable: {e.strerror or e}. '
                                         f'{_ADVICE.get(e.errno, f"choose another {option}").capitalize()}.') from e
     return path
+
+# %% ../nbs/06_long_runs.ipynb #c026
+def quiet_progress_bars(stream=None) -> bool:
+    "Turn off the progress bars of `datasets` and `transformers` when `stream` (default: stderr) is not a terminal; True if it did."
+    stream = sys.stderr if stream is None else stream
+    if hasattr(stream, 'isatty') and stream.isatty(): return False
+    import datasets, transformers
+    datasets.disable_progress_bars(); transformers.utils.logging.disable_progress_bar()
+    return True

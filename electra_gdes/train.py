@@ -29,7 +29,7 @@ from .data import pad_collate
 from .rtd import (RTDLoss, mask_tokens, rtd_labels, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall,
                                replaced_f1)
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
-from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, write_guard
+from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, write_guard, quiet_progress_bars
 from .model import resolve_attention, set_attention, unwrap_rtd_model
 
 # %% auto #0
@@ -483,15 +483,15 @@ class RTDLearner(Learner):
                 self.pred = self.model(*self.xb)
                 self('after_pred')
                 self.loss_grad = self.loss_func(self.pred, *self.yb, counts=counts) if global_loss else self.loss_func(self.pred, *self.yb) / n
-                total = total + self.loss_grad.detach()
                 if global_loss: mlm, disc = mlm + self.loss_func.mlm_loss, disc + self.loss_func.disc_loss
                 if want_counts: stats = stats + rtd_counts(self.pred, *self.yb)
                 if last: break
+                total = total + self.loss_grad.detach()
                 if mp is not None: mp.autocast.__exit__(None, None, None)   # backward outside autocast, as fastai does
                 self._with_events(self._backward, 'backward', CancelBackwardException)
                 if mp is not None: mp.autocast.__enter__()
         # the step's loss and metrics are over all micro-batches; its batch is the whole one again (tokens/s counts it)
-        self.xb, self.yb, self.loss = xb, yb, total.clone()
+        self.xb, self.yb, self.loss = xb, yb, total + self.loss_grad.detach()
         if want_counts and dist.is_available() and dist.is_initialized():
             # a logged step: the losses and metrics of the global batch, not of this process's part (one more small all-reduce)
             summed = torch.cat([torch.stack([self.loss, torch.as_tensor(mlm), torch.as_tensor(disc)]).double(), stats])
@@ -501,6 +501,7 @@ class RTDLearner(Learner):
         if global_loss: self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
         self.rtd_counts = stats if want_counts else None
         self('after_loss')
+        total = total + self.loss_grad.detach()   # as the callbacks of after_loss left the last micro-batch's loss
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self.loss_grad = total   # what the non-finite check looks at: the loss of the whole step
         self._with_events(self._step, 'step', CancelStepException)
@@ -530,6 +531,7 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     unwrap_rtd_model(model).sample = position_sample   # the samples of a position do not depend on the micro-batching
     if cfg.compile: model.compile()
     write, bar = rank == 0, shows_progress_bar()
+    quiet_progress_bars()   # stderr a file: no `\r` redraws from the exports' progress bars
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)
     defaults = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank, tokenizer.unk_token_id),
                 StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg),

@@ -27,9 +27,10 @@ def word_data(n=64, seed=0):
     return tok, datasets.Dataset.from_list(rows)
 
 def cfg_for(out, run_name, grad_accum, **kw):
-    return pretrain_config('electra', 'tiny', hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32, num_layers=1,
-                           max_length=24, steps=STEPS, warmup_steps=1, batch_size=32, grad_accum=grad_accum, log_every=1,
-                           checkpoint_fractions=(), output_dir=str(out), run_name=run_name, lr=2e-3, **kw)
+    return pretrain_config('electra', 'tiny', **{**dict(hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32,
+                           num_layers=1, max_length=24, max_position_embeddings=24, steps=STEPS, warmup_steps=1, batch_size=32,
+                           grad_accum=grad_accum, log_every=1, checkpoint_fractions=(), output_dir=str(out), run_name=run_name,
+                           lr=2e-3), **kw})
 
 def no_dropout(learn):
     for m in learn.model.modules():
