@@ -6,13 +6,16 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_finetune.html.md"""
 
 # %% ../nbs/09_glue_finetune.ipynb #c002
 from __future__ import annotations
-import contextlib, json, os, re, shutil, time, warnings
+import contextlib, json, math, os, re, shutil, time, warnings
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import datasets, numpy as np, pandas as pd, torch, torch.nn as nn, torch.distributed as dist
-from fastai.basics import Learner, DataLoaders, Callback, CrossEntropyLossFlat, MSELossFlat, set_seed
+from fastai.basics import Learner, DataLoaders, Callback, CancelBatchException, CrossEntropyLossFlat, MSELossFlat, set_seed
+from fastai.callback.fp16 import MixedPrecision
+from fastai.torch_core import find_bs
+from torch.nn.parallel import DistributedDataParallel
 from fastai.callback.training import GradientClip
 from fastcore.basics import noop
 from scipy.special import softmax
@@ -32,13 +35,13 @@ from .model import resolve_attention, set_attention
 __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC',
            'DEV_SUFFIX', 'CLIP_NORM', 'RECIPE_FIELDS', 'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier',
            'quiet_hf', 'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'cls_spread',
-           'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter',
-           'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'clip_stsb',
-           'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path', 'append_result',
-           'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'finetune_learner',
-           'load_task', 'check_glue_tasks', 'finetune_run', 'neptune_tracker', 'check_group_config', 'finished_runs',
-           'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs',
-           'ensemble_outputs', 'task_test_predictions']
+           'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps',
+           'is_step_batch', 'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
+           'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path',
+           'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run',
+           'GradAccumulation', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run', 'neptune_tracker',
+           'check_group_config', 'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table',
+           'save_summary', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c007
 class GlueClassifier(nn.Module):
@@ -179,15 +182,30 @@ def layerwise_splitter(model: GlueClassifier) -> list:
     return groups + [list(model.head.parameters())]
 
 # %% ../nbs/09_glue_finetune.ipynb #c023
+def optimizer_steps(n_batches: int, grad_accum: int = 1) -> int:
+    "Optimizer steps in an epoch of `n_batches` micro-batches, `grad_accum` per step (the last step may take fewer)."
+    return math.ceil(n_batches / grad_accum)
+
+def is_step_batch(i: int, n_batches: int, grad_accum: int = 1) -> bool:
+    "Whether micro-batch `i` (0-based) of an epoch of `n_batches` ends an optimizer step."
+    return (i + 1) % grad_accum == 0 or i + 1 == n_batches
+
 class LayerwiseLRScheduler(Callback):
-    "Before every training batch set each parameter group's lr to `lrs[group] * electra_lr(step, total, warmup)`."
+    "Before every training batch set each parameter group's lr to `lrs[group] * electra_lr(step, total, warmup)`, step counting optimizer steps."
     order, run_valid = 60, False
-    def __init__(self, lrs, total_steps: int, warmup_steps: int):
-        self.lrs, self.total, self.warmup = np.asarray(lrs), total_steps, warmup_steps
+    def __init__(self, lrs, total_steps: int, warmup_steps: int, grad_accum: int = 1):
+        self.lrs, self.total, self.warmup, self.grad_accum = np.asarray(lrs), total_steps, warmup_steps, grad_accum
     def before_fit(self): self.history = []
+    @property
+    def step(self) -> int:
+        "The optimizer step the current batch belongs to."
+        if self.grad_accum == 1: return self.train_iter
+        return self.epoch * optimizer_steps(self.n_iter, self.grad_accum) + self.iter // self.grad_accum
     def before_batch(self):
-        self.opt.set_hyper('lr', self.lrs * electra_lr(self.train_iter, self.total, self.warmup))
-    def after_batch(self): self.history.append([h['lr'] for h in self.opt.hypers])
+        self.opt.set_hyper('lr', self.lrs * electra_lr(self.step, self.total, self.warmup))
+    def after_batch(self):  # one row per optimizer step
+        if self.grad_accum == 1 or is_step_batch(self.iter, self.n_iter, self.grad_accum):
+            self.history.append([h['lr'] for h in self.opt.hypers])
 
 # %% ../nbs/09_glue_finetune.ipynb #c025
 DOUBLED_TASKS = ('mrpc', 'stsb')
@@ -203,14 +221,18 @@ def glue_dataloader(ds, tokenizer, max_length: int, batch_size: int, shuffle=Fal
     return torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=shuffle, collate_fn=partial(glue_batch, tokenizer.pad_token_id),
                                        generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
-def glue_train_dataloader(ds, tokenizer, max_length: int, batch_size: int, seed: int, rank=0, world_size=1) -> torch.utils.data.DataLoader:
-    "The shuffled training loader of `rank`: `batch_size` is the global batch, and its examples do not depend on `world_size`."
-    if batch_size % world_size:
-        raise ValueError(f'--batch_size {batch_size} is the global batch and does not split over {world_size} processes: '
-                         f'pass a multiple of {world_size}, or launch another number of processes.')
+def glue_train_dataloader(ds, tokenizer, max_length: int, batch_size: int, seed: int, rank=0, world_size=1,
+                          grad_accum=1) -> torch.utils.data.DataLoader:
+    "The shuffled training loader of `rank`: `batch_size` is the global batch, in micro-batches of `batch_size / (world_size x grad_accum)`."
+    if batch_size % (world_size * grad_accum):
+        raise ValueError(f'--batch_size {batch_size} is the global batch and does not split into {world_size} process(es) x '
+                         f'{grad_accum} accumulated micro-batch(es): pass a multiple of {world_size * grad_accum}, or change '
+                         f'--grad_accum or the number of processes.')
     # the same `DistributedSampler` permutation for any number of processes: rank r takes every world_size-th example of it,
-    # so global batch g holds the same examples in a single process (exact when len(ds) is a multiple of world_size)
-    return shard_loader(glue_dataloader(ds, tokenizer, max_length, batch_size // world_size, shuffle=True), rank, world_size, seed)
+    # so global batch g holds the same examples in a single process (exact when len(ds) is a multiple of world_size);
+    # the permutation does not depend on the batch size either, so grad_accum consecutive micro-batches make batch g
+    return shard_loader(glue_dataloader(ds, tokenizer, max_length, batch_size // (world_size * grad_accum), shuffle=True),
+                        rank, world_size, seed)
 
 # %% ../nbs/09_glue_finetune.ipynb #c030
 STSB_RANGE = (0.0, 5.0)
@@ -305,21 +327,44 @@ def load_run(path) -> tuple:
     return model.eval(), tokenizer, info
 
 # %% ../nbs/09_glue_finetune.ipynb #c040
+class GradAccumulation(Callback):
+    "Accumulate `n` micro-batches (fewer at the end of an epoch) into one optimizer step on their mean gradient; no DDP all-reduce in between."
+    order, run_valid = MixedPrecision.order - 4, False   # before the grad scaler and GradientClip act on the step
+    def __init__(self, n: int): self.n = n
+    def before_fit(self): self.seen, self.no_sync = 0, None
+    def before_batch(self):
+        if isinstance(self.learn.model, DistributedDataParallel) and not is_step_batch(self.iter, self.n_iter, self.n):
+            self.no_sync = self.learn.model.no_sync(); self.no_sync.__enter__()   # covers forward and backward
+    def after_loss(self):
+        bs = find_bs(self.yb)
+        self.seen += bs
+        self.learn.loss_grad = self.loss_grad * bs   # the micro-batch's sum of example losses
+    def before_step(self):
+        if not is_step_batch(self.iter, self.n_iter, self.n): raise CancelBatchException()   # keep the gradients, no step
+        grads = [p.grad for p, *_ in self.learn.opt.all_params(with_grad=True)]
+        if grads: torch._foreach_div_(grads, self.seen)
+        self.seen = 0
+    def after_batch(self):
+        if self.no_sync is not None: self.no_sync.__exit__(None, None, None); self.no_sync = None
+    after_fit = after_batch
+
+# %% ../nbs/09_glue_finetune.ipynb #c042
 CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
 
 def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl) -> Learner:
     "A fastai `Learner` with ELECTRA's fine-tuning optimiser, layer-wise lrs and schedule for `task.name`."
-    epochs = cfg.task_epochs(task.name)
-    total = epochs * len(train_dl)
+    epochs, accum = cfg.task_epochs(task.name), getattr(cfg, 'grad_accum', 1)
+    total = epochs * optimizer_steps(len(train_dl), accum)   # optimizer steps: warmup is 10% of epochs x (global) batches
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
-    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM), DDPCallback()]
+    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total), accum), GradientClip(CLIP_NORM), DDPCallback()]
+    if accum > 1: cbs.append(GradAccumulation(accum))
     set_attention(model, resolve_attention(cfg.attention, default_device()))
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
     return Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
                    splitter=layerwise_splitter, cbs=cbs)
 
-# %% ../nbs/09_glue_finetune.ipynb #c041
+# %% ../nbs/09_glue_finetune.ipynb #c045
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
@@ -337,7 +382,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     model, tokenizer = glue_classifier(cfg.checkpoint, glue_task.num_labels, cfg.dropout)
     train = double_unordered(glue_task.train) if task in DOUBLED_TASKS else glue_task.train
     ranks = dict(rank=dist.get_rank(), world_size=dist.get_world_size()) if is_distributed() else {}
-    train_dl = glue_train_dataloader(train, tokenizer, cfg.max_length, cfg.batch_size, seed, **ranks)
+    train_dl = glue_train_dataloader(train, tokenizer, cfg.max_length, cfg.batch_size, seed, grad_accum=cfg.grad_accum, **ranks)
     dev_dls = {k: glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size) for k, ds in glue_task.dev.items()}
     learn = finetune_learner(cfg, glue_task, model, train_dl, next(iter(dev_dls.values())))
     learn.fit(cfg.task_epochs(task))
@@ -350,7 +395,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     barrier()
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c043
+# %% ../nbs/09_glue_finetune.ipynb #c047
 def neptune_tracker(cfg: FinetuneConfig):
     "A neptune run in the mode of `cfg.log` ('neptune-offline', 'neptune-async', 'neptune-debug'), or None for 'csv'."
     if not cfg.log.startswith('neptune'): return None
@@ -403,7 +448,7 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
         if tracker is not None: tracker.stop()
     return read_results(results_path(cfg))
 
-# %% ../nbs/09_glue_finetune.ipynb #c048
+# %% ../nbs/09_glue_finetune.ipynb #c052
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -412,7 +457,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09_glue_finetune.ipynb #c051
+# %% ../nbs/09_glue_finetune.ipynb #c055
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -436,7 +481,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c052
+# %% ../nbs/09_glue_finetune.ipynb #c056
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -467,7 +512,7 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c055
+# %% ../nbs/09_glue_finetune.ipynb #c059
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])

@@ -85,3 +85,58 @@ def test_two_processes_match_one_process_on_the_global_batch(setup, single):
     trained = load_file(run_dir(cfg, 'sst2', 0)/'model.safetensors')
     key = 'electra.encoder.layer.0.output.dense.weight'
     assert not torch.allclose(init[key], trained['encoder.layer.0.output.dense.weight'])
+
+
+# ---- gradient accumulation under DDP ------------------------------------------------------------------------------
+
+ACCUM_SCRIPT = '''
+import json, os, sys, torch, torch.distributed as dist
+from types import SimpleNamespace
+from fastai.basics import Callback, set_seed
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+sys.path.insert(0, sys.argv[2])
+from test_glue_finetune import accum_setup
+from pathlib import Path
+import electra_gdes.glue_finetune as gf
+from electra_gdes.config import FinetuneConfig
+torch.set_num_threads(1)
+out, rank = Path(sys.argv[1]), int(os.environ['RANK'])
+ckpt, ds = accum_setup(out/f'rank{rank}')   # before joining the group: transformers saves on rank 0 only once it is up
+dist.init_process_group('gloo')
+ws = dist.get_world_size()
+reduced = []   # the micro-batch index of every gradient all-reduce (one per bucket)
+class CountAllReduce(Callback):
+    order = -4   # after DDPCallback wrapped the model
+    def before_fit(self):
+        self.learn.model.register_comm_hook(None, lambda state, bucket: reduced.append(self.learn.iter) or allreduce_hook(None, bucket))
+set_seed(0)
+model, tok = gf.glue_classifier(ckpt, 2, dropout=0.0)
+dl = gf.glue_train_dataloader(ds, tok, 32, 8, seed=0, rank=rank, world_size=ws, grad_accum=2)
+learn = gf.finetune_learner(FinetuneConfig(lr=1e-3, epochs=1, batch_size=8, grad_accum=2, dropout=0.0),
+                            SimpleNamespace(name='sst2', is_regression=False), model, dl, dl)
+learn.add_cb(CountAllReduce())
+with learn.no_bar(), learn.no_logging(): learn.fit(1)
+if rank == 0:
+    torch.save(model.state_dict(), out/'ddp.pt')
+    (out/'reduced.json').write_text(json.dumps(dict(reduced=reduced, batches=len(dl))))
+dist.destroy_process_group()
+'''
+
+
+def test_grad_accum_under_ddp_equals_one_process(tmp_path):
+    """2 processes x grad_accum 2 (micro-batches of 2) on global batch 8 end at the weights of one process with grad_accum 1,
+    and gradients are all-reduced only on the micro-steps that end an optimizer step."""
+    import test_glue_finetune as tgf
+    script = tmp_path/'accum.py'; script.write_text(ACCUM_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(script),
+                        str(tmp_path), str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    info = json.loads((tmp_path/'reduced.json').read_text())
+    assert info['batches'] == 5                                   # 10 examples per rank, micro-batches of 2
+    assert sorted(set(info['reduced'])) == [1, 3, 4]              # micro-steps 0 and 2 ran under no_sync
+    ckpt, ds = tgf.accum_setup(tmp_path/'single')
+    one, sched, _ = tgf.train_weights(ckpt, ds, 1)
+    ddp = torch.load(tmp_path/'ddp.pt')
+    assert list(ddp) == list(one)
+    for k in one: torch.testing.assert_close(ddp[k], one[k], rtol=1e-5, atol=1e-6, msg=lambda m: f'{k}: {m}')

@@ -11,7 +11,7 @@ import helpers
 from helpers import tiny_electra_checkpoint
 from electra_gdes.config import FinetuneConfig, pretrain_config
 from electra_gdes.model import CPU_ATTENTION
-from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, make_practice_glue
+from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, glue_features, make_practice_glue
 import electra_gdes.glue_finetune as gf
 from electra_gdes.glue_finetune import (GlueClassifier, LayerwiseLRScheduler, append_result, clip_stsb, finetune_run,
                                         finetune_sweep, glue_classifier, glue_metrics, layerwise_lrs, layerwise_splitter,
@@ -198,3 +198,59 @@ def test_neptune_tracking(tmp_path, monkeypatch, practice):
     with contextlib.redirect_stdout(io.StringIO()): finetune_sweep(cfg)
     assert logged['init']['mode'] == 'debug' and logged['glue/rte/run_0'] == {'accuracy': 0.75}
     assert logged['config']['log'] == 'neptune-debug'
+
+
+# ---- gradient accumulation ---------------------------------------------------------------------------------------
+
+def accum_setup(tmp_path, n=20):
+    "A dropout-free tiny checkpoint (the same weights every time) and `n` SST-2-like examples."
+    from datasets import Dataset
+    torch.manual_seed(0)
+    ckpt = tiny_electra_checkpoint(tmp_path/'nd', tiny_tokenizer(), embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ds = Dataset.from_dict({'idx': list(range(n)), 'sentence1': [' '.join([WORDS[8 + i % 8] if i % 2 else WORDS[16 + i % 8]] * (1 + i % 5))
+                                                                  for i in range(n)],
+                            'sentence2': [''] * n, 'label': [i % 2 for i in range(n)]},
+                           features=glue_features(False))
+    return ckpt, ds
+
+
+def train_weights(ckpt, ds, accum, task='sst2', batch_size=8, epochs=1):
+    from types import SimpleNamespace
+    from fastai.basics import set_seed
+    reg = task == 'stsb'
+    if reg: ds = ds.cast(glue_features(True)).map(lambda r: {'label': float(r['idx'] % 5)})   # scores 0..4: MSE
+    cfg = FinetuneConfig(lr=1e-3, epochs=epochs, batch_size=batch_size, grad_accum=accum, dropout=0.0)
+    set_seed(0)
+    model, tok = glue_classifier(ckpt, 1 if reg else 2, dropout=0.0)
+    dl = gf.glue_train_dataloader(ds, tok, 32, batch_size, seed=0, grad_accum=accum)
+    learn = gf.finetune_learner(cfg, SimpleNamespace(name=task, is_regression=reg), model, dl, dl)
+    with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
+    sched = learn.layerwise_lr_scheduler
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, sched, len(dl)
+
+
+@pytest.mark.parametrize('task', ['sst2', 'stsb'])
+def test_grad_accum_2_equals_1(tmp_path, task):
+    "Dropout 0, 20 examples, global batch 8: grad_accum 2 (micro-batches 4,4 | 4,4 | 4) ends at grad_accum 1's weights (8 | 8 | 4)."
+    ckpt, ds = accum_setup(tmp_path)
+    w1, s1, n1 = train_weights(ckpt, ds, 1, task, epochs=2)
+    w2, s2, n2 = train_weights(ckpt, ds, 2, task, epochs=2)
+    assert (n1, n2) == (3, 5)
+    assert (s1.total, s2.total) == (6, 6) and (s1.warmup, s2.warmup) == (1, 1)   # optimizer steps: 2 epochs x 3, 10% warmup
+    np.testing.assert_allclose(np.array(s2.history), np.array(s1.history))       # the same lr at each of the 6 steps
+    assert len(s2.history) == 6
+    for k in w1: torch.testing.assert_close(w2[k], w1[k], rtol=1e-5, atol=1e-6, msg=lambda m: f'{k}: {m}')
+    w4, _, n4 = train_weights(ckpt, ds, 4, task, epochs=2)                          # micro-batches of 2, last step of 4 examples
+    assert n4 == 10
+    for k in w1: torch.testing.assert_close(w4[k], w1[k], rtol=1e-5, atol=1e-6)
+    init = GlueClassifier(load_backbone(ckpt)[0], 2).state_dict()
+    key = 'backbone.encoder.layer.0.output.dense.weight'
+    assert not torch.allclose(init[key], w1[key])                                  # training moved the weights
+
+
+def test_grad_accum_batch_must_split(tmp_path):
+    ckpt, ds = accum_setup(tmp_path)
+    _, tok = load_backbone(ckpt)
+    with pytest.raises(ValueError, match='2 process\\(es\\) x 3 accumulated micro-batch\\(es\\): pass a multiple of 6'):
+        gf.glue_train_dataloader(ds, tok, 32, 8, seed=0, world_size=2, grad_accum=3)
