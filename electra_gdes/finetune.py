@@ -7,12 +7,10 @@ Docs: https://electra-gdes.github.io/electra_gdes/finetune_glue.html.md"""
 # %% ../nbs/Finetune_GLUE.ipynb #c002
 from __future__ import annotations
 from pathlib import Path
-import pandas as pd
-
+from fastcore.imports import IN_NOTEBOOK
 from .config import *
-from .glue_submission import glue_submission
-from .glue_finetune import *
-from .distributed import distributed, is_rank0
+# torch, transformers, pandas and the GLUE modules are imported inside the functions that use them: `--help` and a
+# bad option answer in well under a second
 
 # %% auto #0
 __all__ = ['write_submission', 'run_glue', 'main']
@@ -20,13 +18,18 @@ __all__ = ['write_submission', 'run_glue', 'main']
 # %% ../nbs/Finetune_GLUE.ipynb #c017
 def write_submission(cfg: FinetuneConfig, results: list, glue_tasks: dict | None = None) -> Path:
     "Test predictions of the selected runs of every GLUE task, written and validated as a submission in `<submission_dir>/<group>`."
+    from electra_gdes.glue_finetune import load_task, task_test_predictions
+    from electra_gdes.glue_submission import glue_submission
     glue_tasks = glue_tasks or {t: load_task(cfg, t) for t in GLUE_TASKS}
     predictions = {}
     for task in GLUE_TASKS: predictions.update(task_test_predictions(cfg, task, results, glue_tasks[task]))
     return glue_submission(predictions, Path(cfg.submission_dir)/cfg.group, list(glue_tasks.values()))
 
-def run_glue(cfg: FinetuneConfig) -> pd.DataFrame:
+def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
     "Sweep (unless `cfg.predict_only`), summary of the results file, and the submission when every GLUE task is done."
+    from electra_gdes.distributed import is_rank0
+    from electra_gdes.glue_finetune import (finetune_sweep, group_dir, load_task, markdown_table, read_results, results_path,
+                                            save_summary, select_runs, summary_table)
     if cfg.predict_only: results = read_results(results_path(cfg))
     else: results = finetune_sweep(cfg)
     for task in cfg.tasks: select_runs(results, task)  # a clear error for a task without a finished run
@@ -45,9 +48,10 @@ def run_glue(cfg: FinetuneConfig) -> pd.DataFrame:
 def main(args=None):
     "Entry point of `electra-finetune`: every `FinetuneConfig` field is an option."
     cfg = finetune_config_from_args(args)
+    from electra_gdes.distributed import distributed, is_rank0
     with distributed():  # joins the process group when launched by torchrun; a single process otherwise
-        if is_rank0(): print(cfg)
+        if is_rank0(): print(format_config(cfg))
         run_glue(cfg)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
 
 # %% ../nbs/Finetune_GLUE.ipynb #c024
-if __name__ == '__main__': main()
+if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

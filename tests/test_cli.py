@@ -1,16 +1,35 @@
+"The installed console scripts: every config field is an option, exit status 0 on success and non-zero on failure."
 import subprocess, sys
 from dataclasses import fields
 from electra_gdes.config import PretrainConfig, FinetuneConfig
-
-def _help(module):
-    return subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, check=True).stdout
+from cli_helpers import script, tiny_pretrain_args
 
 def test_pretrain_script_exposes_every_config_field():
-    out = _help('electra_gdes.pretrain')
-    missing = [f.name for f in fields(PretrainConfig) if f'--{f.name}' not in out]
+    r = script('electra-pretrain', '--help')
+    assert r.returncode == 0, r.stderr
+    missing = [f.name for f in fields(PretrainConfig) if f'--{f.name}' not in r.stdout]
     assert not missing, missing
 
 def test_finetune_script_exposes_every_config_field():
-    out = _help('electra_gdes.finetune')
-    missing = [f.name for f in fields(FinetuneConfig) if f'--{f.name}' not in out]
+    r = script('electra-finetune', '--help')
+    assert r.returncode == 0, r.stderr
+    missing = [f.name for f in fields(FinetuneConfig) if f'--{f.name}' not in r.stdout]
     assert not missing, missing
+
+def test_pretrain_exits_0_after_a_run_and_1_on_a_failure(tmp_path):
+    ok = script('electra-pretrain', *tiny_pretrain_args(tmp_path))
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert (tmp_path/'out'/'r'/'discriminator'/'config.json').is_file() and (tmp_path/'out'/'r'/'run_config.json').is_file()
+    bad = script('electra-pretrain', *tiny_pretrain_args(tmp_path, 'nocorpus'), '--corpus', tmp_path/'no_such_corpus')
+    assert bad.returncode == 1, bad.stdout[-2000:]
+    assert not (tmp_path/'out'/'nocorpus').exists()
+
+def test_parsing_imports_no_torch():
+    "--help must answer fast: the scripts import torch, transformers and fastai only after parsing."
+    code = ("import sys\nfrom electra_gdes import pretrain, finetune\n"
+            "for m in (pretrain, finetune):\n"
+            "    try: m.main(['--help'])\n"
+            "    except SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'fastai', 'datasets', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == '[]', out[-500:]

@@ -1,15 +1,14 @@
-"`electra-finetune` end to end in a subprocess: every task once, summary, validated submission, resume, predict-only."
-import os, subprocess, sys, warnings
+"The installed `electra-finetune` end to end in a subprocess: every task once, summary, validated submission, resume, predict-only, exit status."
+import warnings
 
 import pytest
 from helpers import practice_suite_and_checkpoint
+from cli_helpers import script
 
 from electra_gdes.glue_submission import SUBMISSION_FILES, validate_submission
 
 
-def finetune(*args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg', HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
-    return subprocess.run([sys.executable, '-m', 'electra_gdes.finetune', *args], cwd=cwd, env=env, capture_output=True, text=True)
+def finetune(*args, cwd): return script('electra-finetune', *args, cwd=cwd)
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
@@ -22,7 +21,8 @@ def setup(tmp_path_factory):
 
 def test_sweep_summary_and_submission(setup):
     d, practice, common, first = setup
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.returncode == 0, first.stderr[-3000:]   # the installed script exits 0 after a successful sweep
+    assert first.stdout.count('cli: dev scores x100') == 1   # the summary table is printed once
     group = d/'checkpoints'/'glue'/'cli'
     assert len((group/'results.jsonl').read_text().splitlines()) == 9
     assert {'summary.csv', 'summary.md', 'summary.png', 'config.json'} <= {p.name for p in group.iterdir()}

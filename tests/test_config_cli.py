@@ -1,0 +1,77 @@
+"The self-explaining command line of the installed scripts: help from the config's comments with the chosen preset's defaults, choices, --list_presets, --print_config, --config, dash spellings, parse-time range checks (exit 2, one line)."
+import json, time
+from cli_helpers import script
+
+def _flat(s): return ' '.join(s.split())
+
+def test_help_is_fast_and_shows_the_chosen_presets_defaults():
+    t = time.perf_counter()
+    tiny = script('electra-pretrain', '--help')
+    seconds = time.perf_counter() - t
+    assert tiny.returncode == 0 and seconds < 5, seconds   # under 1 s on an idle machine; 5 s of slack for a busy CI
+    assert 'peak learning rate (default: 0.002)' in _flat(tiny.stdout) and 'optimizer steps (default: 300)' in _flat(tiny.stdout)
+    base = _flat(script('electra-pretrain', '--size', 'base', '--help').stdout)
+    assert 'peak learning rate (default: 0.0002)' in base and 'optimizer steps (default: 766000)' in base
+    assert 'discriminator width (default: 768)' in base
+    assert '--embedding_sharing {gdes|es|nes}' in base
+
+def test_unknown_choice_is_a_usage_error():
+    r = script('electra-pretrain', '--size', 'huge')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert "invalid choice: 'huge'" in r.stderr.strip().splitlines()[-1]
+    r = script('electra-pretrain', '--backbone', 'deberta', '--size', 'large', '--embedding_sharing', 'shared')
+    assert r.returncode == 2 and "invalid choice: 'shared'" in r.stderr
+
+def test_out_of_range_options_are_usage_errors():
+    for args, msg in [(['--lr', '-1'], 'lr=-1.0 is out of range'), (['--steps', '0'], 'steps=0'), (['--batch_size', '0'], 'batch_size=0'),
+                      (['--log_every', '0'], 'log_every=0'), (['--max_length', '600'], 'max_length=600'),
+                      (['--batch_size', '16', '--grad_accum', '3'], 'not divisible by grad_accum=3'),
+                      (['--allow_change', 'stepz'], "'stepz', which is not a setting")]:
+        r = script('electra-pretrain', *args)
+        assert r.returncode == 2 and 'Traceback' not in r.stderr, (args, r.stderr[-500:])
+        assert r.stderr.strip().splitlines()[-1].startswith('electra-pretrain: error: ') and msg in r.stderr, (args, r.stderr)
+    for args, msg in [(['--epochs', '0'], 'epochs=0'), (['--runs', '0'], 'runs=0'), (['--size', 'huge'], "invalid choice: 'huge'")]:
+        r = script('electra-finetune', '--size', 'small', *args)
+        assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr[-500:])
+
+def test_list_presets():
+    r = script('electra-pretrain', '--list_presets')
+    assert r.returncode == 0
+    rows = {tuple(l.split()[:2]): l.split() for l in r.stdout.strip().splitlines()[1:]}
+    assert len(rows) == 9
+    # ELECTRA-small: 256 wide, 12 layers, 4 heads, 13.5M discriminator parameters, lr 5e-4, batch 128, 1M steps, 15%, lambda 50
+    assert rows['electra', 'small'] == ['electra', 'small', '256', '12', '4', '13.5M', '4.6M', '0.0005', '128', '1M', '0.15', '50']
+    assert rows['deberta', 'base'][2:5] == ['768', '12', '12'] and rows['deberta', 'base'][-1] == '10'
+
+def test_print_config_and_config_file(tmp_path):
+    (tmp_path/'c.json').write_text(json.dumps({'size': 'small', 'steps': 5000, 'lr': 3e-4}))
+    r = script('electra-pretrain', '--config', tmp_path/'c.json', '--batch-size', '64', '--print_config', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = dict(l.split(None, 1) for l in r.stdout.splitlines() if l.startswith('  '))
+    assert (lines['steps'], lines['lr'], lines['batch_size'], lines['hidden_size']) == ('5000', '0.0003', '64', '256')
+    assert 'optimisation:' in r.stdout and not (tmp_path/'checkpoints').exists()   # printed, nothing done
+    (tmp_path/'bad.json').write_text(json.dumps({'stepz': 1}))
+    bad = script('electra-pretrain', '--config', tmp_path/'bad.json')
+    assert bad.returncode == 2 and 'unknown field(s) stepz' in bad.stderr
+
+def test_continued_pretraining_defaults():
+    r = script('electra-pretrain', '--backbone', 'deberta', '--size', 'base', '--init_generator', 'g', '--init_discriminator', 'd',
+               '--print_config')
+    assert r.returncode == 0 and 'Continued pretraining: lr 5e-05, steps 100000' in r.stdout
+    lines = dict(l.split(None, 1) for l in r.stdout.splitlines() if l.startswith('  '))
+    assert (lines['lr'], lines['steps']) == ('5e-05', '100000')
+    own = script('electra-pretrain', '--init_generator', 'g', '--init_discriminator', 'd', '--lr', '1e-5', '--print_config')
+    lines = dict(l.split(None, 1) for l in own.stdout.splitlines() if l.startswith('  '))
+    assert (lines['lr'], lines['steps']) == ('1e-05', '100000')
+
+def test_finetune_size_is_inferred_from_the_checkpoint(tmp_path):
+    for name, (h, n) in {'big': (1024, 24), 'mid': (768, 12)}.items():
+        (tmp_path/name).mkdir(); (tmp_path/name/'config.json').write_text(json.dumps({'hidden_size': h, 'num_hidden_layers': n}))
+    r = script('electra-finetune', '--checkpoint', tmp_path/'big', '--print_config')
+    assert r.returncode == 0 and 'Fine-tuning size: large (lr 5e-05, layer decay 0.9), inferred from hidden_size 1024' in r.stdout
+    r = script('electra-finetune', '--checkpoint', tmp_path/'mid', '--size', 'small', '--print_config')
+    assert r.returncode == 0 and 'Fine-tuning size' not in r.stdout
+    lines = dict(l.split(None, 1) for l in r.stdout.splitlines() if l.startswith('  '))
+    assert (lines['size'], lines['lr']) == ('small', '0.0003')
+    r = script('electra-finetune', '--checkpoint', 'someone/my-model', '--print_config')
+    assert r.returncode == 2 and 'pass --size small, base or large' in r.stderr
