@@ -104,10 +104,6 @@ EVAL_COLUMNS = ('step', 'disc_loss', 'auc', 'ap', 'precision', 'recall', 'f1', '
                 'replaced_share', 'gen_loss', 'gen_acc', 'tug_cos', 'tug_mlm_norm', 'tug_rtd_norm',
                 'tug_rtd_on_gen_norm', 'tug_mlm_on_disc_norm', 'tokens', 'masked')
 
-def _autocast(cfg, device):
-    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg.precision)
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
 def held_out_metrics(disc_logits, labels, mlm_loss_sum: float, mlm_correct: int, masked: int) -> dict:
     "The held-out RTD metrics from the discriminator's logits and labels of every real token and the generator's sums."
     logits, labels = torch.as_tensor(disc_logits).double(), torch.as_tensor(labels).bool()
@@ -124,14 +120,16 @@ def held_out_metrics(disc_logits, labels, mlm_loss_sum: float, mlm_correct: int,
 
 def evaluate_rtd(learn, batches=None, tug=True) -> dict:
     """The held-out metrics of `learn`'s model (a `pretrain_learner`) on `batches` (default: `held_out_batches(learn)`):
-    eval mode, no gradient, the run's precision; with `tug`, the tug-of-war on the first batch. The RNG states and
+    eval mode, no gradient, fp32; with `tug`, the tug-of-war on the first batch. The RNG states and
     every module's train / eval mode are restored, so training goes on exactly as without it."""
     batches = held_out_batches(learn) if batches is None else batches
     if not batches: raise ValueError('there are no held-out examples: pass valid_dataset to pretrain_learner.')
     model, cfg = unwrap_rtd_model(learn.model), learn.cfg
     device = next(model.parameters()).device
     logits, labels, mlm_sum, correct, masked = [], [], 0.0, 0, 0
-    with evaluating(model), torch.no_grad(), _autocast(cfg, device):
+    # fp32 whatever the run's precision: bf16 logits are rounded to ~3 significant digits, and the ties that makes
+    # flatten the ranking (AUC 0.5 exactly) of a discriminator whose logits differ by less than that
+    with evaluating(model), torch.no_grad(), torch.autocast(device.type, enabled=False):
         for masked_ids, mask, types, is_masked, ids, seed in batches:
             out = model(masked_ids, mask, types, is_masked, rng=_sampler(seed, device))
             real, targets = mask.bool(), ids[is_masked]

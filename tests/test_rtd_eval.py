@@ -196,3 +196,9 @@ def test_plot_run_draws_log_and_held_out_points(tmp_path):
     (learn.cfg.run_dir/'eval.csv').unlink()                                # a run without held-out points still plots
     assert plot_run(learn.cfg.run_dir) is not None
     with pytest.raises(ValueError, match='log.csv'): plot_run(tmp_path/'missing')
+
+def test_evaluation_is_fp32_whatever_the_training_precision(tmp_path):
+    "Under bf16 the logits would be rounded into ties that flatten the AUC; the held-out numbers are those of the fp32 weights."
+    a = evaluate_rtd(_learner(tmp_path/'a', precision='bf16'))
+    b = evaluate_rtd(_learner(tmp_path/'b', precision='fp32'))
+    assert a == b
