@@ -131,19 +131,22 @@ def glue_comparison(groups) -> tuple:
         avg = df.loc[common].drop(columns='metric').mean()
         for n in names: avg[f'{n} std'], avg[f'{n} runs'] = np.nan, df.loc[common, f'{n} runs'].sum()
         df.loc['GLUE avg'] = {'metric': f'{len(common)} tasks', **avg}
-    return df.round(2), synthetic
+    df = df.round(2)
+    for n in names: df[f'{n} runs'] = df[f'{n} runs'].astype('Int64')   # counts, blank where a group lacks the task
+    return df, synthetic
 
 def glue_markdown(df) -> str:
     "The joined GLUE table as markdown: a column per group, `mean +- std (runs)`."
+    import pandas as pd
     names = [c[:-len(' mean')] for c in df.columns if c.endswith(' mean')]
     published = [c for c in df.columns if c != 'metric' and not any(c.startswith(n + ' ') for n in names)]
     def cell(r, n):
         m, s, k = r[f'{n} mean'], r[f'{n} std'], r[f'{n} runs']
-        if m != m: return ''
-        return f'{m:.2f}' + (f' ± {s:.2f}' if s == s else '') + (f' ({k:.0f})' if k == k else '')
+        if pd.isna(m): return ''
+        return f'{m:.2f}' + ('' if pd.isna(s) else f' ± {s:.2f}') + ('' if pd.isna(k) else f' ({k})')
     lines = ['| task | metric | ' + ' | '.join(names + published) + ' |', '|---' * (2 + len(names) + len(published)) + '|']
     for task, r in df.iterrows():
-        lines.append(f'| {task} | {r["metric"]} | ' + ' | '.join([cell(r, n) for n in names] + ['' if r[p] != r[p] else f'{r[p]:.2f}' for p in published]) + ' |')
+        lines.append(f'| {task} | {r["metric"]} | ' + ' | '.join([cell(r, n) for n in names] + ['' if pd.isna(r[p]) else f'{r[p]:.2f}' for p in published]) + ' |')
     return '\n'.join(lines) + '\n'
 
 def plot_glue(df, title=''):

@@ -64,7 +64,8 @@ def test_cli_writes_curves_and_joined_glue_table(tmp_path, runs):
     assert list(df.index) == ['sst2', 'mrpc', 'rte', 'GLUE avg']
     assert df.loc['rte', 'gdes mean'] == 65.0 and df.loc['rte', 'es mean'] == 56.0 and df.loc['rte', 'es runs'] == 3
     assert df.loc['rte', 'es std'] == 6.0 and df.loc['rte', 'nes mean'] == 75.0 and df.loc['rte', 'nes best'] == 80.0
-    assert pd.isna(df.loc['mrpc', 'gdes mean']) and df.loc['mrpc', 'es mean'] == 70.0
+    assert pd.isna(df.loc['mrpc', 'gdes mean']) and pd.isna(df.loc['mrpc', 'gdes runs']) and df.loc['mrpc', 'es mean'] == 70.0
+    assert (out/'glue.csv').read_text().splitlines()[2].startswith('mrpc,accuracy,,,,,70.0,0.0,70.0,1,')   # counts as integers
     # averaged over the tasks every group has (sst2, rte), not mrpc
     assert df.loc['GLUE avg', 'gdes mean'] == 72.5 and df.loc['GLUE avg', 'es mean'] == 73.0 and df.loc['GLUE avg', 'nes mean'] == 80.0
     md = (out/'glue.md').read_text()
