@@ -128,6 +128,9 @@ class PretrainConfig:
             raise ValueError(f'max_length={self.max_length} is longer than max_position_embeddings={self.max_position_embeddings}: '
                              f'pass --max_length {self.max_position_embeddings} or less (or a larger --max_position_embeddings).')
         _check_divisible(self.batch_size, self.grad_accum)
+        if self.resume and self.overwrite:
+            raise ValueError('resume and overwrite contradict each other: pass --resume to continue the run in run_dir, '
+                             'or --overwrite to replace it, not both.')
         known = {f.name for f in fields(self)}
         for name in self.allow_change:
             if name not in known:

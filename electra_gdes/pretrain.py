@@ -15,7 +15,7 @@ from .config import *
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'held_out_split', 'init_model', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir',
-           'remove_run', 'save_run_config', 'run_pretraining', 'main']
+           'remove_run', 'save_run_config', 'final_metrics', 'run_pretraining', 'main']
 
 # %% ../nbs/Pretrain.ipynb #c015
 def held_out_split(ds, batch_size: int):
@@ -35,14 +35,14 @@ def init_model(cfg: PretrainConfig, tokenizer):
 class RunDirError(ValueError):
     "This run must not touch its run directory; the message says why (nothing was changed) and what to do instead."
 
-RUN_FILES = (RUN_CONFIG, 'config.json', 'log.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator')
+RUN_FILES = (RUN_CONFIG, 'config.json', 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator')
 
 def run_files(run_dir) -> list[str]:
     "The files and folders of a run found in `run_dir` (a `config.json` only when it is a run's config, not a model's)."
     d, found = Path(run_dir), []
     if (d/RUN_CONFIG).is_file(): found.append(RUN_CONFIG)
     if (d/'config.json').is_file() and saved_run_config(d) == d/'config.json': found.append('config.json')
-    if (d/'log.csv').is_file(): found.append('log.csv')
+    found += [n for n in ('log.csv', 'eval.csv') if (d/n).is_file()]
     if any((d/'checkpoints').glob('step-*.pt')): found.append('checkpoints/')
     found += [f'{n}/' for n in ('discriminator', 'generator') if (d/n).is_dir()]
     return found
@@ -88,9 +88,19 @@ def save_run_config(cfg: PretrainConfig) -> bool:
     return True
 
 # %% ../nbs/Pretrain.ipynb #c020
+def final_metrics(run_dir) -> dict | None:
+    "The last held-out evaluation of the run in `run_dir` (the last row of its `eval.csv`), or None."
+    path = Path(run_dir)/'eval.csv'
+    if not path.is_file(): return None
+    from electra_gdes.rtd_eval import read_eval
+    rows = read_eval(path)
+    return rows[-1] if rows else None
+
 def _save_export(save, model, tokenizer, path, cfg):
-    "`save` (model.save_discriminator / save_generator) with the run's config for the model card, where it takes one."
-    return save(model, tokenizer, path, cfg=cfg) if 'cfg' in inspect.signature(save).parameters else save(model, tokenizer, path)
+    "`save` (model.save_discriminator / save_generator) with the run's config and held-out metrics for the model card, where it takes them."
+    params = inspect.signature(save).parameters
+    extra = {**({'cfg': cfg} if 'cfg' in params else {}), **({'metrics': final_metrics(cfg.run_dir)} if 'metrics' in params else {})}
+    return save(model, tokenizer, path, **extra)
 
 def run_pretraining(cfg: PretrainConfig) -> Path:
     """Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`.
