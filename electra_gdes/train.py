@@ -40,7 +40,8 @@ __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 
            'parse_log_line', 'shows_progress_bar', 'RTDLogger', 'neptune_run', 'checkpoint_steps', 'checkpoint_path',
            'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint', 'rng_states',
            'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'GlobalRTDLoss', 'RTDLearner',
-           'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses']
+           'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
+           'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -580,3 +581,75 @@ def plot_losses(log_path, png_path=None):
         png_path = Path(png_path); tmp = png_path.with_name(png_path.name + '.tmp')
         with write_guard(png_path, 'the loss plot', tmp): fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
     return fig
+
+# %% ../nbs/05_train.ipynb #c039
+class ExportError(ValueError):
+    "What was given to `export_checkpoint` is not a usable checkpoint or run; the message says what to pass instead."
+
+def _export_source(checkpoint, step=None) -> tuple[Path, Path]:
+    "`(run_dir, checkpoint_path)` of a checkpoint file or a run directory; `ExportError` when there is none."
+    from electra_gdes.config import saved_run_config
+    p = Path(checkpoint)
+    if not p.exists(): raise ExportError(f'{p} does not exist: pass a checkpoint (<run_dir>/checkpoints/step-N.pt) or a run directory.')
+    if p.is_dir():
+        run_dir = p
+        if not (p/'checkpoints').is_dir():
+            raise ExportError(f'{p} is not a pretraining run directory (it has no checkpoints/ folder): pass the run directory '
+                              '(<output_dir>/<run_name>) or one of its checkpoints/step-N.pt.')
+        if step is not None:
+            ck = checkpoint_path(p, step)
+            if not ck.exists():
+                have = ', '.join(str(int(c.stem.split('-')[1])) for c in sorted((p/'checkpoints').glob('step-*.pt'))) or 'none'
+                raise ExportError(f'{p} has no checkpoint at step {step} (it has: {have}); pass one of these to --step.')
+        else:
+            ck = latest_checkpoint(p)
+            if ck is None: raise ExportError(f'{p/"checkpoints"} holds no checkpoint yet: train until the first one is written.')
+    else:
+        ck, run_dir = p, p.parent.parent
+        if p.suffix != '.pt': raise ExportError(f'{p} is not a checkpoint (a step-N.pt file) or a run directory.')
+        if step is not None and checkpoint_path(run_dir, step) != p:
+            raise ExportError(f'--step {step} contradicts the checkpoint {p.name}: give the run directory with --step, or the file alone.')
+    if saved_run_config(run_dir) is None:
+        raise ExportError(f'{run_dir} has no run_config.json (or older config.json) beside checkpoints/: export needs the config '
+                          'the run was started with.')
+    problem = checkpoint_problem(ck)
+    if problem: raise ExportError(f'Checkpoint {ck} cannot be used: {problem}. Pass another --step, or the run directory for its newest good one.')
+    return run_dir, ck
+
+def export_checkpoint(checkpoint, out_dir, step=None) -> Path:
+    "Write the discriminator (GDES merged) and generator of a run's checkpoint to `out_dir` as plain HF directories."
+    from electra_gdes.config import saved_run_config, load_config
+    from electra_gdes.data import load_tokenizer
+    from electra_gdes.model import build_rtd_model, save_discriminator, save_generator
+    run_dir, ck = _export_source(checkpoint, step)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir(): raise ExportError(f'--out {out_dir} is a file: choose a folder.')
+    cfg = load_config(PretrainConfig, saved_run_config(run_dir))
+    state = read_checkpoint(ck)
+    tokenizer = load_tokenizer(cfg)
+    model = build_rtd_model(cfg, tokenizer)
+    try: model.load_state_dict(state['model'])
+    except RuntimeError as e:
+        raise ExportError(f'Checkpoint {ck} does not fit the model of {saved_run_config(run_dir)} and its tokenizer '
+                          f'({len(tokenizer)} tokens): {str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}') from None
+    with write_guard(out_dir, 'the exported models'):
+        save_discriminator(model, tokenizer, out_dir/'discriminator')
+        save_generator(model, tokenizer, out_dir/'generator')
+    return out_dir
+
+def export_main(args=None):
+    "Entry point of `electra-export`: a checkpoint (or a run's newest) as HF discriminator / generator directories."
+    import argparse
+    p = argparse.ArgumentParser(prog='electra-export', description='Export the discriminator (GDES tables merged) and the '
+                                'generator of a pretraining checkpoint as Hugging Face directories.')
+    p.add_argument('checkpoint', metavar='CHECKPOINT_OR_RUN_DIR', help='a checkpoints/step-N.pt, or a run directory (its newest usable checkpoint)')
+    p.add_argument('--out', required=True, help='the folder to write discriminator/ and generator/ into')
+    p.add_argument('--step', type=int, default=None, help='with a run directory: the checkpoint at this step')
+    a = p.parse_args(args)
+    if a.step is not None and a.step < 1: p.error(f'--step {a.step} must be at least 1.')
+    try: _export_source(a.checkpoint, a.step)
+    except ExportError as e: p.error(str(e))
+    try: out = export_checkpoint(a.checkpoint, a.out, a.step)
+    except ExportError as e: p.error(str(e))
+    except OutputWriteError as e: sys.exit(f'electra-export: error: {e}')
+    print(f'Discriminator: {out/"discriminator"}; generator: {out/"generator"}')
