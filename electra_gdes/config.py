@@ -501,8 +501,9 @@ def pretrain_config_from_args(args=None) -> PretrainConfig:
         base = read_config_file(PretrainConfig, config) if config else {}
         cfg = _pretrain_from({**base, **given})
         saved = saved_run_config(cfg.run_dir) if cfg.resume and not config else None
-        if saved is not None:   # continue the run as it was saved; run_pretraining checks what the options change
-            cfg = _pretrain_from({**read_config_file(PretrainConfig, saved, strict=False), **given})
+        if saved is not None:   # continue the run as it was saved, where it was found; run_pretraining checks what the options change
+            cfg = _pretrain_from({**read_config_file(PretrainConfig, saved, strict=False), **given,
+                                  'output_dir': cfg.output_dir, 'run_name': cfg.run_name})
     except (ValueError, TypeError) as e: p.error(str(e))
     if print_config: print(format_config(cfg)); raise SystemExit(0)
     return cfg
@@ -531,7 +532,7 @@ def finetune_config_from_args(args=None) -> FinetuneConfig:
     if print_config: print(format_config(cfg)); raise SystemExit(0)
     return cfg
 
-# %% ../nbs/00_config.ipynb #c041
+# %% ../nbs/00_config.ipynb #c043
 def save_config(cfg, path):
     "Write dataclass `cfg` to `path` as JSON (atomically: a temporary file, then a rename; the temporary file is removed if that fails)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
