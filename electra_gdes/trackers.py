@@ -103,7 +103,7 @@ class TensorBoardTracker:
         for k, v in _numbers(row).items(): self.writer.add_scalar(f'{prefix}/{k}', v, step)
         self.writer.flush()   # rows come every log_every steps: a crash loses none of them
 
-    def close(self):
+    def close(self):   # closing twice (RTDLogger after the fit, then a `finally`) is harmless
         if self.writer is None: self._open()
         self.writer.close()
 
@@ -119,7 +119,7 @@ class WandbTracker:
             self.run = wandb.init(project=project or os.environ.get('WANDB_PROJECT', 'electra-gdes'), name=name, dir=str(run_dir),
                                   mode=mode, config=config, tags=list(tags), reinit='create_new',
                                   settings=wandb.Settings(console='off', silent=True))
-        self.path, self.mode, self.prefixes = Path(self.run.dir).parent, mode, set()
+        self.path, self.mode, self.prefixes, self.closed = Path(self.run.dir).parent, mode, set(), False
 
     def log(self, row: dict, step: int, prefix='train'):
         if prefix not in self.prefixes:
@@ -128,7 +128,8 @@ class WandbTracker:
         self.run.log({f'{prefix}/step': step, **{f'{prefix}/{k}': v for k, v in _numbers(row).items()}})
 
     def close(self):
-        self.run.finish()
+        if self.closed: return
+        self.run.finish(); self.closed = True
         if self.mode == 'offline': print(f'wandb offline run in {self.path}: upload it with `wandb sync {self.path}`.')
 
 # %% ../nbs/05b_trackers.ipynb #c018
@@ -136,7 +137,7 @@ class NeptuneTracker:
     "A neptune run with its data in `run_dir/.neptune`: `<prefix>/<column>` series at the global step; `config` in `parameters`."
     def __init__(self, run_dir, config: dict, name: str, mode='offline', project=None, tags=()):
         import neptune
-        self.path, self.mode = Path(run_dir)/'.neptune', mode
+        self.path, self.mode, self.closed = Path(run_dir)/'.neptune', mode, False
         with _environ(NEPTUNE_DATA_DIRECTORY=self.path):
             self.run = neptune.init_run(project=project, mode=mode, name=name, tags=list(tags))
         self.run['parameters'] = config
@@ -146,7 +147,8 @@ class NeptuneTracker:
             if math.isfinite(v): self.run[f'{prefix}/{k}'].append(v, step=step)
 
     def close(self):
-        self.run.stop()
+        if self.closed: return
+        self.run.stop(); self.closed = True
         if self.mode == 'offline': print(f'neptune offline run in {self.path}: upload it with `neptune sync --path {self.path.parent}`.')
 
 # %% ../nbs/05b_trackers.ipynb #c020

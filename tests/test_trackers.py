@@ -123,6 +123,7 @@ def test_every_tracker_gets_the_rows_of_log_csv(tmp_path, elsewhere):
     trackers = make_trackers(dataclasses.replace(cfg, log='csv,tensorboard,wandb,neptune-offline'), cfg.run_dir)
     assert [type(t).__name__ for t in trackers] == ['TensorBoardTracker', 'WandbTracker', 'NeptuneTracker']
     fit_steps(pretrain_learner(cfg, ds, tok, trackers=trackers))   # RTDLogger closes them after the fit
+    close_trackers(trackers)   # again, as a `finally` would: a no-op
     rows = read_log(cfg.run_dir/'log.csv')
     assert [r['step'] for r in rows] == [4, 8, 10]
     columns = [c for c in LOG_COLUMNS if c != 'step']
