@@ -532,7 +532,7 @@ def finetune_config_from_args(args=None) -> FinetuneConfig:
     if print_config: print(format_config(cfg)); raise SystemExit(0)
     return cfg
 
-# %% ../nbs/00_config.ipynb #c043
+# %% ../nbs/00_config.ipynb #c041
 def save_config(cfg, path):
     "Write dataclass `cfg` to `path` as JSON (atomically: a temporary file, then a rename; the temporary file is removed if that fails)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
