@@ -6,7 +6,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_data.html.md"""
 
 # %% ../nbs/08_glue_data.ipynb #c002
 from __future__ import annotations
-import csv, json, os, random, re, shutil, string, sys, tempfile, warnings
+import contextlib, csv, errno, json, os, random, re, shutil, string, sys, tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,8 @@ __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER'
            'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'glue_split_path', 'read_glue_split', 'load_glue',
            'GlueDataError', 'load_glue_tasks', 'acceptability_rule', 'sentiment_rule', 'word_overlap',
            'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule', 'corpus_sentences',
-           'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize', 'glue_collate']
+           'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize', 'glue_collate', 'write_error',
+           'atomic_file', 'atomic_dir']
 
 # %% ../nbs/08_glue_data.ipynb #c005
 @dataclass(frozen=True)
@@ -595,3 +596,54 @@ def glue_collate(examples, pad_token_id=0, pad_to_multiple_of=None) -> dict:
     labels = [e['label'] for e in examples]
     return {'input_ids': ids, 'attention_mask': mask, 'token_type_ids': types,
             'labels': torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)}
+
+# %% ../nbs/08_glue_data.ipynb #c049
+_WRITE_FIX = {errno.ENOSPC: 'the disk is full: free some space (or write elsewhere, e.g. another --output_dir / --submission_dir) and run again',
+              errno.EDQUOT: 'the disk quota is exceeded: free some space (or write elsewhere) and run again',
+              errno.EACCES: 'no permission to write there: fix the permissions or choose another folder',
+              errno.EPERM: 'no permission to write there: fix the permissions or choose another folder',
+              errno.EROFS: 'the file system is read-only: choose another folder',
+              errno.ENOTDIR: 'a file is in the way where a folder should be: move it or choose another folder',
+              errno.EEXIST: 'a file is in the way where a folder should be: move it or choose another folder'}
+
+def write_error(path, e: OSError) -> OSError:
+    "An `OSError` of the same kind as `e` whose message names `path`, what failed and what to do."
+    fix = _WRITE_FIX.get(e.errno, 'check that the folder exists and is writable')
+    return OSError(e.errno, f"Could not write {path}: {e.strerror or e}; {fix}. Nothing half-written was left behind "
+                            f"and any earlier version is unchanged.")
+
+def atomic_file(path, write) -> Path:
+    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`; on failure remove it (OSError: `write_error`)."
+    path = Path(path)
+    tmp = path.with_name(f'.tmp-{path.name}')   # the same extension: np.savez and savefig go by it
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        if e.errno is None: raise
+        raise write_error(path, e) from e
+    finally:
+        with contextlib.suppress(OSError): tmp.unlink(missing_ok=True)
+    return path
+
+def atomic_dir(path, write) -> Path:
+    "Call `write(tmp)` on a temporary folder beside `path`, then put it in place of `path` (an earlier one replaced); on failure remove it."
+    path, tmp = Path(path), None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+        write(tmp)
+        old = tmp.with_name(tmp.name + '.old') if path.exists() else None
+        if old: os.replace(path, old)
+        try: os.replace(tmp, path)
+        except OSError:
+            if old: os.replace(old, path)
+            raise
+        if old: shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        if e.errno is None: raise
+        raise write_error(path, e) from e
+    finally:
+        if tmp is not None and tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+    return path

@@ -6,7 +6,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_finetune.html.md"""
 
 # %% ../nbs/09_glue_finetune.ipynb #c002
 from __future__ import annotations
-import contextlib, json, math, os, re, shutil, time, warnings
+import contextlib, inspect, json, math, os, re, shutil, time, warnings
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -26,22 +26,25 @@ from transformers.utils import logging as hf_logging
 
 from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config
 from .optim import adam_no_bias_correction, electra_lr
-from .glue_data import load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
+from .glue_data import atomic_dir, atomic_file, load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
 from .train import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
 from .model import resolve_attention, set_attention
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC',
-           'DEV_SUFFIX', 'CLIP_NORM', 'RECIPE_FIELDS', 'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier',
-           'quiet_hf', 'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'cls_spread',
-           'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps',
-           'is_step_batch', 'LayerwiseLRScheduler', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
-           'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path',
-           'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run',
-           'GradAccumulation', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run', 'neptune_tracker',
-           'check_group_config', 'finished_runs', 'finetune_sweep', 'select_runs', 'summary_table', 'markdown_table',
-           'save_summary', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
+           'DEV_SUFFIX', 'CLIP_NORM', 'HF_CLASSES', 'HF_MODULE_FILE', 'BEST_SUFFIX', 'RECIPE_FIELDS',
+           'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'check_finetune_checkpoint',
+           'load_backbone', 'glue_classifier', 'cls_spread', 'check_not_collapsed', 'head_depth', 'param_depth',
+           'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps', 'is_step_batch', 'LayerwiseLRScheduler',
+           'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'clip_stsb', 'glue_metrics',
+           'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path', 'append_result', 'read_results',
+           'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'GradAccumulation', 'finetune_learner',
+           'load_task', 'check_glue_tasks', 'finetune_run', 'select_runs', 'GlueClassifierPreTrainedModel',
+           'ElectraGlueClassifier', 'DebertaV2GlueClassifier', 'hf_module_source', 'best_dir', 'export_glue_run',
+           'export_best_runs', 'neptune_tracker', 'check_group_config', 'finished_runs', 'finetune_sweep',
+           'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs', 'ensemble_outputs',
+           'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c007
 class GlueClassifier(nn.Module):
@@ -269,10 +272,9 @@ def results_path(cfg: FinetuneConfig) -> Path: return group_dir(cfg)/'results.js
 
 def append_result(path, record: dict):
     "Append `record` to the JSON-lines file `path`, atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text((path.read_text() if path.exists() else '') + json.dumps(record) + '\n')
-    tmp.replace(path)
+    path = Path(path)
+    text = (path.read_text() if path.exists() else '') + json.dumps(record) + '\n'
+    atomic_file(path, lambda p: p.write_text(text))
 
 def read_results(path) -> list:
     "The records of results file `path`, the latest one per (task, run); [] if there is none yet."
@@ -308,13 +310,11 @@ def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
 # %% ../nbs/09_glue_finetune.ipynb #c038
 def save_run(model: GlueClassifier, tokenizer, path: Path, info: dict):
     "Save the fine-tuned classifier (encoder, head, tokenizer, `info`) to `path` atomically."
-    tmp = path.with_name(path.name + '.tmp')
-    shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_hf(): model.backbone.save_pretrained(tmp); tokenizer.save_pretrained(tmp)
-    torch.save(model.head.state_dict(), tmp/'head.pt')
-    (tmp/'run.json').write_text(json.dumps(info, indent=2))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    def write(tmp):
+        with quiet_hf(): model.backbone.save_pretrained(tmp); tokenizer.save_pretrained(tmp)
+        torch.save(model.head.state_dict(), tmp/'head.pt')
+        (tmp/'run.json').write_text(json.dumps(info, indent=2))
+    atomic_dir(path, write)
 
 def load_run(path) -> tuple:
     "The fine-tuned `GlueClassifier` and tokenizer saved by `save_run`, and its `info`."
@@ -396,6 +396,133 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     return metrics
 
 # %% ../nbs/09_glue_finetune.ipynb #c047
+def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
+    "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
+    runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
+    if not runs:
+        raise ValueError(f"The results file has no finished run of {task!r}: fine-tune it first (electra-finetune --tasks {task}) "
+                         f"or leave it out of --tasks.")
+    return runs[:1] if selection == 'best' else runs[:top_k]
+
+# %% ../nbs/09_glue_finetune.ipynb #c050
+from transformers import DebertaV2Config, ElectraConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+class GlueClassifierPreTrainedModel(PreTrainedModel):
+    "An encoder (`AutoModel` of the config) with dropout + linear on its [CLS] state; `num_labels == 1`: regression."
+    base_model_prefix = 'backbone'
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.backbone = AutoModel.from_config(config)
+        self.dropout = nn.Dropout(getattr(config, 'glue_head_dropout', 0.1))
+        self.head = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if module is getattr(self, 'head', None):  # Xavier-uniform and a zero bias, as ELECTRA initialises its GLUE head
+            nn.init.xavier_uniform_(module.weight); nn.init.zeros_(module.bias)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        kwargs.pop('return_dict', None)
+        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs).last_hidden_state
+        logits = self.head(self.dropout(h[:, 0]))
+        loss = None
+        if labels is not None:
+            loss = (nn.functional.mse_loss(logits.squeeze(-1), labels.float()) if self.config.num_labels == 1
+                    else nn.functional.cross_entropy(logits, labels))
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+class ElectraGlueClassifier(GlueClassifierPreTrainedModel):
+    config_class = ElectraConfig
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True   # as ElectraModel
+class DebertaV2GlueClassifier(GlueClassifierPreTrainedModel): config_class = DebertaV2Config
+
+# %% ../nbs/09_glue_finetune.ipynb #c051
+from .glue_data import glue_spec
+
+HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClassifier}
+HF_MODULE_FILE = 'modeling_glue_classifier.py'
+_MODULE_HEADER = '''"""The GLUE classifier of electra_gdes (ELECTRA's head: dropout + linear on the [CLS] state) as a transformers model.
+
+Written by electra_gdes.glue_finetune.export_glue_run; needs only torch and transformers. Load the directory with
+`AutoModelForSequenceClassification.from_pretrained(dir, trust_remote_code=True)`."""
+import torch.nn as nn
+from transformers import AutoModel, DebertaV2Config, ElectraConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+'''
+
+def hf_module_source() -> str:
+    "The source of `modeling_glue_classifier.py`: the classes above, standalone."
+    from electra_gdes import glue_finetune as lib   # the installed module's source (also when this runs in the notebook)
+    classes = (lib.GlueClassifierPreTrainedModel, lib.ElectraGlueClassifier, lib.DebertaV2GlueClassifier)
+    return _MODULE_HEADER + ''.join('\n\n' + inspect.getsource(c) for c in classes)
+BEST_SUFFIX = '_best'
+
+def best_dir(cfg: FinetuneConfig, task: str) -> Path: return group_dir(cfg)/f'{task}{BEST_SUFFIX}'
+
+def _model_card(info, spec, cls_name) -> str:
+    synthetic = ('\n**Trained on the SYNTHETIC practice suite: its scores are not GLUE results.**\n' if info.get('synthetic') else '')
+    metrics = ', '.join(f'{k} {v:.4f}' for k, v in info.get('metrics', {}).items())
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+license: apache-2.0
+tags: [electra_gdes, glue, {spec.name}]
+---
+# {spec.folder} classifier fine-tuned with electra_gdes
+{synthetic}
+Run {info.get('run')} (seed {info.get('seed')}) of a sweep, the best on dev: {metrics}.
+Fine-tuned from `{info.get('checkpoint')}` with ELECTRA's GLUE recipe; the head is ELECTRA's (dropout + linear on the
+[CLS] state), shipped as `{HF_MODULE_FILE}` (`{cls_name}`). Labels: {', '.join(f'{i} = {n}' for i, n in enumerate(spec.label_names))}.
+
+```python
+from transformers import pipeline
+clf = pipeline('text-classification', model='PATH', trust_remote_code=True)
+```
+
+Citations: Clark et al., ELECTRA: Pre-training Text Encoders as Discriminators Rather Than Generators (ICLR 2020);
+He et al., DeBERTaV3: Improving DeBERTa using ELECTRA-Style Pre-Training with Gradient-Disentangled Embedding Sharing (ICLR 2023).
+"""
+
+def export_glue_run(run_path, out_dir) -> Path:
+    "Export the fine-tuning run at `run_path` as a directory `AutoModelForSequenceClassification` and `pipeline` load (trust_remote_code), atomically."
+    model, tokenizer, info = load_run(run_path)
+    spec, bb = glue_spec(info['task']), model.backbone.config
+    if bb.model_type not in HF_CLASSES:
+        raise ValueError(f"Exporting a {bb.model_type} classifier is not supported (only {', '.join(HF_CLASSES)}); the run "
+                         f"stays usable through load_run('{run_path}').")
+    cls = HF_CLASSES[bb.model_type]
+    d = {k: v for k, v in bb.to_dict().items() if 'attn_implementation' not in k}   # the kit's attention kernels stay here
+    config = type(bb).from_dict(d)
+    names = spec.label_names
+    config.id2label, config.label2id = dict(enumerate(names)), {n: i for i, n in enumerate(names)}
+    config.num_labels, config.glue_head_dropout = model.num_labels, model.dropout.p
+    config.problem_type = 'regression' if spec.is_regression else 'single_label_classification'
+    config.architectures, config.auto_map = [cls.__name__], {'AutoModelForSequenceClassification': f'{Path(HF_MODULE_FILE).stem}.{cls.__name__}'}
+    hf = cls(config)
+    hf.load_state_dict(model.state_dict())   # the same keys: backbone.*, head.weight, head.bias
+    out_dir, source = Path(out_dir), hf_module_source()
+    def write(tmp):
+        with quiet_hf(): hf.save_pretrained(tmp); tokenizer.save_pretrained(tmp)
+        (tmp/HF_MODULE_FILE).write_text(source)
+        (tmp/'README.md').write_text(_model_card(info, spec, cls.__name__))
+        (tmp/'export.json').write_text(json.dumps(dict(info, source=str(run_path)), indent=2))
+    return atomic_dir(out_dir, write)
+
+def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
+    "Export the best dev run of every task of `cfg.tasks` that has finished runs to `best_dir(cfg, task)`; task -> directory."
+    out = {}
+    for task in cfg.tasks:
+        if not any(r['task'] == task for r in results): continue
+        best, path = select_runs(results, task)[0], best_dir(cfg, task)
+        done = path/'export.json'
+        if not (done.exists() and {k: json.loads(done.read_text()).get(k) for k in ('run', 'seed')} == {'run': best['run'], 'seed': best['seed']}):
+            export_glue_run(run_dir(cfg, task, best['run']), path)
+        out[task] = path
+    return out
+
+# %% ../nbs/09_glue_finetune.ipynb #c053
 def neptune_tracker(cfg: FinetuneConfig):
     "A neptune run in the mode of `cfg.log` ('neptune-offline', 'neptune-async', 'neptune-debug'), or None for 'csv'."
     if not cfg.log.startswith('neptune'): return None
@@ -446,18 +573,14 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
             log(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {eta:.0f} s)')
     finally:
         if tracker is not None: tracker.stop()
-    return read_results(results_path(cfg))
+    results = read_results(results_path(cfg))
+    if is_rank0():
+        exported = export_best_runs(cfg, results)
+        if exported: log(f"Best runs exported for transformers (trust_remote_code=True): {', '.join(map(str, exported.values()))}")
+    barrier()
+    return results
 
-# %% ../nbs/09_glue_finetune.ipynb #c052
-def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
-    "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
-    runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
-    if not runs:
-        raise ValueError(f"The results file has no finished run of {task!r}: fine-tune it first (electra-finetune --tasks {task}) "
-                         f"or leave it out of --tasks.")
-    return runs[:1] if selection == 'best' else runs[:top_k]
-
-# %% ../nbs/09_glue_finetune.ipynb #c055
+# %% ../nbs/09_glue_finetune.ipynb #c060
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -481,7 +604,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c056
+# %% ../nbs/09_glue_finetune.ipynb #c061
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -489,17 +612,13 @@ def markdown_table(df: pd.DataFrame) -> str:
     lines = ['| ' + ' | '.join(r) + ' |' for r in cells]
     return '\n'.join([lines[0], '|' + '---|' * len(cells[0])] + lines[1:]) + '\n'
 
-def _atomic(path: Path, write):
-    tmp = path.with_name('.tmp-' + path.name)
-    write(tmp); tmp.replace(path)
-
 def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     "Write `summary.csv`, `summary.md` and the bar plot `summary.png` (mean +- std, best) to `out_dir`, atomically."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    _atomic(out/'summary.csv', lambda p: df.to_csv(p))
-    _atomic(out/'summary.md', lambda p: p.write_text(markdown_table(df)))
+    out = Path(out_dir)
+    atomic_file(out/'summary.csv', lambda p: df.to_csv(p))
+    atomic_file(out/'summary.md', lambda p: p.write_text(markdown_table(df)))
     fig, ax = plt.subplots(figsize=(1 + 0.9 * len(df), 4))
     x = np.arange(len(df))
     ax.bar(x, df['mean'], yerr=df['std'].fillna(0), capsize=3, label='mean +- std')
@@ -508,11 +627,11 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
         if name in df: ax.scatter(x, df[name], marker=marker, color='r', label=name, zorder=3)
     ax.set_xticks(x, df.index); ax.set_ylabel('dev score x100'); ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
     fig.tight_layout()
-    _atomic(out/'summary.png', lambda p: fig.savefig(p, format='png', dpi=100))
-    plt.close(fig)
+    try: atomic_file(out/'summary.png', lambda p: fig.savefig(p, format='png', dpi=100))
+    finally: plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c059
+# %% ../nbs/09_glue_finetune.ipynb #c064
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])
@@ -522,7 +641,7 @@ def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     model, tokenizer, _ = load_run(path)
     outs = {split: predict_outputs(model, glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size))
             for split, ds in glue_task.test.items()}
-    _atomic(cache, lambda p: np.savez(p, **outs))
+    atomic_file(cache, lambda p: np.savez(p, **outs))
     return outs
 
 def ensemble_outputs(outputs: list, is_regression: bool) -> np.ndarray:
