@@ -33,7 +33,7 @@ from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, 
 from .model import resolve_attention, set_attention, unwrap_rtd_model
 
 # %% auto #0
-__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'LOG_COLUMNS',
+__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT', 'LOG_COLUMNS',
            'RTD_LOG_METRICS', 'NEPTUNE_MODES', 'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices',
            'StepBatchSampler', 'pretrain_dataloaders', 'global_step', 'step_seed', 'position_sample', 'RTDCallback',
            'DeviceMixedPrecision', 'precision_callbacks', 'rtd_counts', 'metrics_from_counts', 'read_log', 'log_line',
@@ -99,7 +99,7 @@ def global_step(learn) -> int:
     return learn.start_step + learn.train_iter
 
 # the independent random streams of a run, each seeded per (step, rank) by `step_seed`
-TRAIN_MASKS, HELD_OUT_MASKS, HELD_OUT_SAMPLING, RANK_RESEED, TRAIN_SAMPLING = range(5)
+TRAIN_MASKS, HELD_OUT_MASKS, HELD_OUT_SAMPLING, RANK_RESEED, TRAIN_SAMPLING, TRAIN_DROPOUT = range(6)
 
 def step_seed(seed: int, stream: int, step: int, rank: int) -> int:
     "A 63-bit seed for the RNG of (`stream`, `step`, `rank`) of a run seeded `seed`."
@@ -155,6 +155,9 @@ class RTDCallback(Callback):
             gen.manual_seed(step_seed(self.cfg.seed, TRAIN_SAMPLING, step, 0))
             u = torch.rand(B, W, generator=gen, device=dev)[rows, :L]
             self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked, (u, is_masked))
+            # dropout, the one user of the global RNG in a step: seeded per (step, rank), so that a run resumed on any
+            # number of processes draws what the uninterrupted one drew
+            torch.manual_seed(step_seed(self.cfg.seed, TRAIN_DROPOUT, step, self.rank))
         self.learn.yb = (input_ids, is_masked, attention_mask)
 
     def before_validate(self):
@@ -417,8 +420,8 @@ class CheckpointCallback(Callback):
     def before_batch(self):
         if not self.training or self.pending is None: return
         rng, scaler = self.pending
-        if self.rank == 0: set_rng_states(rng)
-        else: torch.manual_seed(step_seed(self.learn.cfg.seed, RANK_RESEED, self.learn.start_step, self.rank))
+        # python and numpy as they were; torch's RNG is seeded per step and rank by RTDCallback
+        if self.rank == 0: set_rng_states({k: v for k, v in rng.items() if k != 'cuda'} | {'torch': torch.get_rng_state()})
         if scaler is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(scaler)
         self.pending = None
 
