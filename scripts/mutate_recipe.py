@@ -108,7 +108,8 @@ MUTANTS = [
     ('glue_finetune.py', 'opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay)', 'opt_func=adam_no_bias_correction', "fine-tuning weight decay: the optimiser's 0.01"),
     ('glue_finetune.py', 'GradientClip(CLIP_NORM), ', '', 'fine-tuning without clipping'),
     # model
-    ('model.py', 'return max(1, round(n * ratio))', 'return max(1, int(n * ratio))', 'generator sizes truncated, not rounded'),
+    ('model.py', '_scaled(cfg.num_layers, cfg.gen_depth_ratio)', '_scaled(cfg.num_layers, w)', 'generator depth scaled by the width ratio'),
+    ('model.py', '_scaled(cfg.intermediate_size, w)', 'cfg.intermediate_size', 'generator FFN not scaled'),
     ('model.py', "pos_att_type='p2c|c2p'", "pos_att_type='c2p'", 'DeBERTa attention c2p only'),
     ('model.py', 'position_biased_input=False', 'position_biased_input=True', 'DeBERTa absolute position bias in the input'),
 ]

@@ -184,7 +184,9 @@ def test_gumbel_sample_is_fp32_arithmetic_on_low_precision_logits():
 # ---------------------------------------------------------------- optimiser and schedules
 def test_adam_without_bias_correction_first_steps():
     "Two steps by hand from zero moments: m = 0.9 m + 0.1 g, v = 0.999 v + 0.001 g^2, w <- w (1 - lr wd) - lr m / (sqrt(v) + 1e-6)."
-    from electra_gdes.optim import adam_no_bias_correction
+    from electra_gdes.optim import AdamNoBiasCorrection, adam_no_bias_correction
+    hypers = AdamNoBiasCorrection([nn.Parameter(torch.ones(1))], lr=0.1).hypers[0]
+    assert (hypers['mom'], hypers['sqr_mom'], hypers['eps'], hypers['wd']) == (0.9, 0.999, 1e-6, 0.01)
     w = nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
     opt = adam_no_bias_correction([w], lr=0.1)             # the defaults are ELECTRA's: 0.9 / 0.999 / 1e-6, wd 0.01
     want, m, v = np.array([1.0, -2.0]), 0.0, 0.0
