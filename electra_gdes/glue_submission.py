@@ -6,12 +6,12 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_submission.html.md"""
 
 # %% ../nbs/10_glue_submission.ipynb #c002
 from __future__ import annotations
-import argparse, math, os, shutil, sys, tempfile, zipfile
+import argparse, math, os, sys, zipfile
 from pathlib import Path
 
 from .glue_data import (
-    GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_FOLDER, GlueTask, column_values, glue_spec, is_practice_suite,
-    load_glue, read_glue_split)
+    GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_FOLDER, GlueTask, atomic_dir, column_values, glue_spec,
+    is_practice_suite, load_glue, read_glue_split)
 
 # %% auto #0
 __all__ = ['SUBMISSION_HEADER', 'SUBMISSION_ZIP', 'SubmissionError', 'submission_labels', 'submission_label',
@@ -131,25 +131,18 @@ def glue_submission(predictions: dict, out_dir, test_dir_or_tasks, official=None
     if unknown: raise ValueError(f"Unknown submission file(s) {sorted(unknown)}; the stems are {', '.join(SUBMISSION_FILES)}.")
     if missing: raise ValueError(f"No predictions for {', '.join(missing)}: the leaderboard needs all 11 files (AX from the MNLI model).")
     expected, _ = expected_test_indices(test_dir_or_tasks)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', suffix='.tmp', dir=out_dir.parent))
-    try:
+    rows = {stem: _ordered_rows(stem, *predictions[stem], expected[stem]) for stem in SUBMISSION_FILES}   # bad input: nothing written
+    def write(tmp):
         for stem in SUBMISSION_FILES:
-            rows = _ordered_rows(stem, *predictions[stem], expected[stem])
-            (tmp/f'{stem}.tsv').write_text('\n'.join('\t'.join(r) for r in [SUBMISSION_HEADER] + rows) + '\n', encoding='utf-8')
+            (tmp/f'{stem}.tsv').write_text('\n'.join('\t'.join(r) for r in [SUBMISSION_HEADER] + rows[stem]) + '\n', encoding='utf-8')
         with zipfile.ZipFile(tmp/SUBMISSION_ZIP, 'w', zipfile.ZIP_DEFLATED) as zf:
             for stem in SUBMISSION_FILES: zf.write(tmp/f'{stem}.tsv', f'{stem}.tsv')
         validate_submission(tmp, test_dir_or_tasks, official)
-        old = tmp.with_name(tmp.name + '.old') if out_dir.exists() else None
-        if old: os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old: shutil.rmtree(old)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+    atomic_dir(out_dir, write)   # in a temporary folder, validated, then renamed; removed on any failure (a full disk too)
     print(f"GLUE submission: {len(SUBMISSION_FILES)} files and {SUBMISSION_ZIP} in {out_dir} (validated)")
     return out_dir
 
-# %% ../nbs/10_glue_submission.ipynb #c020
+# %% ../nbs/10_glue_submission.ipynb #c022
 def main(args=None) -> int:
     "`python -m electra_gdes.glue_submission --check DIR --glue_dir GLUE_DIR`: validate a GLUE submission folder."
     p = argparse.ArgumentParser(description='Check a GLUE submission folder against the GLUE test files.')
@@ -170,5 +163,5 @@ def main(args=None) -> int:
     print(f"{a.check}: valid GLUE submission ({sum(counts.values())} rows in {len(counts)} files)")
     return 0
 
-# %% ../nbs/10_glue_submission.ipynb #c021
+# %% ../nbs/10_glue_submission.ipynb #c023
 if __name__ == '__main__': sys.exit(main())

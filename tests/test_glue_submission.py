@@ -114,7 +114,7 @@ def test_writer_is_atomic(good, tmp_path):
     with pytest.raises(ValueError, match='Unknown submission'): glue_submission({**preds, 'MNLI': preds['AX']}, out, FIX)
     fresh = tmp_path/'fresh'/'grp'
     with pytest.raises(ValueError): glue_submission(bad[0], fresh, FIX)
-    assert os.listdir(fresh.parent) == []
+    assert not fresh.parent.exists()                                               # bad input: nothing written at all
 
 
 def stand_in_tasks(rows_per_stem):
@@ -156,3 +156,81 @@ def test_check_against_the_practice_suite(tmp_path, capsys):
     assert main(['--check', str(out), '--practice', '--cache_dir', str(tmp_path/'data_cache')]) == 0
     assert main(['--check', str(out), '--glue_dir', str(FIX)]) == 1                  # not the fixture's test rows
     assert 'CoLA.tsv: 7 rows, the test file has 3' in capsys.readouterr().err
+
+
+# ---- disk and permission faults --------------------------------------------------------------------------------------
+
+import errno
+
+
+def _fail_on(monkeypatch, name, err=errno.ENOSPC, msg='No space left on device'):
+    "Path.write_text (and write_bytes) fail with `err` for files called `name`, as a full disk would."
+    real_text, real_bytes = Path.write_text, Path.write_bytes
+    def text(self, *a, **k):
+        if self.name.endswith(name): real_text(self, 'partial'); raise OSError(err, msg)   # half written, as a full disk leaves it
+        return real_text(self, *a, **k)
+    def data(self, *a, **k):
+        if self.name.endswith(name): raise OSError(err, msg)
+        return real_bytes(self, *a, **k)
+    monkeypatch.setattr(Path, 'write_text', text); monkeypatch.setattr(Path, 'write_bytes', data)
+
+
+def test_full_disk_during_submission_keeps_the_earlier_one(good, monkeypatch, capsys):
+    out, preds = good
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _fail_on(monkeypatch, 'MNLI-mm.tsv')
+    with pytest.raises(OSError, match=f'Could not write {out}: No space left on device; the disk is full') as e:
+        glue_submission(random_predictions(expected_test_indices(FIX)[0], seed=3), out, FIX)
+    assert e.value.errno == errno.ENOSPC
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert os.listdir(out.parent) == ['grp']                 # no temporary folder left
+
+
+def test_unwritable_submission_dir_is_named(tmp_path):
+    blocker = tmp_path/'test_outputs'; blocker.write_text('a file where the folder should be')
+    preds = random_predictions(expected_test_indices(FIX)[0])
+    with pytest.raises(OSError, match=f'Could not write {blocker}/grp: .*a file is in the way'): glue_submission(preds, blocker/'grp', FIX)
+    assert sorted(os.listdir(tmp_path)) == ['test_outputs']
+
+
+@pytest.mark.parametrize('name', ['summary.csv', 'summary.md', 'summary.png'])
+def test_full_disk_during_summary(tmp_path, monkeypatch, name):
+    import pandas as pd
+    from electra_gdes.glue_finetune import save_summary, summary_table
+    df = summary_table([dict(task='rte', run=i, score=s, synthetic=True) for i, s in enumerate([0.6, 0.7])])
+    save_summary(df, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    if name == 'summary.png':
+        import matplotlib.figure
+        def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')
+        monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', full)
+    elif name == 'summary.csv':
+        def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')
+        monkeypatch.setattr(pd.DataFrame, 'to_csv', full)
+    else: _fail_on(monkeypatch, name)
+    with pytest.raises(OSError, match=f'Could not write {tmp_path/name}: No space left on device'):
+        save_summary(summary_table([dict(task='rte', run=0, score=0.9, synthetic=True)]), tmp_path)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(after) == set(before)                        # no .tmp- file left
+    assert after[name] == before[name]
+
+
+def test_full_disk_during_results_line_and_run_save(tmp_path, monkeypatch):
+    import torch, helpers
+    from electra_gdes.glue_finetune import GlueClassifier, append_result, load_backbone, read_results, save_run
+    path = tmp_path/'results.jsonl'
+    append_result(path, dict(task='rte', run=0, score=0.5))
+    ckpt = helpers.tiny_electra_checkpoint(tmp_path/'ckpt', helpers.tiny_tokenizer(['a', 'b']))
+    backbone, tok = load_backbone(ckpt)
+    save_run(GlueClassifier(backbone, 2), tok, tmp_path/'rte_0', dict(task='rte', run=0, num_labels=2))
+    run_before = {p.name: p.read_bytes() for p in (tmp_path/'rte_0').iterdir()}
+    _fail_on(monkeypatch, '.jsonl')
+    with pytest.raises(OSError, match=f'Could not write {path}: No space left on device'): append_result(path, dict(task='rte', run=1, score=0.6))
+    monkeypatch.undo()
+    _fail_on(monkeypatch, 'run.json', errno.EACCES, 'Permission denied')
+    with pytest.raises(PermissionError, match=f"Could not write {tmp_path/'rte_0'}: Permission denied; no permission"):
+        save_run(GlueClassifier(backbone, 2), tok, tmp_path/'rte_0', dict(task='rte', run=0, num_labels=2))
+    monkeypatch.undo()
+    assert [r['run'] for r in read_results(path)] == [0]
+    assert {p.name: p.read_bytes() for p in (tmp_path/'rte_0').iterdir()} == run_before
+    assert sorted(os.listdir(tmp_path)) == ['ckpt', 'results.jsonl', 'rte_0']
