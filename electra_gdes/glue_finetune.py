@@ -37,7 +37,7 @@ __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DO
            'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'check_finetune_checkpoint',
            'load_backbone', 'glue_classifier', 'cls_spread', 'check_not_collapsed', 'head_depth', 'param_depth',
            'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps', 'is_step_batch', 'LayerwiseLRScheduler',
-           'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'clip_stsb', 'glue_metrics',
+           'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'clip_stsb', 'glue_metrics',
            'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path', 'append_result', 'read_results',
            'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'GradAccumulation', 'finetune_learner',
            'load_task', 'check_glue_tasks', 'finetune_run', 'select_runs', 'GlueClassifierPreTrainedModel',
@@ -198,6 +198,10 @@ class LayerwiseLRScheduler(Callback):
     order, run_valid = 60, False
     def __init__(self, lrs, total_steps: int, warmup_steps: int, grad_accum: int = 1):
         self.lrs, self.total, self.warmup, self.grad_accum = np.asarray(lrs), total_steps, warmup_steps, grad_accum
+    @property
+    def total_steps(self) -> int: return self.total
+    @property
+    def warmup_steps(self) -> int: return self.warmup
     def before_fit(self): self.history = []
     @property
     def step(self) -> int:
@@ -212,6 +216,10 @@ class LayerwiseLRScheduler(Callback):
 
 # %% ../nbs/09_glue_finetune.ipynb #c025
 DOUBLED_TASKS = ('mrpc', 'stsb')
+
+def training_set(task: str, train):
+    "The examples `task` trains on: `train`, followed pair by pair by its A/B-swapped copy for MRPC and STS-B."
+    return double_unordered(train) if task in DOUBLED_TASKS else train
 
 def glue_batch(pad_token_id: int, examples: list) -> tuple:
     "Pad `glue_tokenize` rows to the batch's longest: `(input_ids, attention_mask, token_type_ids, labels)`."
@@ -364,7 +372,7 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
                    splitter=layerwise_splitter, cbs=cbs)
 
-# %% ../nbs/09_glue_finetune.ipynb #c045
+# %% ../nbs/09_glue_finetune.ipynb #c047
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
@@ -380,7 +388,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     seed = run_seed(cfg, run_index)
     set_seed(seed)
     model, tokenizer = glue_classifier(cfg.checkpoint, glue_task.num_labels, cfg.dropout)
-    train = double_unordered(glue_task.train) if task in DOUBLED_TASKS else glue_task.train
+    train = training_set(task, glue_task.train)
     ranks = dict(rank=dist.get_rank(), world_size=dist.get_world_size()) if is_distributed() else {}
     train_dl = glue_train_dataloader(train, tokenizer, cfg.max_length, cfg.batch_size, seed, grad_accum=cfg.grad_accum, **ranks)
     dev_dls = {k: glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size) for k, ds in glue_task.dev.items()}
@@ -395,7 +403,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     barrier()
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c047
+# %% ../nbs/09_glue_finetune.ipynb #c049
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -404,7 +412,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09_glue_finetune.ipynb #c050
+# %% ../nbs/09_glue_finetune.ipynb #c052
 from transformers import DebertaV2Config, ElectraConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -438,7 +446,7 @@ class ElectraGlueClassifier(GlueClassifierPreTrainedModel):
     _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True   # as ElectraModel
 class DebertaV2GlueClassifier(GlueClassifierPreTrainedModel): config_class = DebertaV2Config
 
-# %% ../nbs/09_glue_finetune.ipynb #c051
+# %% ../nbs/09_glue_finetune.ipynb #c053
 from .glue_data import glue_spec
 
 HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClassifier}
@@ -522,7 +530,7 @@ def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
         out[task] = path
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c053
+# %% ../nbs/09_glue_finetune.ipynb #c055
 def neptune_tracker(cfg: FinetuneConfig):
     "A neptune run in the mode of `cfg.log` ('neptune-offline', 'neptune-async', 'neptune-debug'), or None for 'csv'."
     if not cfg.log.startswith('neptune'): return None
@@ -580,7 +588,7 @@ def finetune_sweep(cfg: FinetuneConfig) -> list:
     barrier()
     return results
 
-# %% ../nbs/09_glue_finetune.ipynb #c060
+# %% ../nbs/09_glue_finetune.ipynb #c062
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -604,7 +612,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c061
+# %% ../nbs/09_glue_finetune.ipynb #c063
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -631,7 +639,7 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     finally: plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c064
+# %% ../nbs/09_glue_finetune.ipynb #c066
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])

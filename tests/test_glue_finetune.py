@@ -255,3 +255,19 @@ def test_grad_accum_batch_must_split(tmp_path):
     _, tok = load_backbone(ckpt)
     with pytest.raises(ValueError, match='2 process\\(es\\) x 3 accumulated micro-batch\\(es\\): pass a multiple of 6'):
         gf.glue_train_dataloader(ds, tok, 32, 8, seed=0, world_size=2, grad_accum=3)
+
+
+def test_recipe_wiring_is_readable(tmp_path):
+    "finetune_learner's schedule (warmup = 10% of epochs x optimizer steps), loss, weight decay; training_set doubles MRPC/STS-B only."
+    from types import SimpleNamespace
+    ckpt, ds = accum_setup(tmp_path)
+    for task, reg, epochs in (('stsb', True, 10), ('rte', False, 10), ('sst2', False, 3)):
+        for accum, steps in ((1, 20), (4, 5)):
+            learn = gf.finetune_learner(FinetuneConfig(grad_accum=accum), SimpleNamespace(name=task, is_regression=reg),
+                                        GlueClassifier(load_backbone(ckpt)[0], 1 if reg else 2), list(range(20)), None)
+            s = learn.layerwise_lr_scheduler
+            assert (s.total_steps, s.warmup_steps) == (epochs * steps, round(0.1 * epochs * steps))
+            assert isinstance(learn.loss_func.func, torch.nn.MSELoss if reg else torch.nn.CrossEntropyLoss)
+    learn.create_opt()
+    assert {h['wd'] for h in learn.opt.hypers} == {0.0}
+    assert [len(gf.training_set(t, ds)) for t in ('mrpc', 'stsb', 'cola', 'sst2', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')] == [40, 40] + [20] * 7
