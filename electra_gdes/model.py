@@ -23,11 +23,12 @@ from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
 from .rtd import SAMPLER_FUNCS
 
 # %% auto #0
-__all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
-           'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput',
-           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout',
-           'eager_attention_bits_dropout', 'resolve_attention', 'set_attention', 'save_pretrained_atomic',
-           'unwrap_rtd_model', 'save_discriminator', 'save_generator', 'load_rtd_model']
+__all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'ELECTRA_BIBTEX', 'DEBERTAV3_BIBTEX', 'SHARING_NAMES',
+           'discriminator_config', 'generator_config', 'DebertaRTDHead', 'DebertaV2ForReplacedTokenDetection',
+           'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput', 'mlm_head_logits', 'RTDModel',
+           'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout', 'eager_attention_bits_dropout',
+           'resolve_attention', 'set_attention', 'save_pretrained_atomic', 'unwrap_rtd_model', 'model_card',
+           'save_discriminator', 'save_generator', 'push_to_hub', 'load_rtd_model']
 
 # %% ../nbs/02_model.ipynb #c007
 def _scaled(n: int, ratio: float) -> int: return max(1, round(n * ratio))
@@ -226,17 +227,22 @@ def set_attention(model: nn.Module, implementation: str) -> nn.Module:
     return model
 
 # %% ../nbs/02_model.ipynb #c032
-def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path) -> Path:
-    "`model` and `tokenizer` saved as an HF directory at `path`: written beside it under a temporary name, then renamed."
+def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path, card: str | None = None) -> Path:
+    """`model` and `tokenizer` (and the model card `card` as README.md) saved as an HF directory at `path`: written beside
+    it under a temporary name, then renamed. A failure leaves an earlier export at `path` as it was and no temporary files."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}')
     try:
         model.save_pretrained(tmp)
         if tokenizer is not None: tokenizer.save_pretrained(tmp)
-        old = path.with_name(f'.{path.name}.old-{uuid.uuid4().hex[:8]}')
-        if path.exists(): path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
+        if card is not None: (tmp/'README.md').write_text(card)
+        old = path.with_name(f'.{path.name}.old-{uuid.uuid4().hex[:8]}') if path.exists() else None
+        if old is not None: path.rename(old)
+        try: tmp.rename(path)
+        except BaseException:
+            if old is not None: old.rename(path)   # put the earlier export back
+            raise
+        if old is not None: shutil.rmtree(old, ignore_errors=True)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return path
 
@@ -248,13 +254,89 @@ def unwrap_rtd_model(model: nn.Module) -> RTDModel:
         model = inner
     return model
 
-def save_discriminator(model: RTDModel, tokenizer, path) -> Path:
-    "The discriminator as a standard HF directory at `path`, GDES tables merged into `E_G + E_delta`."
-    with gdes_merged(unwrap_rtd_model(model).discriminator) as disc: return save_pretrained_atomic(disc, tokenizer, path)
+ELECTRA_BIBTEX = """@inproceedings{clark2020electra,
+  title     = {{ELECTRA}: Pre-training Text Encoders as Discriminators Rather Than Generators},
+  author    = {Kevin Clark and Minh-Thang Luong and Quoc V. Le and Christopher D. Manning},
+  booktitle = {International Conference on Learning Representations},
+  year      = {2020},
+  url       = {https://openreview.net/forum?id=r1xMH1BtvB}
+}"""
+DEBERTAV3_BIBTEX = """@article{he2021debertav3,
+  title   = {{DeBERTaV3}: Improving {DeBERTa} using {ELECTRA}-Style Pre-Training with Gradient-Disentangled Embedding Sharing},
+  author  = {Pengcheng He and Jianfeng Gao and Weizhu Chen},
+  journal = {arXiv preprint arXiv:2111.09543},
+  year    = {2021}
+}"""
+SHARING_NAMES = {'gdes': 'GDES (gradient-disentangled embedding sharing: E_D = sg(E_G) + E_delta, merged into one table here)',
+                 'es': "ES (ELECTRA's embedding sharing: one table for generator and discriminator)",
+                 'nes': 'NES (no embedding sharing)'}
 
-def save_generator(model: RTDModel, tokenizer, path) -> Path:
-    "The generator as a standard HF directory at `path` (for continued pretraining)."
-    return save_pretrained_atomic(unwrap_rtd_model(model).generator, tokenizer, path)
+def _metric_rows(metrics: dict) -> str:
+    rows = [f'| {k} | {v:.4f} |' if isinstance(v, float) else f'| {k} | {v} |' for k, v in metrics.items()]
+    return '\n'.join(['| metric | value |', '|---|---|', *rows])
+
+def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict | None = None) -> str:
+    """The README.md of an exported `kind` ('discriminator' or 'generator') of the run `cfg`: what it is, how it was
+    trained, `metrics` (held-out; `step` and `tokens_seen`, when given, say how far the run got), how to load it, license, citations."""
+    if kind not in ('discriminator', 'generator'): raise ValueError(f"kind={kind!r}: pass 'discriminator' or 'generator'.")
+    metrics = dict(metrics or {})
+    step, tokens = metrics.pop('step', None), metrics.pop('tokens_seen', None)
+    disc = kind == 'discriminator'
+    cls = ('ElectraForPreTraining' if disc else 'ElectraForMaskedLM') if cfg.backbone == 'electra' else \
+          ('AutoModel' if disc else 'DebertaV2ForMaskedLM')
+    what = ('the discriminator (replaced-token detection): the encoder to fine-tune' if disc else
+            'the generator (masked-language model that proposed the replacements): for continued pretraining')
+    trained = (f'{step:,} of {cfg.steps:,} steps' if step is not None else f'{cfg.steps:,} steps') + \
+              f' of batch {cfg.batch_size} x up to {cfg.max_length} tokens'
+    trained += f' ({tokens:,} tokens seen)' if tokens is not None else \
+               f' (at most {cfg.steps * cfg.batch_size * cfg.max_length:,} token positions)'
+    front = ['---', 'license: apache-2.0', 'library_name: transformers', 'language: en',
+             f"tags: [{cfg.backbone}, replaced-token-detection, {cfg.embedding_sharing}, electra_gdes]",
+             *(['pipeline_tag: fill-mask'] if not disc else []), '---']
+    lines = [*front, '', f'# {cfg.run_name}: {kind}', '',
+             f'An {cfg.backbone.upper() if cfg.backbone == "electra" else "DeBERTaV3"}-{cfg.size} {what}, pretrained by '
+             f'replaced token detection with [electra_gdes](https://github.com/electra-gdes/electra_gdes).', '',
+             '| | |', '|---|---|',
+             f'| backbone / size | {cfg.backbone} / {cfg.size} (hidden {cfg.hidden_size}, {cfg.num_layers} layers, {cfg.num_heads} heads) |',
+             f'| embedding sharing | {SHARING_NAMES[cfg.embedding_sharing]} |',
+             f'| training | {trained}; lr {cfg.lr:g}, {cfg.schedule} schedule, warmup {cfg.warmup_steps:,}; {cfg.precision} |',
+             f'| RTD | mask {cfg.mask_prob:g} ({cfg.mask_style} split), {cfg.sampling} sampling at T={cfg.temperature:g}, '
+             f'loss mlm + {cfg.disc_weight:g} x disc; generator width x{cfg.gen_width_ratio:g}, depth x{cfg.gen_depth_ratio:g} |',
+             f'| corpus | {cfg.corpus} ({cfg.example_builder} example builder) |',
+             f'| tokenizer | {cfg.tokenizer} (vocabulary {cfg.vocab_size:,} when trained) |', '']
+    if metrics: lines += ['## Held-out metrics', '', _metric_rows(metrics), '']
+    lines += ['## How to load it', '', '```python', f'from transformers import AutoTokenizer, {cls}',
+              f"tokenizer = AutoTokenizer.from_pretrained('PATH_OR_HUB_ID')", f"model = {cls}.from_pretrained('PATH_OR_HUB_ID')", '```', '',
+              'For GLUE: `electra-finetune --checkpoint PATH_OR_HUB_ID` (or `AutoModelForSequenceClassification`).' if disc else
+              'Continued pretraining: `electra-pretrain --init_generator THIS --init_discriminator THE_DISCRIMINATOR`.', '',
+              '## License', '', 'Apache-2.0.', '', '## Citation', '', '```bibtex', ELECTRA_BIBTEX, '', DEBERTAV3_BIBTEX, '```', '']
+    return '\n'.join(lines)
+
+def save_discriminator(model: RTDModel, tokenizer, path, cfg: PretrainConfig | None = None, metrics: dict | None = None) -> Path:
+    "The discriminator as a standard HF directory at `path`, GDES tables merged into `E_G + E_delta`; with `cfg`, a model card."
+    card = None if cfg is None else model_card(cfg, 'discriminator', metrics)
+    with gdes_merged(unwrap_rtd_model(model).discriminator) as disc: return save_pretrained_atomic(disc, tokenizer, path, card)
+
+def save_generator(model: RTDModel, tokenizer, path, cfg: PretrainConfig | None = None, metrics: dict | None = None) -> Path:
+    "The generator as a standard HF directory at `path` (for continued pretraining); with `cfg`, a model card."
+    card = None if cfg is None else model_card(cfg, 'generator', metrics)
+    return save_pretrained_atomic(unwrap_rtd_model(model).generator, tokenizer, path, card)
+
+def push_to_hub(path, repo_id: str, token: str | None = None, private: bool = False) -> str:
+    "Upload the exported directory `path` to the hub model repository `repo_id` (created if needed); its URL."
+    path = Path(path)
+    if not (path/'config.json').exists():
+        raise FileNotFoundError(f'{path} is not an exported model directory (no config.json): export it first '
+                                '(save_discriminator / save_generator, or electra-export).')
+    from huggingface_hub import HfApi
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        return str(api.upload_folder(folder_path=str(path), repo_id=repo_id, commit_message=f'Upload {path.name} (electra_gdes)'))
+    except Exception as e:
+        raise RuntimeError(f'Could not push {path} to the hub repository {repo_id!r}: {type(e).__name__}: {e} -- check the '
+                           'network (and that HF_HUB_OFFLINE is not set), the token (`hf auth login`, HF_TOKEN or token=) '
+                           'and your write access to that repository. The local export is unchanged.') from e
 
 def load_rtd_model(cfg: PretrainConfig, generator_dir, discriminator_dir, tokenizer=None) -> RTDModel:
     """An `RTDModel` from a saved or released generator + discriminator pair, for continued pretraining. With GDES,

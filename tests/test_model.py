@@ -287,3 +287,58 @@ def test_savers_unwrap_ddp_and_compile(tok, tmp_path):
     assert torch.equal(loaded.embeddings.word_embeddings.weight, want)
     with pytest.raises(TypeError, match='expected an RTDModel'):
         save_generator(torch.nn.Linear(2, 2), tok, tmp_path/'x')
+
+
+def test_export_writes_a_model_card(tok, tmp_path):
+    from electra_gdes.model import model_card
+    cfg = tiny('electra', 'gdes', corpus='default')
+    model = model_for('electra', 'gdes', tok)
+    d = save_discriminator(model, tok, tmp_path/'disc', cfg, {'step': 120, 'tokens_seen': 61_440, 'held_out_auc': 0.612})
+    g = save_generator(model, tok, tmp_path/'gen', cfg)
+    card, gcard = (d/'README.md').read_text(), (g/'README.md').read_text()
+    front = card.split('---')[1]
+    assert 'license: apache-2.0' in front and 'library_name: transformers' in front and 'gdes' in front
+    for want in ('electra / tiny', 'GDES', '120 of 300 steps', '61,440 tokens seen', 'corpus | default', 'bert-uncased',
+                 '| held_out_auc | 0.6120 |', 'ElectraForPreTraining.from_pretrained', 'Apache-2.0',
+                 'clark2020electra', 'he2021debertav3'):
+        assert want in card, want
+    assert 'ElectraForMaskedLM.from_pretrained' in gcard and 'pipeline_tag: fill-mask' in gcard and 'held_out' not in gcard
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['disc', 'gen']
+    assert 'DeBERTaV3-xsmall' in model_card(pretrain_config('deberta', 'xsmall', embedding_sharing='nes'), 'generator')
+    assert not (save_discriminator(model, tok, tmp_path/'plain')/'README.md').exists()     # no cfg: no card
+    with pytest.raises(ValueError, match="'discriminator' or 'generator'"): model_card(cfg, 'head')
+
+
+@pytest.mark.parametrize('fail_at', ['tokenizer', 'rename'])
+def test_failed_export_keeps_the_old_one(tok, tmp_path, monkeypatch, fail_at):
+    "A save that fails midway (writing the tokenizer, or the final rename) leaves the earlier export and no temporary directory."
+    import pathlib
+    model = model_for('electra', 'gdes', tok)
+    cfg = tiny('electra', 'gdes')
+    save_discriminator(model, tok, tmp_path/'disc', cfg, {'held_out_auc': 0.5})
+    before = {p.name: p.read_bytes() for p in (tmp_path/'disc').iterdir()}
+    with torch.no_grad(): model.discriminator.electra.embeddings.word_embeddings.delta.add_(1.0)   # a different model
+    def crash(*a, **k): raise OSError('disk full')
+    if fail_at == 'tokenizer': monkeypatch.setattr(type(tok), 'save_pretrained', crash)
+    else:
+        rename = pathlib.Path.rename
+        monkeypatch.setattr(pathlib.Path, 'rename', lambda self, t: crash() if '.tmp-' in self.name else rename(self, t))
+    with pytest.raises(OSError, match='disk full'): save_discriminator(model, tok, tmp_path/'disc', cfg)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['disc']
+    assert {p.name: p.read_bytes() for p in (tmp_path/'disc').iterdir()} == before
+
+
+def test_push_to_hub_offline_names_the_repo_and_the_cause(tok, tmp_path):
+    "Offline (HF_HUB_OFFLINE=1, set before huggingface_hub is imported), the push fails at once with a clear error."
+    import os, subprocess, sys
+    d = save_discriminator(model_for('electra', 'nes', tok), tok, tmp_path/'disc', tiny('electra', 'nes'))
+    code = ('from electra_gdes.model import push_to_hub\n'
+            f'try: push_to_hub({str(d)!r}, "someone/electra-tiny-nes")\n'
+            'except RuntimeError as e: print("ERROR", e); raise SystemExit(3)\n')
+    p = subprocess.run([sys.executable, '-c', code], env={**os.environ, 'HF_HUB_OFFLINE': '1'}, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "'someone/electra-tiny-nes'" in p.stdout and 'offline' in p.stdout.lower() and 'HF_HUB_OFFLINE' in p.stdout
+    from electra_gdes.model import push_to_hub
+    with pytest.raises(FileNotFoundError, match='export it first'): push_to_hub(tmp_path/'missing', 'someone/x')
