@@ -46,8 +46,9 @@ def test_stdout_to_a_file_gets_one_line_per_logged_step(file_run):
     for r in rows:   # the printed line is the CSV row, to its printed precision
         for k in ('loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'replaced_f1'):
             assert r[k] == pytest.approx(csv_rows[r['step']][k], abs=1e-4, rel=1e-4), k
-    # everything else the script prints is a handful of lines, not one per step
-    assert len(out.decode().splitlines()) <= len(rows) + 12, out.decode()
+    # everything else the script prints (the config, the data summary, the exports) does not grow with the steps
+    other = [l for l in out.decode().splitlines() if not l.startswith('step ')]
+    assert len(other) <= 150, len(other)
 
 def test_a_million_step_electra_small_run_writes_a_few_mb_to_stdout(file_run):
     "Measured on the tiny run (bytes per logged line, widened to 7-digit steps), then scaled to the ELECTRA-small preset."
@@ -61,3 +62,17 @@ def test_a_million_step_electra_small_run_writes_a_few_mb_to_stdout(file_run):
     print(f'{per_1000_steps} bytes per 1,000 steps at log_every {EVERY}; ELECTRA-small ({small.steps} steps, log_every '
           f'{small.log_every}): {total / 1e6:.2f} MB')
     assert total <= 5e6, f'{total / 1e6:.1f} MB: raise the ELECTRA-small preset log_every'
+
+@pytest.mark.parametrize('tty', [True, False])
+def test_the_bar_stays_in_a_terminal_and_goes_in_a_file(tmp_path, monkeypatch, tty):
+    import io, sys
+    from fastai.callback.progress import ProgressCallback
+    from electra_gdes.train import pretrain_learner
+    from test_grad_accum import word_data, cfg_for
+    class Out(io.StringIO):
+        def isatty(self): return tty
+    monkeypatch.setattr(sys, 'stdout', Out())
+    tok, ds = word_data()
+    learn = pretrain_learner(cfg_for(tmp_path, 'bar', 1), ds, tok)
+    assert any(isinstance(cb, ProgressCallback) for cb in learn.cbs) == tty
+    assert learn.rtd_logger.lines == (not tty)

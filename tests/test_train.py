@@ -161,3 +161,34 @@ def test_torchrun_two_processes_run_the_pretraining_script(tmp_path):
     from transformers import AutoModel
     assert AutoModel.from_pretrained(run/'discriminator').config.hidden_size == 32
     assert latest_checkpoint(run) == checkpoint_path(run, 24)
+
+def test_trackers_get_every_logged_row_and_are_closed(tmp_path):
+    tok, ds = _word_level_data()
+    class Tracker:
+        def __init__(self): self.rows, self.closed = [], 0
+        def log(self, row, step): self.rows.append((step, row))
+        def close(self): self.closed += 1
+    t = Tracker()
+    cfg = _tiny_cfg(tmp_path, log_every=2)
+    cfg.steps = 6
+    fit_steps(pretrain_learner(cfg, ds, tok, trackers=[t]))
+    csv_rows = read_log(cfg.run_dir/'log.csv')
+    assert [s for s, _ in t.rows] == [r['step'] for r in csv_rows] == [2, 4, 6]   # every 2 steps and the last
+    for (s, row), r in zip(t.rows, csv_rows):
+        assert row['step'] == s and row['loss'] == pytest.approx(r['loss']) and row['replaced_f1'] == pytest.approx(r['replaced_f1'])
+    assert t.closed == 1
+
+@pytest.mark.parametrize('mask_unk', [True, False])
+def test_mask_unk_decides_whether_unk_may_be_masked(tmp_path, mask_unk):
+    "ELECTRA's candidates exclude only [CLS], [SEP], [MASK] and padding; the DeBERTa presets keep [UNK] unmasked as well."
+    from electra_gdes.train import RTDCallback
+    tok, ds = _word_level_data()
+    learn = pretrain_learner(_tiny_cfg(tmp_path, mask_unk=mask_unk), ds, tok)
+    rtd = next(cb for cb in learn.cbs if isinstance(cb, RTDCallback))
+    assert (tok.unk_token_id in rtd.special_ids) == (not mask_unk)
+    assert {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id} <= set(rtd.special_ids)
+    unk = torch.full((16, 22), tok.unk_token_id)
+    unk[:, 0], unk[:, -1] = tok.cls_token_id, tok.sep_token_id
+    masked_ids, is_masked = rtd._mask(unk, torch.ones_like(unk), torch.Generator().manual_seed(0))
+    assert bool(is_masked.any()) == mask_unk
+    assert not is_masked[:, [0, -1]].any()
