@@ -1,10 +1,10 @@
 """The pretraining loop learns replaced token detection: on a repetitive corpus, after a short run, the discriminator's
 held-out replaced-token ROC-AUC is well above chance for every seed, and the untrained model's is not.
 
-Measured (150 steps, this setup, 2-core CPU): held-out AUC 0.70 / 0.69 / 0.69 / 0.76 / 0.70 over seeds 0-2 (lr 5e-3)
-and 0-1 (lr 3e-3); the untrained model 0.47-0.53. The threshold 0.6 leaves about 0.09 below the lowest seed and 0.07
-above the highest untrained value. AUC is a ranking metric: it shows learning long before precision / recall at 0.5 do,
-so it is not on a knife's edge the way a precision threshold is."""
+Measured with this setup (150 steps of batch 16, about 5 s a seed on one CPU thread): held-out AUC 0.716 / 0.713 / 0.711 /
+0.754 / 0.749 / 0.755 / 0.709 / 0.742 over seeds 0-7; the untrained models 0.474-0.558. The threshold 0.64 lies 0.07
+below the lowest trained seed and 0.08 above the highest untrained one. AUC is a ranking metric: it shows learning long
+before precision / recall at 0.5 move, so it is not on a knife's edge the way a precision threshold is."""
 import numpy as np, pytest, torch
 import datasets
 from sklearn.metrics import roc_auc_score
@@ -17,7 +17,7 @@ from electra_gdes.rtd import mask_tokens, masking_excluded_ids
 from electra_gdes.train import fit_steps, pretrain_learner
 
 CORPUS_WORDS, VOCAB_WORDS, LENGTH = 16, 200, 30
-AUC_THRESHOLD = 0.6
+AUC_THRESHOLD = 0.64
 
 
 @pytest.fixture(scope='module')
@@ -45,8 +45,8 @@ def config(tmp_path, seed):
 
 @torch.no_grad()
 def held_out_auc(model, tok, cfg, seed) -> float:
-    "Replaced-token ROC-AUC of the discriminator's logits on 64 held-out sequences, with fixed masks and samples."
-    ids = torch.tensor(cyclic_examples(64, 1000 + seed)['input_ids'])
+    "Replaced-token ROC-AUC of the discriminator's logits on 256 held-out sequences, with fixed masks and samples."
+    ids = torch.tensor(cyclic_examples(256, 1000 + seed)['input_ids'])
     attn, tt = torch.ones_like(ids), torch.zeros_like(ids)
     masked, is_masked = mask_tokens(ids, attn, masking_excluded_ids(tok, cfg.mask_unk), tok.mask_token_id, len(tok),
                                     cfg.mask_prob, cfg.mask_style, torch.Generator().manual_seed(0), max_length=cfg.max_length)
@@ -61,7 +61,7 @@ def test_held_out_replaced_token_auc_after_a_short_run(tmp_path, tok, seed):
     cfg = config(tmp_path, seed)
     learn = pretrain_learner(cfg, cyclic_examples(800, seed), tok, device=torch.device('cpu'))
     if seed == 0:   # the same check fails before training: the threshold measures learning
-        assert held_out_auc(learn.model, tok, cfg, seed) < AUC_THRESHOLD - 0.05
+        assert held_out_auc(learn.model, tok, cfg, seed) < AUC_THRESHOLD
     fit_steps(learn)
     auc = held_out_auc(learn.model, tok, cfg, seed)
     assert auc > AUC_THRESHOLD, f'seed {seed}: held-out replaced-token AUC {auc:.3f}'
