@@ -10,6 +10,7 @@ import argparse, json, os, sys
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from fastcore.docments import docments
+from .trackers import parse_log_option, check_log_requirements   # the standard library only: parsing stays fast
 
 # %% auto #0
 __all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'ATTENTIONS',
@@ -96,7 +97,7 @@ class PretrainConfig:
     checkpoint_fractions: tuple = (0.0625, 0.125, 0.25, 0.5, 1.0)  # checkpoints at these fractions of steps
     log_every: int = 10                 # log a line every this many steps
     eval_every: int = 10_000            # held-out RTD evaluation every this many steps (and at the end)
-    log: str = 'csv'                    # csv | neptune-offline | neptune-async | neptune-debug
+    log: str = 'csv'                    # comma-separated trackers: csv (log.csv, always), tensorboard, wandb | wandb-offline | wandb-online, neptune-offline | neptune-async | neptune-debug
     init_generator: str = ''            # continued pretraining: released generator (HF directory or name)
     init_discriminator: str = ''        # ... and its discriminator
     push_to_hub: bool = False           # push the exported discriminator and generator to the Hugging Face hub
@@ -109,6 +110,7 @@ class PretrainConfig:
             if name not in ('backbone', 'size'): _check_choice(name, getattr(self, name), choices)
         self.checkpoint_fractions = tuple(float(f) for f in self.checkpoint_fractions)
         self.allow_change = _names(self.allow_change)   # a list once read back from JSON; "steps,lr" on a command line
+        self.log = ','.join(parse_log_option(self.log))   # a misspelt tracker fails here, before anything runs
         if not self.run_name: self.run_name = f'{self.backbone}-{self.size}-{self.embedding_sharing}'
         for name in ('hidden_size', 'num_layers', 'num_heads', 'intermediate_size', 'embedding_size', 'max_position_embeddings',
                      'vocab_size', 'max_length', 'num_proc', 'batch_size', 'grad_accum', 'steps', 'log_every', 'eval_every',
@@ -281,12 +283,13 @@ class FinetuneConfig:
     selection: str = 'best'             # best (the best dev run per task) | topk-mean (average the top_k runs' predictions)
     top_k: int = 3                      # runs averaged by --selection topk-mean
     predict_only: bool = False          # only select the best finished runs and write the submission
-    log: str = 'csv'                    # csv | neptune-offline | neptune-async | neptune-debug
+    log: str = 'csv'                    # comma-separated trackers: csv (log.csv, always), tensorboard, wandb | wandb-offline | wandb-online, neptune-offline | neptune-async | neptune-debug
     push_to_hub: bool = False           # push the selected fine-tuned models to the Hugging Face hub
     hub_model_id: str = ''              # hub repository prefix for --push_to_hub
 
     def __post_init__(self):
         self.tasks = tuple(t.lower().replace('-', '') for t in _names(self.tasks))
+        self.log = ','.join(parse_log_option(self.log))
         for t in self.tasks: _check_choice('tasks', t, GLUE_TASKS)
         for name, choices in FINETUNE_CHOICES.items():
             if name != 'tasks': _check_choice(name, getattr(self, name), choices)
@@ -481,6 +484,11 @@ def _pre_parse(args, *names):
     return p.parse_known_args(args)[0]
 
 # %% ../nbs/00_config.ipynb #c034
+def _check_trackers(p, cfg):
+    "A tracker of `--log` whose package or credentials are missing is an option error, before any data is built."
+    try: check_log_requirements(parse_log_option(cfg.log))
+    except (ImportError, ValueError) as e: p.error(str(e))
+
 def pretrain_config_from_args(args=None) -> PretrainConfig:
     """A `PretrainConfig` from command-line `args` (default `sys.argv`): the `--backbone`/`--size` preset, a `--config` file,
     the options on top; with `--resume`, the run's saved settings under the options. `--list_presets`, `--print_config`: print, exit."""
@@ -506,6 +514,7 @@ def pretrain_config_from_args(args=None) -> PretrainConfig:
                                   'output_dir': cfg.output_dir, 'run_name': cfg.run_name})
     except (ValueError, TypeError) as e: p.error(str(e))
     if print_config: print(format_config(cfg)); raise SystemExit(0)
+    _check_trackers(p, cfg)
     return cfg
 
 def finetune_config_from_args(args=None) -> FinetuneConfig:
@@ -530,17 +539,25 @@ def finetune_config_from_args(args=None) -> FinetuneConfig:
             print(f'Fine-tuning size: {size} (lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}), inferred from {why}; --size overrides.')
     except (ValueError, TypeError) as e: p.error(str(e))
     if print_config: print(format_config(cfg)); raise SystemExit(0)
+    _check_trackers(p, cfg)
     return cfg
 
 # %% ../nbs/00_config.ipynb #c041
 def save_config(cfg, path):
-    "Write dataclass `cfg` to `path` as JSON (atomically: a temporary file, then a rename; the temporary file is removed if that fails)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
+    """Write dataclass `cfg` to `path` as JSON, atomically: a temporary file, then a rename. If the write fails, the temporary
+    file is removed, an earlier config at `path` stays as it was, and the `OSError` names `path`."""
+    path = Path(path)
+    tmp = path.with_name(f'.tmp-{path.name}')
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(asdict(cfg), indent=2))
-        tmp.replace(path)
-    finally: tmp.unlink(missing_ok=True)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, f'Could not write the config {path}: {e.strerror or e}; free some space or choose a writable '
+                               f'folder. Any earlier {path.name} is unchanged.') from e
+    finally:
+        try: tmp.unlink(missing_ok=True)
+        except OSError: pass
 
 def load_config(cls, path):
     "A `cls` instance from the JSON written by `save_config` (fields this version does not know are ignored)."

@@ -6,6 +6,8 @@ Docs: https://electra-gdes.github.io/electra_gdes/finetune_glue.html.md"""
 
 # %% ../nbs/Finetune_GLUE.ipynb #c002
 from __future__ import annotations
+import sys
+from dataclasses import replace
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
 from .config import *
@@ -13,35 +15,53 @@ from .config import *
 # bad option answer in well under a second
 
 # %% auto #0
-__all__ = ['write_submission', 'run_glue', 'main']
+__all__ = ['write_submission', 'push_best_runs', 'run_glue', 'main']
 
 # %% ../nbs/Finetune_GLUE.ipynb #c017
 def write_submission(cfg: FinetuneConfig, results: list, glue_tasks: dict | None = None) -> Path:
-    "Test predictions of the selected runs of every GLUE task, written and validated as a submission in `<submission_dir>/<group>`."
-    from electra_gdes.glue_finetune import load_task, task_test_predictions
+    """Test predictions of the selected runs of every GLUE task, written and validated as a submission in `<submission_dir>/<group>`.
+    `glue_tasks`: the tasks `check_glue_tasks` loaded (task -> `GlueTask`), so that the files are not read again."""
+    from electra_gdes.glue_finetune import check_glue_tasks, task_test_predictions
     from electra_gdes.glue_submission import glue_submission
-    glue_tasks = glue_tasks or {t: load_task(cfg, t) for t in GLUE_TASKS}
+    glue_tasks = glue_tasks or check_glue_tasks(replace(cfg, tasks=GLUE_TASKS))
     predictions = {}
     for task in GLUE_TASKS: predictions.update(task_test_predictions(cfg, task, results, glue_tasks[task]))
-    return glue_submission(predictions, Path(cfg.submission_dir)/cfg.group, list(glue_tasks.values()))
+    return glue_submission(predictions, Path(cfg.submission_dir)/cfg.group, [glue_tasks[t] for t in GLUE_TASKS])
+
+def push_best_runs(cfg: FinetuneConfig, exported: dict) -> dict:
+    "Push each exported best run (task -> `<group>/<task>_best`) to the hub as `<hub_model_id or group>-<task>`; task -> URL."
+    from electra_gdes.model import push_to_hub
+    prefix = cfg.hub_model_id or cfg.group
+    return {task: push_to_hub(path, f'{prefix}-{task}') for task, path in exported.items()}
 
 def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
-    "Sweep (unless `cfg.predict_only`), summary of the results file, and the submission when every GLUE task is done."
+    """Sweep (unless `cfg.predict_only`), summary of the results file, the best run of each task exported (and pushed with
+    `cfg.push_to_hub`), and the submission when every GLUE task is done. Bad data or a task without a finished run is an
+    error before anything is written."""
     from electra_gdes.distributed import is_rank0
-    from electra_gdes.glue_finetune import (finetune_sweep, group_dir, load_task, markdown_table, read_results, results_path,
-                                            save_summary, select_runs, summary_table)
-    if cfg.predict_only: results = read_results(results_path(cfg))
-    else: results = finetune_sweep(cfg)
-    for task in cfg.tasks: select_runs(results, task)  # a clear error for a task without a finished run
-    table = summary_table(results, cfg.tasks)
+    from electra_gdes.glue_finetune import (check_glue_tasks, export_best_runs, finetune_sweep, group_dir, markdown_table,
+                                            read_results, results_path, save_summary, select_runs, summary_table)
     submit = set(GLUE_TASKS) <= set(cfg.tasks)
-    glue_tasks = {t: load_task(cfg, t) for t in GLUE_TASKS} if submit else None  # on every rank: loading waits for rank 0
+    if cfg.predict_only:
+        results = read_results(results_path(cfg))
+        for task in cfg.tasks: select_runs(results, task)  # a clear error for a task without a finished run
+        glue_tasks = check_glue_tasks(cfg) if submit else None  # the test sets, checked before anything is written
+    else:
+        glue_tasks = check_glue_tasks(cfg)  # on every rank: loading waits for rank 0; read once for the sweep and the submission
+        results = finetune_sweep(cfg, glue_tasks)
+        for task in cfg.tasks: select_runs(results, task)
+    table = summary_table(results, cfg.tasks)
     if not is_rank0(): return table  # under torchrun the other ranks trained alongside: rank 0 writes the summary and submission
+    exported = export_best_runs(cfg, results)  # the sweep exported them already: only a changed best run is written again
+    if cfg.predict_only and exported:
+        print(f"Best runs exported for transformers (trust_remote_code=True): {', '.join(map(str, exported.values()))}")
     title = f"{cfg.group}: dev scores x100, {'SYNTHETIC practice suite, not GLUE' if any(r['synthetic'] for r in results) else 'GLUE'}"
     print(title); print(markdown_table(table))
     print(f'Summary written to {save_summary(table, group_dir(cfg), title)}')
     if submit: write_submission(cfg, results, glue_tasks)
     else: print(f"No submission: it needs every GLUE task, --tasks has only {', '.join(cfg.tasks)}.")
+    if cfg.push_to_hub:
+        for task, url in push_best_runs(cfg, exported).items(): print(f'Pushed the best {task} run: {url}')
     return table
 
 # %% ../nbs/Finetune_GLUE.ipynb #c023
@@ -49,9 +69,15 @@ def main(args=None):
     "Entry point of `electra-finetune`: every `FinetuneConfig` field is an option."
     cfg = finetune_config_from_args(args)
     from electra_gdes.distributed import distributed, is_rank0
-    with distributed():  # joins the process group when launched by torchrun; a single process otherwise
-        if is_rank0(): print(format_config(cfg))
-        run_glue(cfg)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
+    from electra_gdes.glue_data import GlueDataError
+    from electra_gdes.glue_finetune import GlueSetupError
+    try:
+        with distributed():  # joins the process group when launched by torchrun; a single process otherwise
+            if is_rank0(): print(format_config(cfg))
+            run_glue(cfg)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
+    # bad data, an unusable checkpoint, a group of another recipe, a task without runs, a write that failed: the message
+    # names the file and the fix, a traceback would only hide it
+    except (GlueDataError, GlueSetupError, OSError) as e: sys.exit(f'electra-finetune: error: {e}')
 
 # %% ../nbs/Finetune_GLUE.ipynb #c024
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

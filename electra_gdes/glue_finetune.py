@@ -7,7 +7,6 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_finetune.html.md"""
 # %% ../nbs/09_glue_finetune.ipynb #c002
 from __future__ import annotations
 import contextlib, inspect, json, math, os, re, shutil, time, warnings
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -30,19 +29,20 @@ from .glue_data import atomic_dir, atomic_file, load_glue, load_glue_tasks, glue
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
 from .train import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
 from .model import resolve_attention, set_attention
+from .trackers import check_log_requirements, close_trackers, make_trackers, parse_log_option
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC',
            'DEV_SUFFIX', 'CLIP_NORM', 'HF_CLASSES', 'HF_MODULE_FILE', 'BEST_SUFFIX', 'RECIPE_FIELDS',
-           'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'check_finetune_checkpoint',
-           'load_backbone', 'glue_classifier', 'cls_spread', 'check_not_collapsed', 'head_depth', 'param_depth',
-           'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps', 'is_step_batch', 'LayerwiseLRScheduler',
-           'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'clip_stsb', 'glue_metrics',
-           'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path', 'append_result', 'read_results',
-           'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'GradAccumulation', 'finetune_learner',
-           'load_task', 'check_glue_tasks', 'finetune_run', 'select_runs', 'GlueClassifierPreTrainedModel',
-           'ElectraGlueClassifier', 'DebertaV2GlueClassifier', 'hf_module_source', 'best_dir', 'export_glue_run',
-           'export_best_runs', 'neptune_tracker', 'check_group_config', 'finished_runs', 'finetune_sweep',
+           'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'GlueSetupError',
+           'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'cls_spread', 'check_not_collapsed',
+           'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps', 'is_step_batch',
+           'LayerwiseLRScheduler', 'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
+           'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path',
+           'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run',
+           'GradAccumulation', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run', 'select_runs',
+           'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier', 'hf_module_source',
+           'best_dir', 'export_glue_run', 'export_best_runs', 'check_group_config', 'finished_runs', 'finetune_sweep',
            'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs', 'ensemble_outputs',
            'task_test_predictions']
 
@@ -80,6 +80,9 @@ def quiet_hf():
 WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json')
 LM_HEADS = ('ForMaskedLM', 'ForCausalLM', 'LMHeadModel', 'ForConditionalGeneration')  # generators, not discriminators
 
+class GlueSetupError(ValueError):
+    "The sweep cannot start as configured (an unusable checkpoint, a group of another recipe, a task without runs); the message says what to pass instead."
+
 def _no_model(path, why):
     found = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     hint = ''
@@ -112,7 +115,7 @@ def check_finetune_checkpoint(checkpoint) -> list:
         sibling = path.parent/'discriminator'
         fix = f"pass --checkpoint {sibling}" if path.is_dir() and sibling.is_dir() and sibling != path else \
               "pass the discriminator (electra-pretrain writes <run_dir>/discriminator beside <run_dir>/generator)"
-        raise ValueError(f"--checkpoint {checkpoint} is a generator: its config.json names {lm[0]} (a masked-language-model head), "
+        raise GlueSetupError(f"--checkpoint {checkpoint} is a generator: its config.json names {lm[0]} (a masked-language-model head), "
                          f"not a replaced-token-detection discriminator or a plain encoder. GLUE fine-tunes the discriminator: {fix}.")
     return archs
 
@@ -132,7 +135,7 @@ def load_backbone(checkpoint) -> tuple:
                                 f"discriminator directory (electra-pretrain writes <run_dir>/discriminator).") from e
     rows = backbone.get_input_embeddings().num_embeddings
     if len(tokenizer) != rows:
-        raise ValueError(f"The tokenizer in {checkpoint} has {len(tokenizer)} tokens but the model's embedding table has "
+        raise GlueSetupError(f"The tokenizer in {checkpoint} has {len(tokenizer)} tokens but the model's embedding table has "
                          f"{rows} rows: this checkpoint was saved with another tokenizer. Save the pretraining tokenizer "
                          f"beside the model.")
     return backbone, tokenizer
@@ -408,7 +411,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
     if not runs:
-        raise ValueError(f"The results file has no finished run of {task!r}: fine-tune it first (electra-finetune --tasks {task}) "
+        raise GlueSetupError(f"The results file has no finished run of {task!r}: fine-tune it first (electra-finetune --tasks {task}) "
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
@@ -531,16 +534,6 @@ def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
     return out
 
 # %% ../nbs/09_glue_finetune.ipynb #c055
-def neptune_tracker(cfg: FinetuneConfig):
-    "A neptune run in the mode of `cfg.log` ('neptune-offline', 'neptune-async', 'neptune-debug'), or None for 'csv'."
-    if not cfg.log.startswith('neptune'): return None
-    try: import neptune
-    except ImportError as e: raise ImportError(f"--log {cfg.log} needs the neptune client: pip install 'neptune>=1.10,<2', or use --log csv.") from e
-    run = neptune.init_run(mode=cfg.log.split('-', 1)[1] if '-' in cfg.log else 'async', project=os.environ.get('NEPTUNE_PROJECT', 'electra-gdes/glue'),
-                           name=cfg.group, tags=['glue', 'practice' if cfg.practice else 'glue-data'])
-    run['config'] = {k: str(v) for k, v in asdict(cfg).items()}
-    return run
-
 RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'batch_size',
                  'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
 
@@ -550,7 +543,7 @@ def check_group_config(cfg: FinetuneConfig):
     if not path.exists(): return
     old = load_config(FinetuneConfig, path)
     diff = [f'{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}' for k in RECIPE_FIELDS if getattr(old, k) != getattr(cfg, k)]
-    if diff: raise ValueError(f"The runs in {group_dir(cfg)} were trained with another config ({'; '.join(diff)}): "
+    if diff: raise GlueSetupError(f"The runs in {group_dir(cfg)} were trained with another config ({'; '.join(diff)}): "
                               f"pass a new --group for the new recipe, or the old values to resume.")
 
 def finished_runs(cfg: FinetuneConfig) -> set:
@@ -558,29 +551,31 @@ def finished_runs(cfg: FinetuneConfig) -> set:
     return {(r['task'], r['run']) for r in read_results(results_path(cfg))
             if (run_dir(cfg, r['task'], r['run'])/'run.json').exists()}
 
-def finetune_sweep(cfg: FinetuneConfig) -> list:
-    "Every run of `cfg.tasks` x `range(cfg.runs)` not finished yet; returns all records of the results file."
+def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
+    """Every run of `cfg.tasks` x `range(cfg.runs)` not finished yet; returns all records of the results file.
+    `glue_tasks`: the tasks `check_glue_tasks(cfg)` already loaded (task -> `GlueTask`); default: loaded here.
+    Each run's dev metrics go to the trackers of `cfg.log` (`glue/<task>/<metric>` at the run index), in `<output_dir>/<group>`."""
+    check_log_requirements(parse_log_option(cfg.log))
     check_group_config(cfg)
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
     log = print if is_rank0() else noop  # under torchrun: one log, one tracker, one config file
     log(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
-    glue_tasks = check_glue_tasks(cfg)  # every selected task's files, before the first run trains
+    if glue_tasks is None: glue_tasks = check_glue_tasks(cfg)  # every selected task's files, before the first run trains
     if todo:  # a bad checkpoint fails here, before anything is written; a collapsed one is flagged before hours of runs
         backbone, tokenizer = load_backbone(cfg.checkpoint)
         first = glue_tasks[todo[0][0]]
         if is_rank0(): check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
     if is_rank0(): save_config(cfg, group_dir(cfg)/'config.json')
-    tracker = neptune_tracker(cfg) if is_rank0() else None
+    trackers = make_trackers(cfg, group_dir(cfg), 0 if is_rank0() else 1)
     start = time.time()
     try:
         for n, (task, i) in enumerate(todo, 1):
             metrics = finetune_run(cfg, task, i, glue_tasks[task])
-            if tracker is not None: tracker[f'glue/{task}/run_{i}'] = metrics
+            for t in trackers: t.log(metrics, i, prefix=f'glue/{task}')
             eta = (time.time() - start) / n * (len(todo) - n)
             log(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {eta:.0f} s)')
-    finally:
-        if tracker is not None: tracker.stop()
+    finally: close_trackers(trackers)
     results = read_results(results_path(cfg))
     if is_rank0():
         exported = export_best_runs(cfg, results)

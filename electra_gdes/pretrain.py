@@ -6,7 +6,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain.html.md"""
 
 # %% ../nbs/Pretrain.ipynb #c002
 from __future__ import annotations
-import inspect, shutil, sys
+import dataclasses, shutil, sys
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
 from .config import *
@@ -35,7 +35,8 @@ def init_model(cfg: PretrainConfig, tokenizer):
 class RunDirError(ValueError):
     "This run must not touch its run directory; the message says why (nothing was changed) and what to do instead."
 
-RUN_FILES = (RUN_CONFIG, 'config.json', 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator')
+RUN_FILES = (RUN_CONFIG, 'config.json', 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator',
+             'tensorboard', 'wandb', '.neptune')   # the trackers' folders (trackers.make_trackers) go with the run
 
 def run_files(run_dir) -> list[str]:
     "The files and folders of a run found in `run_dir` (a `config.json` only when it is a run's config, not a model's)."
@@ -96,16 +97,12 @@ def final_metrics(run_dir) -> dict | None:
     rows = read_eval(path)
     return rows[-1] if rows else None
 
-def _save_export(save, model, tokenizer, path, cfg):
-    "`save` (model.save_discriminator / save_generator) with the run's config and held-out metrics for the model card, where it takes them."
-    params = inspect.signature(save).parameters
-    extra = {**({'cfg': cfg} if 'cfg' in params else {}), **({'metrics': final_metrics(cfg.run_dir)} if 'metrics' in params else {})}
-    return save(model, tokenizer, path, **extra)
-
 def run_pretraining(cfg: PretrainConfig) -> Path:
     """Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`.
     Under `torchrun` every process runs this: rank 0 builds the data first and is the only one to write."""
     state = check_run_dir(cfg)   # before anything is imported, cached or written
+    from electra_gdes.trackers import parse_log_option, check_log_requirements, make_trackers, close_trackers
+    check_log_requirements(parse_log_option(cfg.log))
     if state == 'finished':
         print(f'{cfg.run_dir} has already trained its {cfg.steps} steps: nothing to do, nothing changed '
               f'(discriminator: {cfg.run_dir/"discriminator"}).')
@@ -125,17 +122,22 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
         print(f'Training: {cfg.steps} steps x {cfg.batch_size} examples = {cfg.steps * cfg.batch_size / len(train_ds):.2f} '
               f'passes over {len(train_ds)} examples; {0 if held_out is None else len(held_out)} held out; '
               f'{env.world_size} process(es).')
-    learn = distributed_pretrain_learner(cfg, train_ds, tokenizer, init_model(cfg, tokenizer), valid_dataset=held_out)
+    # the trackers of cfg.log are made below, once: the Learner's own neptune run (train.neptune_run) is left out
+    learn = distributed_pretrain_learner(dataclasses.replace(cfg, log='csv'), train_ds, tokenizer, init_model(cfg, tokenizer),
+                                         valid_dataset=held_out)
     if env.rank == 0:
         if state == 'overwrite': print(f'Replacing the run in {cfg.run_dir} (--overwrite).'); remove_run(cfg.run_dir)
         save_run_config(cfg)
-    barrier()   # no process starts (or resumes) before rank 0 has replaced the old run
-    if state == 'resume': resume(learn)
-    fit_steps(learn)
-    if learn.rtd_logger.neptune_run is not None: learn.rtd_logger.neptune_run.stop()
+    barrier()   # no process starts (or resumes) before rank 0 has replaced the old run, trackers' folders included
+    learn.rtd_logger.trackers = tuple(make_trackers(cfg, cfg.run_dir, env.rank))
+    try:
+        if state == 'resume': resume(learn)
+        fit_steps(learn)
+    finally: close_trackers(learn.rtd_logger.trackers)   # an interrupted run keeps what its trackers got
     if env.rank == 0:
-        _save_export(save_discriminator, learn.model, tokenizer, cfg.run_dir/'discriminator', cfg)
-        _save_export(save_generator, learn.model, tokenizer, cfg.run_dir/'generator', cfg)
+        metrics = final_metrics(cfg.run_dir)   # the model cards show the last held-out evaluation
+        save_discriminator(learn.model, tokenizer, cfg.run_dir/'discriminator', cfg=cfg, metrics=metrics)
+        save_generator(learn.model, tokenizer, cfg.run_dir/'generator', cfg=cfg, metrics=metrics)
         plot_losses(cfg.run_dir/'log.csv', cfg.run_dir/'loss.png')
         print(f'Discriminator: {cfg.run_dir/"discriminator"}; generator: {cfg.run_dir/"generator"}; losses: {cfg.run_dir/"loss.png"}')
         if cfg.push_to_hub: _push(cfg)
@@ -144,11 +146,9 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
 
 def _push(cfg: PretrainConfig):
     "Push the exported discriminator and generator to the hub as `<hub_model_id>-discriminator` / `-generator`."
-    from electra_gdes import model
-    push = getattr(model, 'push_to_hub', None)
-    if push is None: raise NotImplementedError('--push_to_hub needs electra_gdes.model.push_to_hub, which this version lacks.')
+    from electra_gdes.model import push_to_hub
     repo = cfg.hub_model_id or cfg.run_name
-    for part in ('discriminator', 'generator'): push(cfg.run_dir/part, f'{repo}-{part}')
+    for part in ('discriminator', 'generator'): push_to_hub(cfg.run_dir/part, f'{repo}-{part}')
 
 # %% ../nbs/Pretrain.ipynb #c026
 def main(args=None):
