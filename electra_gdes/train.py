@@ -635,9 +635,10 @@ def export_checkpoint(checkpoint, out_dir, step=None) -> Path:
     except RuntimeError as e:
         raise ExportError(f'Checkpoint {ck} does not fit the model of {saved_run_config(run_dir)} and its tokenizer '
                           f'({len(tokenizer)} tokens): {str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}') from None
+    card = {'step': state['step']}   # the model cards say how far the run had got
     with write_guard(out_dir, 'the exported models'):
-        save_discriminator(model, tokenizer, out_dir/'discriminator')
-        save_generator(model, tokenizer, out_dir/'generator')
+        save_discriminator(model, tokenizer, out_dir/'discriminator', cfg, card)
+        save_generator(model, tokenizer, out_dir/'generator', cfg, card)
     return out_dir
 
 def export_main(args=None):

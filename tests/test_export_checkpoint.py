@@ -56,6 +56,7 @@ def test_export_a_mid_run_checkpoint_loads_everywhere_and_equals_it(run, tmp_pat
     sd = torch.load(checkpoint_path(run_dir, 2), weights_only=True)['model']
     for k, v in gen.state_dict().items():
         if 'generator.' + k in sd: assert torch.equal(v, sd['generator.' + k]), k
+    assert '2 of 4 steps' in (disc_dir/'README.md').read_text()   # the card says how far the run got
     backbone, tokenizer = load_backbone(disc_dir)
     assert backbone.config.hidden_size == 32 and len(tokenizer) == backbone.get_input_embeddings().num_embeddings
 
