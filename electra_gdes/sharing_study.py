@@ -30,7 +30,7 @@ def study_configs(steps: int, output_dir, modes=EMBEDDING_SHARING, **overrides) 
 def train_mode(cfg: PretrainConfig, tokenizer, train, held_out, quiet=True):
     "Pretrain `cfg` on `train` with held-out evaluation on `held_out`; the discriminator is saved to `run_dir/'discriminator'`."
     learn = pretrain_learner(cfg, train, tokenizer, valid_dataset=held_out, cbs=[RTDEvalCallback(printer=(lambda s: None) if quiet else print)])
-    with learn.no_bar(): fit_steps(learn)
+    with learn.no_bar(), learn.no_logging(): fit_steps(learn)
     save_discriminator(learn.model, tokenizer, cfg.run_dir/'discriminator')
     return learn
 
@@ -92,7 +92,7 @@ def finetune_checkpoints(checkpoints: dict, glue_dir, tasks, output_dir, **cfg) 
         fc = FinetuneConfig(checkpoint=str(ckpt), glue_dir=str(glue_dir), tasks=tuple(tasks), runs=1, size='tiny', group=label,
                             output_dir=str(output_dir), **cfg)
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore')   # the practice suite's 'synthetic' notice, once per task
+            warnings.filterwarnings('ignore', message='Using the SYNTHETIC')   # the practice suite's notice, once per task
             records = finetune_sweep(fc)
         scores[label] = {r['task']: r['score'] for r in records}
     return scores
