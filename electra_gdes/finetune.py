@@ -29,10 +29,10 @@ def write_submission(cfg: FinetuneConfig, results: list, glue_tasks: dict | None
     return glue_submission(predictions, Path(cfg.submission_dir)/cfg.group, [glue_tasks[t] for t in GLUE_TASKS])
 
 def push_best_runs(cfg: FinetuneConfig, exported: dict) -> dict:
-    "Push each exported best run (task -> `<group>/<task>_best`) to the hub as `<hub_model_id or group>-<task>`; task -> URL."
-    from electra_gdes.model import push_to_hub
+    "Push each exported best run (task -> `<group>/<task>_best`) to the hub as `<hub_model_id or group>-<task>`; repository -> URL."
+    from electra_gdes.pretrain import push_exports
     prefix = cfg.hub_model_id or cfg.group
-    return {task: push_to_hub(path, f'{prefix}-{task}') for task, path in exported.items()}
+    return push_exports({f'{prefix}-{task}': path for task, path in exported.items()})
 
 def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
     """Sweep (unless `cfg.predict_only`), summary of the results file, the best run of each task exported (and pushed with
@@ -61,7 +61,7 @@ def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
     if submit: write_submission(cfg, results, glue_tasks)
     else: print(f"No submission: it needs every GLUE task, --tasks has only {', '.join(cfg.tasks)}.")
     if cfg.push_to_hub:
-        for task, url in push_best_runs(cfg, exported).items(): print(f'Pushed the best {task} run: {url}')
+        for url in push_best_runs(cfg, exported).values(): print(f'Pushed {url}')
     return table
 
 # %% ../nbs/Finetune_GLUE.ipynb #c023
@@ -71,13 +71,14 @@ def main(args=None):
     from electra_gdes.distributed import distributed, is_rank0
     from electra_gdes.glue_data import GlueDataError
     from electra_gdes.glue_finetune import GlueSetupError
+    from electra_gdes.pretrain import HubPushError
     try:
         with distributed():  # joins the process group when launched by torchrun; a single process otherwise
             if is_rank0(): print(format_config(cfg))
             run_glue(cfg)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
-    # bad data, an unusable checkpoint, a group of another recipe, a task without runs, a write that failed: the message
+    # bad data, an unusable checkpoint, a group of another recipe, a task without runs, a failed write or push: the message
     # names the file and the fix, a traceback would only hide it
-    except (GlueDataError, GlueSetupError, OSError) as e: sys.exit(f'electra-finetune: error: {e}')
+    except (GlueDataError, GlueSetupError, HubPushError, OSError) as e: sys.exit(f'electra-finetune: error: {e}')
 
 # %% ../nbs/Finetune_GLUE.ipynb #c024
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

@@ -15,7 +15,7 @@ from .config import *
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'held_out_split', 'init_model', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir',
-           'remove_run', 'save_run_config', 'final_metrics', 'run_pretraining', 'main']
+           'remove_run', 'save_run_config', 'final_metrics', 'run_pretraining', 'HubPushError', 'push_exports', 'main']
 
 # %% ../nbs/Pretrain.ipynb #c015
 def held_out_split(ds, batch_size: int):
@@ -144,11 +144,25 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
     barrier()   # no process leaves (and tears the group down) while rank 0 still exports
     return cfg.run_dir
 
+class HubPushError(RuntimeError):
+    "`--push_to_hub` failed after the run was saved; the message names the repository, the cause and the local export."
+
+def push_exports(exports: dict) -> dict:
+    "Push each exported directory of `exports` (hub repository -> directory) with `model.push_to_hub`; repository -> URL."
+    from electra_gdes.model import push_to_hub
+    urls = {}
+    for repo, path in exports.items():
+        try: urls[repo] = push_to_hub(path, repo)
+        except (RuntimeError, OSError) as e:
+            done = f" ({', '.join(urls)} pushed before it)" if urls else ''
+            raise HubPushError(f'{e}{done}') from e
+    return urls
+
 def _push(cfg: PretrainConfig):
     "Push the exported discriminator and generator to the hub as `<hub_model_id>-discriminator` / `-generator`."
-    from electra_gdes.model import push_to_hub
     repo = cfg.hub_model_id or cfg.run_name
-    for part in ('discriminator', 'generator'): push_to_hub(cfg.run_dir/part, f'{repo}-{part}')
+    for url in push_exports({f'{repo}-{part}': cfg.run_dir/part for part in ('discriminator', 'generator')}).values():
+        print(f'Pushed {url}')
 
 # %% ../nbs/Pretrain.ipynb #c026
 def main(args=None):
@@ -164,9 +178,9 @@ def main(args=None):
         if dist is not None: dist.cleanup_distributed()
 
 def _explained_errors() -> tuple:
-    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written."
+    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push."
     long_runs = sys.modules.get('electra_gdes.long_runs')
-    return (RunDirError,) + ((long_runs.OutputWriteError,) if long_runs is not None else ())
+    return (RunDirError, HubPushError) + ((long_runs.OutputWriteError,) if long_runs is not None else ())
 
 # %% ../nbs/Pretrain.ipynb #c027
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

@@ -17,9 +17,16 @@ def test_finetune_script_exposes_every_config_field():
     assert not missing, missing
 
 def test_pretrain_exits_0_after_a_run_and_1_on_a_failure(tmp_path):
-    ok = script('electra-pretrain', *tiny_pretrain_args(tmp_path))
+    ok = script('electra-pretrain', *tiny_pretrain_args(tmp_path), '--log', 'csv,tensorboard')
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert (tmp_path/'out'/'r'/'discriminator'/'config.json').is_file() and (tmp_path/'out'/'r'/'run_config.json').is_file()
+    run = tmp_path/'out'/'r'
+    assert (run/'discriminator'/'config.json').is_file() and (run/'run_config.json').is_file()
+    card = (run/'discriminator'/'README.md').read_text()   # the export's model card, from the run's config
+    assert '# r: discriminator' in card and '| training | 4' in card
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from electra_gdes.train import read_log
+    acc = EventAccumulator(str(run/'tensorboard')); acc.Reload()   # --log tensorboard: event files in the run directory
+    assert [(e.step, round(e.value, 4)) for e in acc.Scalars('train/loss')] == [(r['step'], round(r['loss'], 4)) for r in read_log(run/'log.csv')]
     bad = script('electra-pretrain', *tiny_pretrain_args(tmp_path, 'nocorpus'), '--corpus', tmp_path/'no_such_corpus')
     assert bad.returncode == 1, bad.stdout[-2000:]
     assert not (tmp_path/'out'/'nocorpus').exists()

@@ -26,11 +26,16 @@ def test_out_of_range_options_are_usage_errors():
     for args, msg in [(['--lr', '-1'], 'lr=-1.0 is out of range'), (['--steps', '0'], 'steps=0'), (['--batch_size', '0'], 'batch_size=0'),
                       (['--log_every', '0'], 'log_every=0'), (['--max_length', '600'], 'max_length=600'),
                       (['--batch_size', '16', '--grad_accum', '3'], 'not divisible by grad_accum=3'),
-                      (['--allow_change', 'stepz'], "'stepz', which is not a setting")]:
+                      (['--allow_change', 'stepz'], "'stepz', which is not a setting"),
+                      (['--log', 'csv,tensorbord'], "unknown tracker 'tensorbord'"),
+                      (['--log', 'neptune-async'], '--log neptune-async needs NEPTUNE_API_TOKEN')]:
         r = script('electra-pretrain', *args)
         assert r.returncode == 2 and 'Traceback' not in r.stderr, (args, r.stderr[-500:])
         assert r.stderr.strip().splitlines()[-1].startswith('electra-pretrain: error: ') and msg in r.stderr, (args, r.stderr)
-    for args, msg in [(['--epochs', '0'], 'epochs=0'), (['--runs', '0'], 'runs=0'), (['--size', 'huge'], "invalid choice: 'huge'")]:
+    for args, msg in [(['--epochs', '0'], 'epochs=0'), (['--runs', '0'], 'runs=0'), (['--size', 'huge'], "invalid choice: 'huge'"),
+                      (['--grad_accum', '0'], 'grad_accum=0 is out of range'),
+                      (['--batch_size', '32', '--grad_accum', '3'], 'batch_size=32 is not divisible by grad_accum=3'),
+                      (['--log', 'csv,wandb,wandb-online'], 'names wandb twice')]:
         r = script('electra-finetune', '--size', 'small', *args)
         assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr[-500:])
 

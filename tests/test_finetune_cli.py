@@ -1,9 +1,10 @@
-"The installed `electra-finetune` end to end in a subprocess: every task once, summary, validated submission, resume, predict-only, exit status."
-import warnings
+"The installed `electra-finetune` end to end in a subprocess: every task once, summary, validated submission, resume with a tracker, predict-only re-export, a failed push, bad data, exit status."
+import json, shutil, warnings
 
 import pytest
 from helpers import practice_suite_and_checkpoint
-from cli_helpers import script
+from cli_helpers import checksums, script
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from electra_gdes.glue_submission import SUBMISSION_FILES, validate_submission
 
@@ -33,15 +34,45 @@ def test_sweep_summary_and_submission(setup):
 
 def test_resume_then_predict_only(setup):
     d, practice, common, _ = setup
-    again = finetune(*common, '--runs', '2', '--tasks', 'rte', 'wnli', cwd=d)
+    group = d/'checkpoints'/'glue'/'cli'
+    again = finetune(*common, '--runs', '2', '--tasks', 'rte', 'wnli', '--log', 'csv,tensorboard', cwd=d)
     assert again.returncode == 0, again.stderr[-3000:]
     assert '2 runs already finished, 2 to go' in again.stdout and 'No submission' in again.stdout
-    assert len((d/'checkpoints'/'glue'/'cli'/'results.jsonl').read_text().splitlines()) == 11
+    results = [json.loads(l) for l in (group/'results.jsonl').read_text().splitlines()]
+    assert len(results) == 11
+    acc = EventAccumulator(str(group/'tensorboard')); acc.Reload()   # --log tensorboard: each new run's dev metrics at its index
+    (rte1,) = [r for r in results if (r['task'], r['run']) == ('rte', 1)]
+    assert [(e.step, round(e.value, 5)) for e in acc.Scalars('glue/rte/accuracy')] == [(1, round(rte1['metrics']['accuracy'], 5))]
+    shutil.rmtree(group/'rte_best'); shutil.rmtree(d/'test_outputs'/'cli')
     ens = finetune(*common, '--predict_only', '--selection', 'topk-mean', '--top_k', '2', cwd=d)
     assert ens.returncode == 0, ens.stderr[-3000:]
     assert 'to go' not in ens.stdout  # nothing trained
-    assert (d/'checkpoints'/'glue'/'cli'/'rte_1'/'test_outputs.npz').is_file()  # the second-best RTE run predicted too
-    validate_submission(d/'test_outputs'/'cli', str(practice))
+    assert (group/'rte_1'/'test_outputs.npz').is_file()  # the second-best RTE run predicted too
+    best_rte = max((r for r in results if r['task'] == 'rte'), key=lambda r: r['score'])
+    assert 'Best runs exported' in ens.stdout and json.loads((group/'rte_best'/'export.json').read_text())['run'] == best_rte['run']
+    validate_submission(d/'test_outputs'/'cli', str(practice))   # written again from the results file
+
+def test_failed_push_is_one_message_and_keeps_the_export(setup):
+    d, practice, common, _ = setup
+    group = d/'checkpoints'/'glue'/'cli'
+    before = checksums(group/'rte_best')
+    r = finetune(*common, '--predict_only', '--tasks', 'rte', '--push_to_hub', '--hub_model_id', 'someone/tiny-glue', cwd=d)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr   # offline here (HF_HUB_OFFLINE=1): the push cannot succeed
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith('electra-finetune: error: Could not push') and "'someone/tiny-glue-rte'" in line and 'checkpoints/glue/cli/rte_best to the hub' in line
+    assert checksums(group/'rte_best') == before
+
+def test_broken_task_folder_fails_before_writing(setup, tmp_path):
+    d, practice, common, _ = setup
+    broken = shutil.copytree(practice, tmp_path/'glue')
+    dev = broken/'RTE'/'dev.tsv'
+    dev.write_text(dev.read_text().splitlines(keepends=True)[0])   # its header and no examples
+    r = finetune('--checkpoint', str(d/'disc'), '--glue_dir', str(broken), '--group', 'broken', '--tasks', 'rte', 'sst2', cwd=d)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr
+    error = r.stderr[r.stderr.index('electra-finetune: error:'):].strip().splitlines()
+    assert 'cannot be used for --tasks rte sst2 (1 problem(s)' in error[0] and len(error) == 2   # one line per problem
+    assert f"{dev}: no examples" in error[1]
+    assert not (d/'checkpoints'/'glue'/'broken').exists()
 
 def test_predict_only_without_runs_fails_cleanly(setup):
     d, practice, common, _ = setup

@@ -183,22 +183,19 @@ def test_bf16_autocast_on_cpu(tmp_path):
     assert spy.dtypes and set(spy.dtypes) == {torch.bfloat16}
     assert model.backbone.config._attn_implementation == CPU_ATTENTION   # on a CPU: eager attention, 31-bit-integer dropout masks
 
-def test_neptune_tracking(tmp_path, monkeypatch, practice):
-    "--log neptune-debug: the sweep logs the config and every run's dev metrics to a neptune run, beside the results file."
-    pytest.importorskip('neptune')
-    logged = {}
-    class FakeRun(dict):
-        def stop(self): logged.update(self)
-    import neptune
-    monkeypatch.setattr(neptune, 'init_run', lambda **kw: FakeRun(init=kw))
-    def fake_run(cfg, task, run_index, glue_task=None):
-        return {'accuracy': 0.75}
-    monkeypatch.setattr(gf, 'finetune_run', fake_run)
-    cfg = FinetuneConfig(checkpoint=str(electra_checkpoint(tmp_path/'d', hidden=16)), glue_dir=str(practice), tasks=('rte',), runs=1,
-                         output_dir=str(tmp_path), log='neptune-debug')
+def test_sweep_trackers(tmp_path, monkeypatch, practice):
+    "--log csv,tensorboard: every run's dev metrics at its run index, in <output_dir>/<group>/tensorboard, closed after the sweep."
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    monkeypatch.setattr(gf, 'finetune_run', lambda cfg, task, i, glue_task=None: {'accuracy': 0.75 - 0.25 * i, 'f1': 0.5})
+    cfg = FinetuneConfig(checkpoint=str(electra_checkpoint(tmp_path/'d', hidden=16)), glue_dir=str(practice), tasks=('rte',), runs=2,
+                         output_dir=str(tmp_path), group='tb', log='csv,tensorboard')
+    closed = []
+    real_close = gf.close_trackers
+    monkeypatch.setattr(gf, 'close_trackers', lambda ts: (closed.extend(ts), real_close(ts)))
     with contextlib.redirect_stdout(io.StringIO()): finetune_sweep(cfg)
-    assert logged['init']['mode'] == 'debug' and logged['glue/rte/run_0'] == {'accuracy': 0.75}
-    assert logged['config']['log'] == 'neptune-debug'
+    acc = EventAccumulator(str(tmp_path/'tb'/'tensorboard')); acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars('glue/rte/accuracy')] == [(0, 0.75), (1, 0.5)]
+    assert [type(t).__name__ for t in closed] == ['TensorBoardTracker']
 
 
 # ---- gradient accumulation ---------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from electra_gdes.train import read_log
 def finished(tmp_path_factory):
     "A finished 4-step run in `<d>/out/r`."
     d = tmp_path_factory.mktemp('safety')
-    r = script('electra-pretrain', *tiny_pretrain_args(d))
+    r = script('electra-pretrain', *tiny_pretrain_args(d), '--log', 'csv,tensorboard')
     assert r.returncode == 0, r.stderr[-3000:]
+    assert any((d/'out'/'r'/'tensorboard').glob('events.out.tfevents.*'))
     return d
 
 def _copy(finished, tmp_path):
@@ -67,9 +68,10 @@ def test_more_steps_need_allow_change(finished, tmp_path):
 def test_overwrite_replaces_the_run(finished, tmp_path):
     d = _copy(finished, tmp_path)
     before = checksums(d/'out'/'r')
-    r = script('electra-pretrain', *tiny_pretrain_args(d, steps=2, corpus=finished/'corpus'), '--overwrite')
+    r = script('electra-pretrain', *tiny_pretrain_args(d, steps=2, corpus=finished/'corpus'), '--overwrite', '--log', 'csv')
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'Replacing the run' in r.stdout
+    assert not (d/'out'/'r'/'tensorboard').exists()   # the old run's tracker files went with it
     assert [x['step'] for x in read_log(d/'out'/'r'/'log.csv')] == [1, 2]
     assert sorted(p.name for p in (d/'out'/'r'/'checkpoints').glob('*.pt')) == ['step-00000001.pt', 'step-00000002.pt']
     assert checksums(d/'out'/'r') != before
