@@ -26,6 +26,7 @@ from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.training import GradientClip
 from .config import PretrainConfig
 from .data import pad_collate
+from . import rtd
 from .rtd import (RTDLoss, mask_tokens, rtd_labels, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall,
                                replaced_f1)
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
@@ -33,15 +34,16 @@ from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, 
 from .model import resolve_attention, set_attention, unwrap_rtd_model
 
 # %% auto #0
-__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT', 'LOG_COLUMNS',
-           'RTD_LOG_METRICS', 'NEPTUNE_MODES', 'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices',
-           'StepBatchSampler', 'pretrain_dataloaders', 'global_step', 'step_seed', 'position_sample', 'RTDCallback',
-           'DeviceMixedPrecision', 'precision_callbacks', 'rtd_counts', 'metrics_from_counts', 'read_log', 'log_line',
-           'parse_log_line', 'shows_progress_bar', 'RTDLogger', 'neptune_run', 'checkpoint_steps', 'checkpoint_path',
-           'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint', 'rng_states',
-           'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'GlobalRTDLoss', 'RTDLearner',
-           'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
-           'export_checkpoint', 'export_main']
+__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
+           'SPLIT_INDEPENDENT_SAMPLERS', 'LOG_COLUMNS', 'RTD_LOG_METRICS', 'NEPTUNE_MODES', 'CHECKPOINT_FORMAT',
+           'data_permutation', 'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'global_step',
+           'step_seed', 'row_seeds', 'max_masked', 'SplitIndependentNoise', 'gumbel_sample_at', 'position_sample',
+           'SplitIndependentSampler', 'RTDCallback', 'DeviceMixedPrecision', 'precision_callbacks', 'rtd_counts',
+           'metrics_from_counts', 'read_log', 'log_line', 'parse_log_line', 'shows_progress_bar', 'RTDLogger',
+           'neptune_run', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
+           'read_checkpoint', 'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step',
+           'CheckpointCallback', 'load_checkpoint', 'GlobalRTDLoss', 'RTDLearner', 'default_device', 'pretrain_learner',
+           'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -93,7 +95,7 @@ def pretrain_dataloaders(cfg: PretrainConfig, dataset, pad_token_id: int, valid_
                        shuffle=False, collate_fn=collate, generator=torch.Generator())
     return DataLoaders(train, valid, device=device)
 
-# %% ../nbs/05_train.ipynb #c014
+# %% ../nbs/05_train.ipynb #c015
 def global_step(learn) -> int:
     "Steps finished before this batch (in `before_batch`), or including it (in `after_batch`, after `TrainEvalCallback`)."
     return learn.start_step + learn.train_iter
@@ -106,23 +108,83 @@ def step_seed(seed: int, stream: int, step: int, rank: int) -> int:
     hi, lo = np.random.SeedSequence([seed, stream, step, rank]).generate_state(2)
     return int(hi) << 31 ^ int(lo)
 
+def row_seeds(seed: int, step: int, n_rows: int) -> list[int]:
+    "63-bit seeds of the sampling RNGs of rows `0 .. n_rows-1` of global batch `step` (a row's seed does not depend on `n_rows`)."
+    # one SeedSequence per step rather than per row: its words are a prefix-stable stream (a row is 2 words)
+    words = np.random.SeedSequence([seed, TRAIN_SAMPLING, step]).generate_state(2 * n_rows).reshape(-1, 2)
+    return [int(hi) << 31 ^ int(lo) for hi, lo in words.tolist()]
+
+def max_masked(mask_prob: float, max_length: int) -> int:
+    "The most positions `rtd.masked_count` masks in one sequence: ELECTRA's `int((mask_prob + 0.005) * max_length)`."
+    return int((mask_prob + 0.005) * max_length)
+
 def _masked_in_order(values: torch.Tensor, is_masked: torch.Tensor, n: int) -> torch.Tensor:
     "`values[is_masked]` for a mask known to hold `n` positions, without the device sync of boolean indexing."
     order = (~is_masked).flatten().to(torch.int32).argsort(stable=True)[:n]   # the masked positions first, in row-major order
     return values.flatten()[order]
 
+class SplitIndependentNoise:
+    """The uniforms of a training batch's samples: the `k`-th masked position of a row gets row `k` of the `[cap, ...]`
+    uniforms of an RNG seeded with that row's seed (`row_seeds`), whatever the split of the global batch.
+    `seeds`: one per row of `is_masked`; `cap`: the most positions a row has masked (`max_masked`)."""
+    def __init__(self, seeds, is_masked: torch.Tensor, cap: int):
+        if len(seeds) != is_masked.shape[0]:
+            raise ValueError(f'{len(seeds)} row seeds for a batch of {is_masked.shape[0]} rows: pass one seed per row.')
+        self.seeds, self.is_masked, self.cap = list(seeds), is_masked, cap
+
+    def __len__(self): return len(self.seeds)
+    def __getitem__(self, rows: slice) -> SplitIndependentNoise:
+        "The noise of the micro-batch of rows `rows` (`RTDLearner` slices its inputs this way)."
+        return SplitIndependentNoise(self.seeds[rows], self.is_masked[rows], self.cap)
+    def __repr__(self): return f'{type(self).__name__}({len(self)} rows, cap={self.cap})'
+
+    @torch.compiler.disable   # a host loop that seeds a generator per row: nothing for the compiler to trace
+    def uniforms(self, n: int, *shape: int) -> torch.Tensor:
+        "`[n, *shape]` fp32 uniforms in [0, 1): one `shape` block per masked position (`n` of them), in the order of `x[is_masked]`."
+        m, cap = self.is_masked, self.cap
+        dev, b = m.device, m.shape[0]
+        slot = torch.arange(b, device=dev)[:, None] * cap + m.cumsum(-1) - 1   # (row, k) of each masked position, as row * cap + k
+        # where each row's k-th block goes among the n masked positions; a k that the row does not have goes to spare row n
+        dest = torch.full((b * cap,), n, device=dev).scatter_(0, _masked_in_order(slot, m, n), torch.arange(n, device=dev))
+        out, gen = torch.empty(n + 1, *shape, device=dev), torch.Generator(device=dev)
+        for r, seed in enumerate(self.seeds):
+            gen.manual_seed(seed)
+            out.index_copy_(0, dest[r * cap:(r + 1) * cap], torch.rand(cap, *shape, generator=gen, device=dev))
+        return out[:n]
+
+@torch.no_grad()
+def gumbel_sample_at(logits: torch.Tensor, temperature: float, noise: SplitIndependentNoise) -> torch.Tensor:
+    "ELECTRA's Gumbel-max sample of each row of `logits` in fp32, `argmax(logits / T + rtd.gumbel_noise(u))`, at `noise`'s uniforms."
+    logits = logits.float()   # bf16 logits / T would round to 8 bits and shift which token wins
+    gumbel = rtd.gumbel_noise(noise.uniforms(*logits.shape))
+    return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)
+
 @torch.no_grad()
 def position_sample(logits: torch.Tensor, temperature: float = 1.0, noise=None) -> torch.Tensor:
-    """A sample of each row of `softmax(logits / temperature)` by its inverse CDF at one uniform number per row.
-    `noise`: `(uniforms, is_masked)` of a batch (the rows of `logits` are its masked positions), a `torch.Generator`, or None."""
+    """A sample of each row of `softmax(logits / temperature)` in fp32 by its inverse CDF at one uniform number per row
+    (DeBERTaV3's multinomial sampler). `noise`: a `SplitIndependentNoise`, a `torch.Generator`, or None (the global RNG)."""
     probs = torch.softmax(logits.float() if temperature == 1.0 else logits.float() / temperature, -1)
     cdf = probs.cumsum_(-1)
     n = logits.shape[0]
-    if isinstance(noise, tuple): u = _masked_in_order(*noise, n)
+    if isinstance(noise, SplitIndependentNoise): u = noise.uniforms(n)
     else: u = torch.rand(n, generator=noise, device=logits.device)
     # scaled by the row's total, which float rounding keeps near but not at 1
     idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
     return idx.clamp_max_(logits.shape[-1] - 1)
+
+SPLIT_INDEPENDENT_SAMPLERS = {'gumbel': gumbel_sample_at, 'multinomial': position_sample}
+
+class SplitIndependentSampler:
+    """`RTDModel.sample` in training: `cfg.sampling`'s sampler at the `SplitIndependentNoise` that `RTDCallback` passes,
+    and `rtd.SAMPLER_FUNCS[sampling]` itself for a `torch.Generator` or None (held-out batches, evaluation)."""
+    def __init__(self, sampling: str):
+        if sampling not in SPLIT_INDEPENDENT_SAMPLERS:
+            raise ValueError(f"sampling={sampling!r} is unknown; use one of {', '.join(map(repr, SPLIT_INDEPENDENT_SAMPLERS))} (cfg.sampling).")
+        self.sampling = sampling
+    def __call__(self, logits: torch.Tensor, temperature: float = 1.0, rng=None) -> torch.Tensor:
+        if isinstance(rng, SplitIndependentNoise): return SPLIT_INDEPENDENT_SAMPLERS[self.sampling](logits, temperature, rng)
+        return rtd.SAMPLER_FUNCS[self.sampling](logits, temperature, rng)
+    def __repr__(self): return f'{type(self).__name__}({self.sampling!r})'
 
 def _canvas_width(max_length: int, length: int) -> int: return max(-(-max_length // 8) * 8, length)
 
@@ -152,9 +214,8 @@ class RTDCallback(Callback):
             ids[rows, :L], attn[rows, :L] = input_ids, attention_mask
             gen = torch.Generator(device=dev).manual_seed(step_seed(self.cfg.seed, TRAIN_MASKS, step, 0))
             masked_ids, is_masked = (t[rows, :L] for t in self._mask(ids, attn, gen))
-            gen.manual_seed(step_seed(self.cfg.seed, TRAIN_SAMPLING, step, 0))
-            u = torch.rand(B, W, generator=gen, device=dev)[rows, :L]
-            self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked, (u, is_masked))
+            noise = SplitIndependentNoise(row_seeds(self.cfg.seed, step, B)[rows], is_masked, max_masked(self.cfg.mask_prob, self.cfg.max_length))
+            self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked, noise)
             # dropout, the one user of the global RNG in a step: seeded per (step, rank), so that a run resumed on any
             # number of processes draws what the uninterrupted one drew
             torch.manual_seed(step_seed(self.cfg.seed, TRAIN_DROPOUT, step, self.rank))
@@ -168,7 +229,7 @@ class RTDCallback(Callback):
         torch.set_rng_state(self._rng[0])
         if self._rng[1] is not None: torch.cuda.set_rng_state_all(self._rng[1])
 
-# %% ../nbs/05_train.ipynb #c020
+# %% ../nbs/05_train.ipynb #c021
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` with autocast and `GradScaler` on the model's device (fastai's assumes CUDA)."
     def before_fit(self):
@@ -185,7 +246,7 @@ def precision_callbacks(cfg: PretrainConfig) -> list:
     "The mixed-precision callback for `cfg.precision` (none for fp32)."
     return [] if cfg.precision == 'fp32' else [DeviceMixedPrecision(amp_mode=cfg.precision)]
 
-# %% ../nbs/05_train.ipynb #c022
+# %% ../nbs/05_train.ipynb #c023
 LOG_COLUMNS = ('step', 'lr', 'loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc',
                'replaced_precision', 'replaced_recall', 'replaced_f1', 'tokens_per_s')
 RTD_LOG_METRICS = {'gen_acc': mlm_accuracy, 'disc_acc': disc_accuracy, 'replaced_precision': replaced_precision,
@@ -299,7 +360,7 @@ class RTDLogger(Callback):
         if self.file is not None: self.file.close(); self.file = None
         for t in self.trackers: t.close()
 
-# %% ../nbs/05_train.ipynb #c025
+# %% ../nbs/05_train.ipynb #c026
 NEPTUNE_MODES = {'neptune-offline': 'offline', 'neptune-async': 'async', 'neptune-debug': 'debug'}
 
 def neptune_run(cfg: PretrainConfig):
@@ -318,7 +379,7 @@ def neptune_run(cfg: PretrainConfig):
     run['config'] = {k: (str(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
     return run
 
-# %% ../nbs/05_train.ipynb #c027
+# %% ../nbs/05_train.ipynb #c028
 CHECKPOINT_FORMAT = 1
 
 def checkpoint_steps(cfg: PretrainConfig) -> list:
@@ -372,7 +433,7 @@ def latest_checkpoint(run_dir) -> Path | None:
                                  'delete that folder to start over, or run without --resume.')
     return None
 
-# %% ../nbs/05_train.ipynb #c028
+# %% ../nbs/05_train.ipynb #c029
 def rng_states() -> dict:
     "The global RNG states (torch, CUDA if any, numpy, python) in a form `torch.load(weights_only=True)` reads back."
     npst = np.random.get_state(legacy=False)
@@ -389,7 +450,7 @@ def set_rng_states(states: dict):
     np.random.set_state({**npst, 'state': {'key': npst['state']['key'].numpy().astype(np.uint32), 'pos': npst['state']['pos']}})
     if 'cuda' in states and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states['cuda'])
 
-# %% ../nbs/05_train.ipynb #c031
+# %% ../nbs/05_train.ipynb #c032
 def _opt_state(opt) -> dict:
     sd = opt.state_dict()   # fastai `L`s and defaultdicts: plain lists and dicts load with weights_only=True
     return {'state': [dict(s) for s in sd['state']], 'hypers': [dict(h) for h in sd['hypers']]}
@@ -441,7 +502,7 @@ def load_checkpoint(learn, path) -> int:
     learn.checkpoint.pending = state['rng'], state.get('scaler')
     return state['step']
 
-# %% ../nbs/05_train.ipynb #c034
+# %% ../nbs/05_train.ipynb #c035
 class GlobalRTDLoss(RTDLoss):
     """`RTDLoss` whose two means are over the whole global batch: the MLM sum over `n_masked`, the discriminator sum
     over `n_real`, times `world_size` (DDP averages the processes' gradients). Without `counts`, `RTDLoss` itself."""
@@ -511,7 +572,7 @@ class RTDLearner(Learner):
         self._with_events(self._step, 'step', CancelStepException)
         self.opt.zero_grad()
 
-# %% ../nbs/05_train.ipynb #c035
+# %% ../nbs/05_train.ipynb #c036
 def default_device(rank=0) -> torch.device:
     "This process's device: its GPU (`cuda:<local rank>`) when there is one, else the CPU."
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
@@ -532,7 +593,8 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
         model = build_rtd_model(cfg, tokenizer)
     device = device or default_device(rank)
     model = set_attention(model.to(device), resolve_attention(cfg.attention, device))
-    unwrap_rtd_model(model).sample = position_sample   # the samples of a position do not depend on the micro-batching
+    # cfg.sampling's sampler, at uniforms that do not depend on how the global batch is split (RTDCallback)
+    unwrap_rtd_model(model).sample = SplitIndependentSampler(cfg.sampling)
     if cfg.compile: model.compile()
     write, bar = rank == 0, shows_progress_bar()
     quiet_progress_bars()   # stderr a file: no `\r` redraws from the exports' progress bars
@@ -567,7 +629,7 @@ def resume(learn) -> int:
     print(f'Resuming from {path} at step {step} of {learn.cfg.steps}.')
     return step
 
-# %% ../nbs/05_train.ipynb #c037
+# %% ../nbs/05_train.ipynb #c038
 def plot_losses(log_path, png_path=None):
     "Plot the MLM and discriminator losses and accuracies of `log_path` (a `log.csv`); save to `png_path` if given."
     import matplotlib.pyplot as plt
@@ -585,7 +647,7 @@ def plot_losses(log_path, png_path=None):
         with write_guard(png_path, 'the loss plot', tmp): fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
     return fig
 
-# %% ../nbs/05_train.ipynb #c039
+# %% ../nbs/05_train.ipynb #c040
 class ExportError(ValueError):
     "What was given to `export_checkpoint` is not a usable checkpoint or run; the message says what to pass instead."
 

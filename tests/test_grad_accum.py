@@ -47,16 +47,19 @@ def assert_same_run(a_dir, b_dir, wa, wb):
     assert wa.keys() == wb.keys()
     for k in wa: torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5, msg=k)
 
-def test_four_micro_batches_of_8_equal_one_step_of_32(tmp_path):
+@pytest.mark.parametrize('sampling', ['gumbel', 'multinomial'])
+def test_four_micro_batches_of_8_equal_one_step_of_32(tmp_path, sampling):
+    "Each sampler of `cfg.sampling` (ELECTRA's Gumbel-max, DeBERTaV3's multinomial) draws the same samples however the batch is split."
     tok, ds = word_data()
     runs = {}
     for accum in (1, 4):
-        learn = no_dropout(pretrain_learner(cfg_for(tmp_path, f'accum{accum}', accum), ds, tok, device=torch.device('cpu')))
+        learn = no_dropout(pretrain_learner(cfg_for(tmp_path, f'accum{accum}', accum, sampling=sampling), ds, tok, device=torch.device('cpu')))
+        assert learn.model.sample.sampling == sampling
         fit_steps(learn)
         runs[accum] = weights(learn)
     assert_same_run(tmp_path/'accum1', tmp_path/'accum4', runs[1], runs[4])
     # and the runs did train (the comparison is not of two untouched models)
-    init = weights(pretrain_learner(cfg_for(tmp_path, 'init', 1), ds, tok, device=torch.device('cpu')))
+    init = weights(pretrain_learner(cfg_for(tmp_path, 'init', 1, sampling=sampling), ds, tok, device=torch.device('cpu')))
     assert any(not torch.allclose(init[k], runs[4][k]) for k in init)
 
 def test_the_loss_is_normalised_by_the_global_counts_not_by_n(tmp_path):

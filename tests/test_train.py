@@ -77,8 +77,8 @@ def _word_level_data():
     return tok, datasets.Dataset.from_list(rows)
 
 def _tiny_cfg(tmp_path, **kw):
-    return pretrain_config('electra', 'tiny', hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32, num_layers=1,
-                           steps=10, warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path), **kw)
+    return pretrain_config('electra', 'tiny', **{**dict(hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32,
+                           num_layers=1, steps=10, warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path)), **kw})
 
 def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
     tok, ds = _word_level_data()
@@ -114,39 +114,6 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.equal(read_checkpoint(p)['w'], torch.arange(3.))   # the old checkpoint is intact
     assert latest_checkpoint(tmp_path) == p
-
-NATO = 'alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa'.split()
-
-def _cyclic_corpus(path, n_docs=300, seed=0):
-    "Documents of 8-word runs through a fixed cycle of words: each token is predictable from its neighbours."
-    rng = np.random.default_rng(seed)
-    docs = []
-    for _ in range(n_docs):
-        s = int(rng.integers(len(NATO)))
-        docs.append(' '.join(' '.join(NATO[(s + 3*k + j) % len(NATO)] for j in range(8)) + '.' for k in range(12)))
-    path.write_text('\n\n'.join(docs))
-    return path
-
-def test_discriminator_beats_the_all_original_baseline(tmp_path):
-    """A tiny run on a repetitive corpus: on held-out batches the discriminator is more accurate than answering
-    'original' everywhere. The all-original baseline is right on TN + FP tokens, the discriminator on TP + TN, so it
-    beats the baseline exactly when TP > FP, i.e. replaced-token precision > 0.5 (with some recall).
-    The generator samples at temperature 3 so that it keeps replacing tokens after it has learned the corpus."""
-    from electra_gdes.data import load_tokenizer, build_pretrain_dataset
-    from electra_gdes.pretrain import held_out_split
-    cfg = pretrain_config('electra', 'tiny', corpus=str(_cyclic_corpus(tmp_path/'cyclic.txt')), cache_dir=str(tmp_path/'cache'),
-                          output_dir=str(tmp_path/'out'), steps=150, warmup_steps=15, lr=1e-3, temperature=3.0,
-                          log_every=25, checkpoint_fractions=(1.0,))
-    tok = load_tokenizer(cfg)
-    train_ds, held_out = held_out_split(build_pretrain_dataset(cfg, tok), cfg.batch_size)
-    learn = fit_steps(pretrain_learner(cfg, train_ds, tok, valid_dataset=held_out))
-    names = ['valid_loss'] + [m.name for m in learn.metrics]
-    res = dict(zip(names, learn.validate()))
-    assert res['replaced_precision'] > 0.7 and res['replaced_recall'] > 0.3, res
-    # and the untrained model does not: the same check would fail before training
-    untrained = pretrain_learner(cfg, train_ds, tok, valid_dataset=held_out)
-    res0 = dict(zip(names, untrained.validate()))
-    assert not (res0['replaced_precision'] > 0.7 and res0['replaced_recall'] > 0.3), res0
 
 def test_torchrun_two_processes_run_the_pretraining_script(tmp_path):
     "`torchrun` with two gloo processes runs `electra-pretrain`: one log (every step once), one exported discriminator."
@@ -192,3 +159,80 @@ def test_mask_unk_decides_whether_unk_may_be_masked(tmp_path, mask_unk):
     masked_ids, is_masked = rtd._mask(unk, torch.ones_like(unk), torch.Generator().manual_seed(0))
     assert bool(is_masked.any()) == mask_unk
     assert not is_masked[:, [0, -1]].any()
+
+# ---------------------------------------------------------------- the generator's samples in training
+
+class SampleProbe(Callback):
+    "What the model got and sampled in each training micro-batch: its noise, generator logits and sampled ids (and the step)."
+    order = 0
+    def __init__(self): self.seen, self.steps = [], []
+    def after_pred(self):
+        if not self.training: return
+        self.seen.append((self.learn.xb[4], self.pred.mlm_logits.detach(), self.pred.sampled_ids))
+        self.steps.append(train.global_step(self.learn))
+
+def _sampling_run(tmp_path, cbs, **kw):
+    tok, ds = _word_level_data()
+    cfg = _tiny_cfg(tmp_path, steps=2, grad_accum=2, **kw)
+    fit_steps(pretrain_learner(cfg, ds, tok, cbs=cbs, device=torch.device('cpu')))
+    return cfg
+
+@pytest.mark.parametrize('temperature', [1.0, 2.0])
+def test_training_samples_by_gumbel_max_at_the_known_uniforms(tmp_path, temperature):
+    """With cfg.sampling='gumbel' every training micro-batch's samples are `argmax(gumbel_noise(u) + logits / T)` where
+    the `k`-th masked position of global row `r` of step `t` gets `u` = row `k` of `torch.rand(cap, vocab)` from a
+    generator seeded `row_seeds(seed, t, batch_size)[r]`: a function of (seed, step, row, k, vocab id) alone. The
+    inverse-CDF sampler at the same noise draws other tokens."""
+    from electra_gdes.rtd import gumbel_noise
+    from electra_gdes.train import row_seeds
+    probe = SampleProbe()
+    cfg = _sampling_run(tmp_path, [probe], sampling='gumbel', temperature=temperature)
+    assert len(probe.seen) == 4 and probe.steps == [0, 0, 1, 1]   # 2 steps x 2 micro-batches of 4 rows
+    cap, differs = int((cfg.mask_prob + 0.005) * cfg.max_length), 0
+    for j, ((noise, logits, sampled), step) in enumerate(zip(probe.seen, probe.steps)):
+        rows = range(4 * (j % 2), 4 * (j % 2) + 4)   # the micro-batch's rows of the global batch
+        per_row = [torch.rand(cap, logits.shape[1], generator=torch.Generator().manual_seed(row_seeds(cfg.seed, step, 8)[r]))
+                   for r in rows]
+        u = torch.cat([per_row[i][:int(n)] for i, n in enumerate(noise.is_masked.sum(-1))])   # k-th masked: row k
+        torch.testing.assert_close(noise.uniforms(*logits.shape), u, rtol=0, atol=0)
+        expected = (gumbel_noise(u.double()) + logits.double() / temperature).argmax(-1)   # the formula, in float64
+        assert torch.equal(sampled, expected)
+        differs += int((train.position_sample(logits, temperature, noise) != sampled).sum())
+    assert differs > 0
+
+def test_training_gumbel_noise_comes_from_rtd(tmp_path, monkeypatch):
+    """Training's Gumbel-max calls `rtd.gumbel_noise` on `[n_masked, vocab]` uniforms of each micro-batch: noise that
+    puts a large value on one token makes every sample that token. The multinomial sampler does not call it."""
+    import electra_gdes.rtd as rtd
+    calls = []
+    def forced(u):
+        calls.append(tuple(u.shape))
+        return torch.zeros_like(u).index_fill_(-1, torch.tensor([7]), 1e6)
+    monkeypatch.setattr(rtd, 'gumbel_noise', forced)
+    probe = SampleProbe()
+    _sampling_run(tmp_path/'gumbel', [probe], sampling='gumbel')
+    assert calls == [tuple(logits.shape) for _, logits, _ in probe.seen] and len(calls) == 4
+    assert all(bool((sampled == 7).all()) for _, _, sampled in probe.seen)
+    calls.clear()
+    probe = SampleProbe()
+    _sampling_run(tmp_path/'multinomial', [probe], sampling='multinomial')
+    assert calls == [] and len(probe.seen) == 4
+    assert not all(bool((sampled == 7).all()) for _, _, sampled in probe.seen)
+
+def _chi_square(samples, probs):
+    counts = torch.bincount(samples, minlength=len(probs)).double()
+    expected = probs.double() * len(samples)
+    return float(((counts - expected) ** 2 / expected).sum())
+
+@pytest.mark.parametrize('sampling', ['gumbel', 'multinomial'])
+def test_training_samplers_draw_from_the_softmax(sampling):
+    """4,000 masked positions with the same logits, sampled as training samples them: the counts fit softmax(logits / T)
+    (chi-square, 5 degrees of freedom, below its 0.1% point 20.5), and clearly do not fit softmax(logits)."""
+    from electra_gdes.train import SplitIndependentNoise, SplitIndependentSampler, row_seeds
+    logits, T = torch.tensor([1.0, 0.0, -1.0, 2.0, 0.5, -2.0]), 2.0
+    is_masked = torch.zeros(1000, 12, dtype=torch.bool)
+    is_masked[:, [1, 4, 5, 9]] = True   # 4 masked positions in each of 1,000 rows: every k of a row's uniforms is used
+    noise = SplitIndependentNoise(row_seeds(0, 1, 1000), is_masked, cap=4)
+    samples = SplitIndependentSampler(sampling)(logits.repeat(4000, 1), T, noise)
+    assert _chi_square(samples, torch.softmax(logits / T, -1)) < 20.5
+    assert _chi_square(samples, torch.softmax(logits, -1)) > 100   # the test can tell temperatures apart
