@@ -172,14 +172,16 @@ def _names(x) -> tuple:
 
 # %% ../nbs/00_config.ipynb #c009
 _ELECTRA = dict(backbone='electra', mask_style='electra', sampling='gumbel', disc_weight=50.0, schedule='electra',
-                example_builder='electra', tokenizer='bert-uncased', vocab_size=30522, gen_depth_ratio=1.0)
+                example_builder='electra', tokenizer='bert-uncased', vocab_size=30522, gen_depth_ratio=1.0,
+                log_every=100)   # a line per 100 steps: about 1.5 MB of stdout for 1M steps
 _DEBERTA = dict(backbone='deberta', mask_style='deberta', sampling='multinomial', disc_weight=10.0, schedule='deberta',
-                example_builder='deberta', tokenizer='train', vocab_size=128100, mask_unk=False, gen_width_ratio=1.0, gen_depth_ratio=0.5)
+                example_builder='deberta', tokenizer='train', vocab_size=128100, mask_unk=False, gen_width_ratio=1.0, gen_depth_ratio=0.5,
+                log_every=100)
 
 PRETRAIN_PRESETS = {
     ('electra', 'tiny'):  dict(_ELECTRA, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512, embedding_size=64,
                                gen_width_ratio=0.5, max_length=128, batch_size=16, steps=300, lr=2e-3, warmup_steps=30,
-                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=50),
+                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=50, log_every=10),
     ('electra', 'small'): dict(_ELECTRA, hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024, embedding_size=128,
                                gen_width_ratio=0.25, max_length=128, batch_size=128, steps=1_000_000, lr=5e-4, warmup_steps=10_000,
                                mask_prob=0.15),
@@ -191,7 +193,7 @@ PRETRAIN_PRESETS = {
                                mask_prob=0.25),
     ('deberta', 'tiny'):  dict(_DEBERTA, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512, embedding_size=128,
                                vocab_size=8000, max_length=128, batch_size=16, steps=300, lr=2e-3, warmup_steps=30,
-                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=50),
+                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=50, log_every=10),
     ('deberta', 'xsmall'): dict(_DEBERTA, hidden_size=384, num_layers=12, num_heads=6, intermediate_size=1536, embedding_size=384,
                                 max_length=512, batch_size=64, steps=1_000_000, lr=3e-4, warmup_steps=10_000, mask_prob=0.15),
     ('deberta', 'small'): dict(_DEBERTA, hidden_size=768, num_layers=6, num_heads=12, intermediate_size=3072, embedding_size=768,

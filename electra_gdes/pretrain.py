@@ -6,7 +6,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain.html.md"""
 
 # %% ../nbs/Pretrain.ipynb #c002
 from __future__ import annotations
-import dataclasses, shutil, sys
+import dataclasses, os, shutil, sys
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
 from .config import *
@@ -19,8 +19,8 @@ __all__ = ['RUN_FILES', 'held_out_split', 'init_model', 'RunDirError', 'run_file
 
 # %% ../nbs/Pretrain.ipynb #c015
 def held_out_split(ds, batch_size: int):
-    "`(train, held_out)`: the last examples of `ds` (at most 2% of it and two batches) are held out for evaluation."
-    n = min(len(ds) // 50, 2 * batch_size)
+    "`(train, held_out)`: the last examples of `ds` (at most 2% of it, and two batches or 256 examples) are held out for evaluation."
+    n = min(len(ds) // 50, max(2 * batch_size, 256))   # 256: a small batch's two batches give a held-out AUC too noisy to read
     return (ds, None) if n == 0 else (ds.select(range(len(ds) - n)), ds.select(range(len(ds) - n, len(ds))))
 
 def init_model(cfg: PretrainConfig, tokenizer):
@@ -112,7 +112,8 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
     from electra_gdes.data import pretrain_data_summary
     from electra_gdes.distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier
     from electra_gdes.model import save_discriminator, save_generator
-    from electra_gdes.train import fit_steps, resume, plot_losses
+    from electra_gdes.train import fit_steps, resume
+    from electra_gdes.rtd_eval import RTDEvalCallback, plot_run
     env = init_distributed()
     tokenizer, ds = pretrain_data(cfg)
     train_ds, held_out = held_out_split(ds, cfg.batch_size)
@@ -124,7 +125,7 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
               f'{env.world_size} process(es).')
     # the trackers of cfg.log are made below, once: the Learner's own neptune run (train.neptune_run) is left out
     learn = distributed_pretrain_learner(dataclasses.replace(cfg, log='csv'), train_ds, tokenizer, init_model(cfg, tokenizer),
-                                         valid_dataset=held_out)
+                                         valid_dataset=held_out, cbs=[RTDEvalCallback()])   # held-out RTD metrics every eval_every steps
     if env.rank == 0:
         if state == 'overwrite': print(f'Replacing the run in {cfg.run_dir} (--overwrite).'); remove_run(cfg.run_dir)
         save_run_config(cfg)
@@ -138,7 +139,7 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
         metrics = final_metrics(cfg.run_dir)   # the model cards show the last held-out evaluation
         save_discriminator(learn.model, tokenizer, cfg.run_dir/'discriminator', cfg=cfg, metrics=metrics)
         save_generator(learn.model, tokenizer, cfg.run_dir/'generator', cfg=cfg, metrics=metrics)
-        plot_losses(cfg.run_dir/'log.csv', cfg.run_dir/'loss.png')
+        plot_run(cfg.run_dir, cfg.run_dir/'loss.png')
         print(f'Discriminator: {cfg.run_dir/"discriminator"}; generator: {cfg.run_dir/"generator"}; losses: {cfg.run_dir/"loss.png"}')
         if cfg.push_to_hub: _push(cfg)
     barrier()   # no process leaves (and tears the group down) while rank 0 still exports
@@ -168,7 +169,7 @@ def _push(cfg: PretrainConfig):
 def main(args=None):
     "Entry point of `electra-pretrain`: every `PretrainConfig` field is an option."
     cfg = pretrain_config_from_args(args)
-    print(format_config(cfg))
+    if os.environ.get('RANK', '0') == '0': print(format_config(cfg))   # under torchrun, once rather than once per process
     try: run_pretraining(cfg)   # no return value: a console script exits with it, and a path would read as a failure
     except Exception as e:
         if isinstance(e, _explained_errors()): sys.exit(f'electra-pretrain: error: {e}')   # one line, no traceback

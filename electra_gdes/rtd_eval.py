@@ -197,10 +197,7 @@ class RTDEvalCallback(Callback):
         row = {k: row[k] for k in EVAL_COLUMNS}
         self.rows.append(row); self.last = step
         write_eval(self.csv_path, self.rows)
-        run = getattr(getattr(self.learn, 'rtd_logger', None), 'neptune_run', None)
-        if run is not None:
-            for k, v in row.items():
-                if k != 'step': run[f'eval/{k}'].append(v, step=step)
+        for tracker in getattr(getattr(self.learn, 'rtd_logger', None), 'trackers', ()): tracker.log(row, step, prefix='eval')
         self.printer(eval_line(row))
         if not self.warned and 2 * step >= self.total and not row['auc'] >= self.collapse_auc:
             self.warned = True
