@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up if needed, then: (1) the library must be exactly what nbdev-export makes of the notebooks, and every notebook
-# clean (nbdev-clean); (2) every notebook runs (nbdev-test); (3) pytest. Nothing here reaches the Hugging Face hub.
+# clean (nbdev-clean); (2) every notebook runs (nbdev-test); (3) both walkthroughs run top to bottom in a kernel
+# (nbconvert, short sizes); (4) the docs pages build from the notebooks; (5) pytest on two workers.
+# Nothing here reaches the Hugging Face hub. Timings of each part are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -23,5 +25,12 @@ echo "ok"
 echo "== nbdev-test"
 nbdev-test --n-workers "${NBDEV_WORKERS:-2}" --timing
 
+echo "== walkthroughs (Pretrain, Finetune_GLUE top to bottom)"
+t0=$SECONDS; bash scripts/run_walkthroughs.sh; echo "walkthroughs: $((SECONDS - t0)) s"
+
+echo "== docs"
+t0=$SECONDS; bash scripts/build_docs.sh 400; echo "docs: $((SECONDS - t0)) s"
+
 echo "== pytest"
-python -m pytest -q "$@"
+# one torch thread per worker: two workers use both cores without oversubscribing them
+t0=$SECONDS; OMP_NUM_THREADS=1 python -m pytest -q -n "${PYTEST_WORKERS:-2}" --durations=15 "$@"; echo "pytest: $((SECONDS - t0)) s"
