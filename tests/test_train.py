@@ -1,5 +1,6 @@
 """The pretraining loop end to end: resume after a real SIGTERM in another process gives the same losses bit for bit,
-clipping happens on unscaled fp16 gradients, checkpoint writes are atomic, the default script's outputs."""
+clipping happens on unscaled fp16 gradients, checkpoint writes are atomic, the default script's outputs; training samples
+with cfg.sampling's published sampler (Gumbel-max through `rtd.gumbel_noise`, or multinomial) from the softmax."""
 import os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pytest, torch
@@ -179,7 +180,7 @@ def _sampling_run(tmp_path, cbs, **kw):
 
 @pytest.mark.parametrize('temperature', [1.0, 2.0])
 def test_training_samples_by_gumbel_max_at_the_known_uniforms(tmp_path, temperature):
-    """With cfg.sampling='gumbel' every training micro-batch's samples are `argmax(gumbel_noise(u) + logits / T)` where
+    """With cfg.sampling='gumbel' every training micro-batch's samples are `argmax(-log(-log(u + 1e-9) + 1e-9) + logits / T)` where
     the `k`-th masked position of global row `r` of step `t` gets `u` = row `k` of `torch.rand(cap, vocab)` from a
     generator seeded `row_seeds(seed, t, batch_size)[r]`: a function of (seed, step, row, k, vocab id) alone. The
     inverse-CDF sampler at the same noise draws other tokens."""
@@ -195,7 +196,9 @@ def test_training_samples_by_gumbel_max_at_the_known_uniforms(tmp_path, temperat
                    for r in rows]
         u = torch.cat([per_row[i][:int(n)] for i, n in enumerate(noise.is_masked.sum(-1))])   # k-th masked: row k
         torch.testing.assert_close(noise.uniforms(*logits.shape), u, rtol=0, atol=0)
-        expected = (gumbel_noise(u.double()) + logits.double() / temperature).argmax(-1)   # the formula, in float64
+        g = -torch.log(-torch.log(u.double() + 1e-9) + 1e-9)   # the published formula (REFERENCE.md section 1), in float64
+        expected = (g + logits.double() / temperature).argmax(-1)
+        assert torch.equal(sampled, (gumbel_noise(u.clone()) + logits / temperature).argmax(-1))   # rtd.gumbel_sample's arithmetic
         assert torch.equal(sampled, expected)
         differs += int((train.position_sample(logits, temperature, noise) != sampled).sum())
     assert differs > 0
