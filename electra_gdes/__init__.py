@@ -42,6 +42,6 @@ Modules:
 - `electra_gdes.rtd_eval`: Every `eval_every` steps, the discriminator and generator on the held-out examples with fixed masks and sampling noise (ROC-AUC, average precision, precision / recall / F1, the all-original baseline, MLM loss and accuracy), the tug-of-war between the MLM and RTD gradients on the embeddings, and the plot of a run.
 - `electra_gdes.sharing_study`: The three embedding-sharing modes trained under the same budget, data and seed: held-out RTD, the tug-of-war between the MLM and RTD gradients, fine-tuning on the practice suite, and the similarity of the token embeddings.
 - `electra_gdes.trackers`: `--log csv,tensorboard,wandb,neptune-offline`: TensorBoard, Weights & Biases and neptune trackers that get every row of `log.csv` (and the held-out rows) at the global step, with the run's config once, all their files in the run directory.
-- `electra_gdes.train`: The fastai `Learner` of RTD pretraining: step-based sampling, masking on the device, mixed precision, gradient clipping, the learning-rate schedule, atomic checkpoints with exact resume, and the CSV / neptune log."""
+- `electra_gdes.train`: The fastai `Learner` of RTD pretraining: step-based sampling, masking on the device, mixed precision, gradient clipping, the learning-rate schedule, atomic checkpoints with exact resume, and the CSV log (and the trackers of `--log`)."""
 
 __version__ = "0.1.0"

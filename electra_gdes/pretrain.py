@@ -11,7 +11,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain.html.md"""
 
 # %% ../nbs/Pretrain.ipynb #c003
 from __future__ import annotations
-import dataclasses, os, shutil, sys
+import os, shutil, sys
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
 from .config import *
@@ -128,9 +128,9 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
         print(f'Training: {cfg.steps} steps x {cfg.batch_size} examples = {cfg.steps * cfg.batch_size / len(train_ds):.2f} '
               f'passes over {len(train_ds)} examples; {0 if held_out is None else len(held_out)} held out; '
               f'{env.world_size} process(es).')
-    # the trackers of cfg.log are made below, once: the Learner's own neptune run (train.neptune_run) is left out
-    learn = distributed_pretrain_learner(dataclasses.replace(cfg, log='csv'), train_ds, tokenizer, init_model(cfg, tokenizer),
-                                         valid_dataset=held_out, cbs=[RTDEvalCallback()])   # held-out RTD metrics every eval_every steps
+    # trackers=(): the trackers of cfg.log are made after the barrier below, so that --overwrite cannot remove their folders
+    learn = distributed_pretrain_learner(cfg, train_ds, tokenizer, init_model(cfg, tokenizer), valid_dataset=held_out,
+                                         cbs=[RTDEvalCallback()], trackers=())   # held-out RTD metrics every eval_every steps
     if env.rank == 0:
         if state == 'overwrite': print(f'Replacing the run in {cfg.run_dir} (--overwrite).'); remove_run(cfg.run_dir)
         save_run_config(cfg)

@@ -1,5 +1,5 @@
 """The fastai `Learner` of RTD pretraining: step-based sampling, masking on the device, mixed precision, gradient
-clipping, the learning-rate schedule, atomic checkpoints with exact resume, and the CSV / neptune log.
+clipping, the learning-rate schedule, atomic checkpoints with exact resume, and the CSV log (and the trackers of `--log`).
 
 Docs: https://electra-gdes.github.io/electra_gdes/train.html.md"""
 
@@ -32,18 +32,19 @@ from .rtd import (RTDLoss, mask_tokens, rtd_labels, mlm_accuracy, disc_accuracy,
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
 from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, write_guard, quiet_progress_bars
 from .model import resolve_attention, set_attention, unwrap_rtd_model
+from .trackers import make_trackers
 
 # %% auto #0
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
-           'SPLIT_INDEPENDENT_SAMPLERS', 'LOG_COLUMNS', 'RTD_LOG_METRICS', 'NEPTUNE_MODES', 'CHECKPOINT_FORMAT',
-           'data_permutation', 'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'global_step',
-           'step_seed', 'row_seeds', 'max_masked', 'SplitIndependentNoise', 'gumbel_sample_at', 'position_sample',
-           'SplitIndependentSampler', 'RTDCallback', 'DeviceMixedPrecision', 'precision_callbacks', 'rtd_counts',
-           'metrics_from_counts', 'read_log', 'log_line', 'parse_log_line', 'shows_progress_bar', 'RTDLogger',
-           'neptune_run', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
-           'read_checkpoint', 'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step',
-           'CheckpointCallback', 'load_checkpoint', 'GlobalRTDLoss', 'RTDLearner', 'default_device', 'pretrain_learner',
-           'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint', 'export_main']
+           'SPLIT_INDEPENDENT_SAMPLERS', 'LOG_COLUMNS', 'RTD_LOG_METRICS', 'CHECKPOINT_FORMAT', 'data_permutation',
+           'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'global_step', 'step_seed', 'row_seeds',
+           'max_masked', 'SplitIndependentNoise', 'gumbel_sample_at', 'position_sample', 'SplitIndependentSampler',
+           'RTDCallback', 'DeviceMixedPrecision', 'precision_callbacks', 'rtd_counts', 'metrics_from_counts',
+           'read_log', 'log_line', 'parse_log_line', 'shows_progress_bar', 'RTDLogger', 'checkpoint_steps',
+           'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint',
+           'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'GlobalRTDLoss',
+           'RTDLearner', 'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
+           'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -309,10 +310,10 @@ def shows_progress_bar() -> bool:
     return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
 
 class RTDLogger(Callback):
-    "Log step, lr, losses, RTD metrics and tokens/s every `every` steps to `path` (CSV), neptune, `trackers` and (`lines`) stdout."
+    "Log step, lr, losses, RTD metrics and tokens/s every `every` steps to `path` (CSV), `trackers` and (`lines`) stdout."
     order, run_valid = 65, False   # after Recorder (smooth loss) and ProgressCallback (the bar's comment)
-    def __init__(self, path, every: int, total_steps: int, neptune_run=None, world_size=1, write=True, trackers=(), lines=False):
-        self.log_path, self.every, self.total_steps, self.neptune_run = Path(path), every, total_steps, neptune_run
+    def __init__(self, path, every: int, total_steps: int, world_size=1, write=True, trackers=(), lines=False):
+        self.log_path, self.every, self.total_steps = Path(path), every, total_steps
         self.world_size, self.write, self.trackers, self.lines = world_size, write, tuple(trackers or ()), lines
 
     def before_fit(self):
@@ -351,33 +352,11 @@ class RTDLogger(Callback):
         if self.lines and self.write:
             done = step - self.fit_start
             print(log_line(row, self.total_steps, (now - self.fit_t0) / max(done, 1) * (self.total_steps - step)), flush=True)
-        if self.neptune_run is not None:
-            for k, v in row.items():
-                if k != 'step': self.neptune_run[f'train/{k}'].append(v, step=step)
         for t in self.trackers: t.log(dict(row), step)
 
     def after_fit(self):
         if self.file is not None: self.file.close(); self.file = None
         for t in self.trackers: t.close()
-
-# %% ../nbs/05_train.ipynb #c026
-NEPTUNE_MODES = {'neptune-offline': 'offline', 'neptune-async': 'async', 'neptune-debug': 'debug'}
-
-def neptune_run(cfg: PretrainConfig):
-    "A neptune run for `cfg.log` (None for 'csv'); offline and debug modes need no token. `NEPTUNE_PROJECT` names the project."
-    if cfg.log == 'csv': return None
-    if cfg.log not in NEPTUNE_MODES:
-        raise ValueError(f"log={cfg.log!r} is not one of 'csv', {', '.join(map(repr, NEPTUNE_MODES))}; pass --log with one of these.")
-    try: import neptune
-    except ImportError as e:
-        raise ImportError('--log neptune-* needs the neptune client: pip install "neptune>=1.10,<2" neptune-fastai') from e
-    mode = NEPTUNE_MODES[cfg.log]
-    if mode == 'async' and not os.environ.get('NEPTUNE_API_TOKEN'):
-        raise ValueError('--log neptune-async needs NEPTUNE_API_TOKEN (and NEPTUNE_PROJECT) set; use --log neptune-offline to log without them.')
-    run = neptune.init_run(project=os.environ.get('NEPTUNE_PROJECT', 'electra-gdes/pretrain'), mode=mode, name=cfg.run_name,
-                           tags=[cfg.backbone, cfg.size, cfg.embedding_sharing])
-    run['config'] = {k: (str(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
-    return run
 
 # %% ../nbs/05_train.ipynb #c028
 CHECKPOINT_FORMAT = 1
@@ -580,7 +559,8 @@ def default_device(rank=0) -> torch.device:
 def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=None, cbs=None, rank=0, world_size=1,
                      valid_dataset=None, device=None, trackers=None) -> Learner:
     """A fastai `Learner` that pretrains `model` (default: `model.build_rtd_model`) on `dataset` for `cfg.steps` steps.
-    `trackers`: objects with `.log(row: dict, step: int)` and `.close()` that get every logged row (rank 0)."""
+    `trackers`: objects with `.log(row: dict, step: int)` and `.close()` that get every logged row (rank 0); default:
+    those `cfg.log` names (`trackers.make_trackers`)."""
     set_seed(cfg.seed)   # python, numpy, torch: the same cfg gives the same initialisation and the same run
     if tokenizer is None:
         from electra_gdes.data import load_tokenizer
@@ -603,8 +583,8 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
                 StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg),
                 NonFiniteCallback(cfg.max_nonfinite), PreemptionCallback(),
                 CheckpointCallback(cfg.run_dir, checkpoint_steps(cfg), rank),
-                RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, neptune_run(cfg) if write else None, world_size, write,
-                          trackers=trackers if write else (), lines=not bar)]
+                RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, world_size, write, lines=not bar,
+                          trackers=() if not write else make_trackers(cfg, cfg.run_dir, rank) if trackers is None else trackers)]
     # a callback passed in `cbs` replaces the default of its type: two preemption or non-finite callbacks would each
     # act on the same step (and, under DDP, each run their own collective)
     given = list(cbs or [])
