@@ -23,3 +23,22 @@ def practice_suite_and_checkpoint(d, n_train, n_dev, n_test, **config) -> tuple[
                                   n_train=n_train, n_dev=n_dev, n_test=n_test)
     words = ('the', 'a', 'and', 'of', 'is', 'not', 'what', *POSITIVE_WORDS, *NEGATIVE_WORDS)
     return practice, tiny_electra_checkpoint(d/'disc', tiny_tokenizer(words), **config)
+
+
+def word_level_data():
+    "A 32-word WordLevel tokenizer and 40 cyclic 22-token examples."
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+    import datasets
+    vocab = {t: i for i, t in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + [f'w{i}' for i in range(27)])}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token='[UNK]')), pad_token='[PAD]',
+                                  unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]')
+    rows = [{'input_ids': [2] + [5 + (s + j) % 20 for j in range(20)] + [3], 'token_type_ids': [0] * 22} for s in range(40)]
+    return tok, datasets.Dataset.from_list(rows)
+
+def tiny_pretrain_cfg(tmp_path, **kw):
+    "The tiny ELECTRA preset shrunk to one 32-wide layer, 10 steps of 8 examples, no checkpoints, output in `tmp_path`."
+    from electra_gdes.config import pretrain_config
+    return pretrain_config('electra', 'tiny', **{**dict(hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32,
+                           num_layers=1, steps=10, warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path)), **kw})

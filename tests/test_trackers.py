@@ -15,22 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from google.protobuf import json_format
 from wandb.proto import wandb_internal_pb2
-
-def _word_level_data():
-    "A 32-word WordLevel tokenizer and 40 cyclic 22-token examples."
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-    import datasets
-    vocab = {t: i for i, t in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + [f'w{i}' for i in range(27)])}
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token='[UNK]')), pad_token='[PAD]',
-                                  unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]')
-    rows = [{'input_ids': [2] + [5 + (s + j) % 20 for j in range(20)] + [3], 'token_type_ids': [0] * 22} for s in range(40)]
-    return tok, datasets.Dataset.from_list(rows)
-
-def _tiny_cfg(tmp_path, **kw):
-    return pretrain_config('electra', 'tiny', hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32, num_layers=1,
-                           steps=10, warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path), **kw)
+from helpers import word_level_data, tiny_pretrain_cfg
 
 def read_tensorboard(log_dir) -> tuple:
     "`({tag: [(step, value)]}, {step: config text})` of the event files in `log_dir`."
@@ -103,7 +88,7 @@ def test_parse_log_option():
     with pytest.raises(ValueError, match=r'names neptune twice \(neptune-offline, neptune-async\)'): parse_log_option('neptune-offline,neptune-async')
 
 def test_unusable_tracker_fails_before_anything_is_written(tmp_path, monkeypatch):
-    cfg = _tiny_cfg(tmp_path, log='tensorboard,wandb')
+    cfg = tiny_pretrain_cfg(tmp_path, log='tensorboard,wandb')
     real = T.importlib.util.find_spec
     monkeypatch.setattr(T.importlib.util, 'find_spec', lambda name, *a: None if name == 'wandb' else real(name, *a))
     with pytest.raises(ImportError, match='--log wandb needs the wandb package.*pip install wandb'): make_trackers(cfg, cfg.run_dir)
@@ -118,8 +103,8 @@ def test_unusable_tracker_fails_before_anything_is_written(tmp_path, monkeypatch
 
 def test_every_tracker_gets_the_rows_of_log_csv(tmp_path, elsewhere):
     "Pretraining with --log csv,tensorboard,wandb,neptune-offline: each tracker holds exactly log.csv's values at its steps."
-    tok, ds = _word_level_data()
-    cfg = _tiny_cfg(tmp_path, log_every=4)   # 10 steps: rows at 4, 8 and 10
+    tok, ds = word_level_data()
+    cfg = tiny_pretrain_cfg(tmp_path, log_every=4)   # 10 steps: rows at 4, 8 and 10
     trackers = make_trackers(dataclasses.replace(cfg, log='csv,tensorboard,wandb,neptune-offline'), cfg.run_dir)
     assert [type(t).__name__ for t in trackers] == ['TensorBoardTracker', 'WandbTracker', 'NeptuneTracker']
     fit_steps(pretrain_learner(cfg, ds, tok, trackers=trackers))   # RTDLogger closes them after the fit
@@ -145,7 +130,7 @@ def test_every_tracker_gets_the_rows_of_log_csv(tmp_path, elsewhere):
     for c in columns: assert series[f'train/{c}'] == [(r['step'], r[c]) for r in rows]
 
 def test_eval_rows_get_their_own_step_axis(tmp_path, elsewhere):
-    cfg = _tiny_cfg(tmp_path, log='wandb-offline,tensorboard')
+    cfg = tiny_pretrain_cfg(tmp_path, log='wandb-offline,tensorboard')
     ts = make_trackers(cfg, cfg.run_dir)
     for t in ts:
         t.log({'step': 10, 'disc_loss': 0.5}, 10); t.log({'step': 20, 'disc_loss': 0.4}, 20)
@@ -159,7 +144,7 @@ def test_eval_rows_get_their_own_step_axis(tmp_path, elsewhere):
     assert scalars['eval/disc_auc'] == [(15, pytest.approx(0.61))] and 'eval/split' not in scalars
 
 def test_resumed_tensorboard_run_replaces_the_steps_after_the_checkpoint(tmp_path):
-    cfg = _tiny_cfg(tmp_path, log='tensorboard')
+    cfg = tiny_pretrain_cfg(tmp_path, log='tensorboard')
     (first,) = make_trackers(cfg, cfg.run_dir)
     for s in (10, 20, 30): first.log({'mlm_loss': float(s)}, s)
     first.close()   # interrupted after step 30; its checkpoint was at step 20, the resumed run logs from 30 on

@@ -10,6 +10,7 @@ from fastai.callback.fp16 import MixedPrecision
 import electra_gdes.train as train
 from electra_gdes.config import pretrain_config
 from electra_gdes.model import CPU_ATTENTION, BitsDropout
+from helpers import word_level_data, tiny_pretrain_cfg
 from electra_gdes.train import (pretrain_learner, fit_steps, read_log, write_checkpoint, read_checkpoint, latest_checkpoint,
                                 checkpoint_path)
 
@@ -65,25 +66,9 @@ class NormProbe(Callback):
     def before_step(self):
         self.norms.append(torch.nn.utils.get_total_norm([p.grad for p in self.learn.model.parameters() if p.grad is not None]).item())
 
-def _word_level_data():
-    "A 32-word WordLevel tokenizer and 40 cyclic 22-token examples."
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-    import datasets
-    vocab = {t: i for i, t in enumerate(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + [f'w{i}' for i in range(27)])}
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token='[UNK]')), pad_token='[PAD]',
-                                  unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]')
-    rows = [{'input_ids': [2] + [5 + (s + j) % 20 for j in range(20)] + [3], 'token_type_ids': [0] * 22} for s in range(40)]
-    return tok, datasets.Dataset.from_list(rows)
-
-def _tiny_cfg(tmp_path, **kw):
-    return pretrain_config('electra', 'tiny', **{**dict(hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32,
-                           num_layers=1, steps=10, warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path)), **kw})
-
 def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
-    tok, ds = _word_level_data()
-    cfg = _tiny_cfg(tmp_path, clip_norm=0.05, precision='fp16')
+    tok, ds = word_level_data()
+    cfg = tiny_pretrain_cfg(tmp_path, clip_norm=0.05, precision='fp16')
     # between MixedPrecision (unscales) and GradientClip, and after GradientClip: what the optimizer gets
     before, after = NormProbe(MixedPrecision.order + 0.7), NormProbe(GradientClip.order + 0.5)
     learn = pretrain_learner(cfg, ds, tok, cbs=[before, after])
@@ -99,8 +84,8 @@ def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
                                                            ('bf16', 'sdpa', 'sdpa'), ('fp32', 'eager', 'eager')])
 def test_learner_picks_the_attention_implementation(tmp_path, precision, attention, expected):
     "On a CPU, --attention auto gets the CPU implementation (eager attention, 31-bit-integer dropout masks); --attention overrides it."
-    tok, ds = _word_level_data()
-    learn = pretrain_learner(_tiny_cfg(tmp_path, precision=precision, attention=attention), ds, tok, device=torch.device('cpu'))
+    tok, ds = word_level_data()
+    learn = pretrain_learner(tiny_pretrain_cfg(tmp_path, precision=precision, attention=attention), ds, tok, device=torch.device('cpu'))
     layers = [m for m in learn.model.modules() if type(m).__name__ == 'ElectraSelfAttention']
     assert len(layers) == 2 and {m.config._attn_implementation for m in layers} == {expected}
     dropouts = {type(m) for m in learn.model.modules() if isinstance(m, torch.nn.Dropout)}
@@ -131,13 +116,13 @@ def test_torchrun_two_processes_run_the_pretraining_script(tmp_path):
     assert latest_checkpoint(run) == checkpoint_path(run, 24)
 
 def test_trackers_get_every_logged_row_and_are_closed(tmp_path):
-    tok, ds = _word_level_data()
+    tok, ds = word_level_data()
     class Tracker:
         def __init__(self): self.rows, self.closed = [], 0
         def log(self, row, step): self.rows.append((step, row))
         def close(self): self.closed += 1
     t = Tracker()
-    cfg = _tiny_cfg(tmp_path, log_every=2)
+    cfg = tiny_pretrain_cfg(tmp_path, log_every=2)
     cfg.steps = 6
     fit_steps(pretrain_learner(cfg, ds, tok, trackers=[t]))
     csv_rows = read_log(cfg.run_dir/'log.csv')
@@ -150,8 +135,8 @@ def test_trackers_get_every_logged_row_and_are_closed(tmp_path):
 def test_mask_unk_decides_whether_unk_may_be_masked(tmp_path, mask_unk):
     "ELECTRA's candidates exclude only [CLS], [SEP], [MASK] and padding; the DeBERTa presets keep [UNK] unmasked as well."
     from electra_gdes.train import RTDCallback
-    tok, ds = _word_level_data()
-    learn = pretrain_learner(_tiny_cfg(tmp_path, mask_unk=mask_unk), ds, tok)
+    tok, ds = word_level_data()
+    learn = pretrain_learner(tiny_pretrain_cfg(tmp_path, mask_unk=mask_unk), ds, tok)
     rtd = next(cb for cb in learn.cbs if isinstance(cb, RTDCallback))
     assert (tok.unk_token_id in rtd.special_ids) == (not mask_unk)
     assert {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id} <= set(rtd.special_ids)
@@ -173,8 +158,8 @@ class SampleProbe(Callback):
         self.steps.append(train.global_step(self.learn))
 
 def _sampling_run(tmp_path, cbs, **kw):
-    tok, ds = _word_level_data()
-    cfg = _tiny_cfg(tmp_path, steps=2, grad_accum=2, **kw)
+    tok, ds = word_level_data()
+    cfg = tiny_pretrain_cfg(tmp_path, steps=2, grad_accum=2, **kw)
     fit_steps(pretrain_learner(cfg, ds, tok, cbs=cbs, device=torch.device('cpu')))
     return cfg
 
