@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up if needed, then: (1) the library must be exactly what nbdev-export makes of the notebooks, and every notebook
 # clean (nbdev-clean); (2) every notebook runs (nbdev-test); (3) both walkthroughs run top to bottom in a kernel
-# (nbconvert, short sizes); (4) the docs pages build from the notebooks; (5) pytest on two workers.
+# (nbconvert, short sizes); (4) the docs pages build from the notebooks; (5) every recipe mutant fails a test;
+# (6) pytest on two workers.
 # Nothing here reaches the Hugging Face hub. Timings of each part are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,9 @@ t0=$SECONDS; bash scripts/run_walkthroughs.sh; echo "walkthroughs: $((SECONDS - 
 
 echo "== docs"
 t0=$SECONDS; bash scripts/build_docs.sh 400; echo "docs: $((SECONDS - t0)) s"
+
+echo "== recipe mutants (each must fail a test)"
+t0=$SECONDS; OMP_NUM_THREADS=1 python scripts/mutate_recipe.py --jobs 2 | tail -4; echo "mutants: $((SECONDS - t0)) s"
 
 echo "== pytest"
 # one torch thread per worker: two workers use both cores without oversubscribing them
