@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONHASHSEED=0 MPLBACKEND=Agg
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONHASHSEED=0
+unset MPLBACKEND   # the kernel's inline backend: the figures go into the notebooks
 unset ELECTRA_GDES_WALKTHROUGH_STEPS ELECTRA_GDES_WALKTHROUGH_RUNS ELECTRA_GDES_WALKTHROUGH_EPOCHS ELECTRA_GDES_WALKTHROUGH_DIR
 # a fresh default run: the notebook resumes a finished one instead, and would show an older run's curves
 rm -rf checkpoints/pretrain/electra-tiny-gdes checkpoints/glue/practice test_outputs/practice

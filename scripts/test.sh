@@ -15,9 +15,9 @@ echo "== notebooks vs library"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$tmp"
 ( cd "$tmp" && nbdev-export && nbdev-clean ) >/dev/null
-if ! diff -r -x __pycache__ "$tmp/electra_gdes" electra_gdes >/dev/null || ! diff -r -x .ipynb_checkpoints -x .neptune "$tmp/nbs" nbs >/dev/null; then
+if ! diff -r -x __pycache__ "$tmp/electra_gdes" electra_gdes >/dev/null || ! diff -r -x .ipynb_checkpoints -x .neptune -x data_cache "$tmp/nbs" nbs >/dev/null; then
   diff -rq -x __pycache__ "$tmp/electra_gdes" electra_gdes || true
-  diff -rq -x .ipynb_checkpoints -x .neptune "$tmp/nbs" nbs || true
+  diff -rq -x .ipynb_checkpoints -x .neptune -x data_cache "$tmp/nbs" nbs || true
   echo "FAIL: the library and the notebooks disagree, or a notebook is not clean. Run: nbdev-export && nbdev-clean, and commit both."
   exit 1
 fi
