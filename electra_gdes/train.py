@@ -88,7 +88,7 @@ def pretrain_dataloaders(cfg: PretrainConfig, dataset, pad_token_id: int, valid_
                          device=None) -> DataLoaders:
     "fastai `DataLoaders` of `(input_ids, attention_mask, token_type_ids)` batches: `cfg.steps` global batches for training."
     collate = partial(pad_collate, pad_token_id=pad_token_id, pad_to_multiple_of=8)
-    accum = getattr(cfg, 'grad_accum', 1)
+    accum = cfg.grad_accum
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, cfg.seed, rank, world_size, grad_accum=accum)
     train = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator())
     # held-out batches are forward passes only, one micro-batch each: the memory of a training micro-batch is enough
@@ -194,7 +194,7 @@ class RTDCallback(Callback):
     order = -5   # after TrainEvalCallback, before anything that reads xb / yb
     def __init__(self, cfg: PretrainConfig, special_ids, mask_token_id: int, vocab_size: int, rank=0, unk_token_id=None):
         # the official ELECTRA candidates exclude only [CLS], [SEP], [MASK] and padding
-        never = [int(i) for i in special_ids if not (getattr(cfg, 'mask_unk', False) and i == unk_token_id)]
+        never = [int(i) for i in special_ids if not (cfg.mask_unk and i == unk_token_id)]
         self.cfg, self.special_ids, self.mask_token_id, self.vocab_size, self.rank = cfg, never, mask_token_id, vocab_size, rank
 
     def _mask(self, input_ids, attention_mask, gen):
@@ -509,7 +509,7 @@ class RTDLearner(Learner):
 
     def _do_one_batch(self):
         if not self.training or not len(self.yb): return super()._do_one_batch()
-        xb, yb, n = self.xb, self.yb, getattr(self.cfg, 'grad_accum', 1)
+        xb, yb, n = self.xb, self.yb, self.cfg.grad_accum
         b = yb[0].shape[0]
         if b % n: raise ValueError(f'a batch of {b} does not split into grad_accum={n} micro-batches: pass --batch_size a multiple '
                                    f'of (processes x grad_accum).')
