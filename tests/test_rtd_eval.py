@@ -122,7 +122,7 @@ def test_write_eval_is_atomic(tmp_path, monkeypatch):
     assert read_eval(path) == [row] and not (tmp_path/'eval.csv.tmp').exists()
 
 def test_collapse_warning_in_the_second_half_only(tmp_path):
-    with pytest.warns(UserWarning, match=r'--steps.*--lr') as rec:
+    with pytest.warns(UserWarning, match=r'--steps.*--temperature 2') as rec:
         fit_steps(_learner(tmp_path/'a', steps=6, cbs=[RTDEvalCallback(collapse_auc=1.01, printer=lambda s: None)]))
     msgs = [str(w.message) for w in rec if 'ROC-AUC' in str(w.message)]
     assert len(msgs) == 1 and 'at step 4 of 6' in msgs[0]                  # once, at the first eval of the second half
@@ -130,6 +130,12 @@ def test_collapse_warning_in_the_second_half_only(tmp_path):
         warnings.simplefilter('always')
         fit_steps(_learner(tmp_path/'b', steps=6, cbs=[RTDEvalCallback(collapse_auc=0.0, printer=lambda s: None)]))
     assert not [w for w in rec if 'ROC-AUC' in str(w.message)]
+
+def test_collapse_warning_tells_an_inverted_ranking_from_chance():
+    from electra_gdes.rtd_eval import collapse_warning
+    inverted, chance = collapse_warning(0.287, 150, 300), collapse_warning(0.49, 150, 300)
+    assert 'ROC-AUC 0.287 at step 150 of 300' in inverted and 'below original ones' in inverted and 'as well as chance' not in inverted
+    assert 'about as well as chance' in chance and 'below original' not in chance
 
 def test_no_held_out_set_warns_and_writes_nothing(tmp_path):
     with pytest.warns(UserWarning, match='no held-out examples'):
