@@ -39,15 +39,15 @@ from .trackers import check_log_requirements, close_trackers, make_trackers, par
 __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC',
            'DEV_SUFFIX', 'CLIP_NORM', 'HF_CLASSES', 'HF_MODULE_FILE', 'BEST_SUFFIX', 'RECIPE_FIELDS',
            'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'GlueSetupError',
-           'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'cls_spread', 'check_not_collapsed',
-           'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps', 'is_step_batch',
-           'LayerwiseLRScheduler', 'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
-           'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir', 'results_path',
-           'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run',
-           'GradAccumulation', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run', 'select_runs',
-           'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier', 'hf_module_source',
-           'best_dir', 'export_glue_run', 'export_best_runs', 'check_group_config', 'finished_runs', 'finetune_sweep',
-           'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs', 'ensemble_outputs',
+           'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'check_max_length', 'cls_spread',
+           'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps',
+           'is_step_batch', 'LayerwiseLRScheduler', 'training_set', 'glue_batch', 'glue_dataloader',
+           'glue_train_dataloader', 'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir',
+           'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run',
+           'load_run', 'GradAccumulation', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run',
+           'select_runs', 'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier',
+           'hf_module_source', 'best_dir', 'export_glue_run', 'export_best_runs', 'check_group_config', 'finished_runs',
+           'finetune_sweep', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs', 'ensemble_outputs',
            'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c009
@@ -148,6 +148,15 @@ def glue_classifier(checkpoint, num_labels: int, dropout: float = 0.1) -> tuple:
     "A fresh `GlueClassifier` on the pretrained `checkpoint`, and its tokenizer."
     backbone, tokenizer = load_backbone(checkpoint)
     return GlueClassifier(backbone, num_labels, dropout), tokenizer
+
+def check_max_length(config, max_length: int, checkpoint) -> None:
+    "Refuse a `max_length` longer than the absolute position table of the model `config` of `checkpoint`."
+    n = getattr(config, 'max_position_embeddings', None)
+    # DeBERTaV3 (position_biased_input False) has relative positions only: longer inputs still run
+    absolute = getattr(config, 'position_biased_input', True) and getattr(config, 'position_embedding_type', 'absolute') == 'absolute'
+    if n and absolute and max_length > n:
+        raise GlueSetupError(f"--max_length {max_length} is longer than the {n} positions of {checkpoint} (max_position_embeddings in "
+                             f"its config.json): longer inputs would index past its position table. Pass --max_length {n} or less.")
 
 # %% ../nbs/09_glue_finetune.ipynb #c019
 COLLAPSE_SPREAD = 1e-4  # even a randomly initialised encoder's [CLS] state varies by 1e-3 or more (tiny ones included)
@@ -568,6 +577,7 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
     if glue_tasks is None: glue_tasks = check_glue_tasks(cfg)  # every selected task's files, before the first run trains
     if todo:  # a bad checkpoint fails here, before anything is written; a collapsed one is flagged before hours of runs
         backbone, tokenizer = load_backbone(cfg.checkpoint)
+        check_max_length(backbone.config, cfg.max_length, cfg.checkpoint)
         first = glue_tasks[todo[0][0]]
         if is_rank0(): check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
     if is_rank0(): save_config(cfg, group_dir(cfg)/'config.json')

@@ -143,3 +143,18 @@ def test_sweep_refuses_a_generator_before_writing(ckpt, tmp_path, monkeypatch):
     cfg = FinetuneConfig(checkpoint=str(gen), glue_dir=str(FIX), tasks=('rte',), runs=1, output_dir=str(tmp_path/'out'))
     with pytest.raises(ValueError, match='is a generator'), contextlib.redirect_stdout(io.StringIO()): finetune_sweep(cfg)
     assert not (tmp_path/'out').exists()
+
+
+def test_max_length_past_the_position_table_is_refused_before_writing(tmp_path, monkeypatch):
+    short = helpers.tiny_electra_checkpoint(tmp_path/'short', helpers.tiny_tokenizer(['the', 'a', 'good', 'bad']), max_position_embeddings=64)
+    monkeypatch.setattr(gf, 'finetune_run', lambda *a, **k: pytest.fail('trained'))
+    cfg = FinetuneConfig(checkpoint=str(short), glue_dir=str(FIX), tasks=('rte',), runs=1, max_length=128, output_dir=str(tmp_path/'out'))
+    with pytest.raises(ValueError, match=r'--max_length 128 is longer than the 64 positions.*Pass --max_length 64 or less'), \
+         contextlib.redirect_stdout(io.StringIO()): finetune_sweep(cfg)
+    assert not (tmp_path/'out').exists()
+    # the installed script: a non-zero exit, the one-line reason, nothing written
+    from cli_helpers import script
+    r = script('electra-finetune', '--checkpoint', short, '--glue_dir', FIX, '--tasks', 'rte', '--runs', 1, '--max_length', 128,
+               '--output_dir', tmp_path/'out2')
+    assert r.returncode != 0 and 'Pass --max_length 64 or less' in r.stderr, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr and not (tmp_path/'out2').exists()
