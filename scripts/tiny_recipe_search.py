@@ -1,6 +1,6 @@
 """Compare candidate tiny pretraining recipes by held-out replaced-token ROC-AUC within the same wall-clock budget.
 
-    python scripts/tiny_recipe_search.py --budget_s 540 --threads 2 --jobs 2 --out checkpoints/recipe_search
+    python scripts/tiny_recipe_search.py --jobs 2 --out checkpoints/recipe_search
 
 Each candidate is `pretrain_config('electra', 'tiny', **overrides)` on the default corpus; `a+b` merges the overrides
 of candidates `a` and `b` (later ones win). First, one after the other, a few timed steps of each candidate with
@@ -32,20 +32,20 @@ CANDIDATES = {
     # not a recipe knob but a probe: samples flatter than the generator's distribution carry a token-identity signal
     'temp2': dict(temperature=2.0),
 }
-DEFAULT = ('preset', 'bf16', 'lr5e-3', 'vocab8k', 'gen1/4')
+DEFAULT = ('preset', 'bf16', 'gen1/4', 'vocab8k', 'lr5e-3', 'b32-lr1e-3')
 COLUMNS = ('candidate', 'overrides', 'sec_per_step', 'steps', 'budget_s', 'tokens_seen', 'train_s', 'auc', 'ap', 'replaced_share', 'f1',
            'disc_acc', 'all_original_acc', 'gen_acc', 'best_auc', 'tug_cos')
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--budget_s', type=float, default=150, help='wall-clock seconds of training per candidate (default 150)')
-    p.add_argument('--threads', type=int, default=1, help='torch threads (default 1: fastest on a busy 2-core CPU)')
+    p.add_argument('--budget_s', type=float, default=540, help='seconds of training per candidate, alone on the machine (default 540)')
+    p.add_argument('--threads', type=int, default=2, help='torch threads of the timing steps (default 2: the idle 2-core CPU)')
     p.add_argument('--candidates', nargs='+', default=list(DEFAULT), type=candidate_name, metavar='NAME',
                    help=f'candidates to run, a+b merging two (default: {" ".join(DEFAULT)}; all: {" ".join(CANDIDATES)})')
     p.add_argument('--add', action='store_true', help='keep the rows of an earlier search in --out (run with the same '
                    'settings), replacing those of the candidates run again')
     p.add_argument('--jobs', type=int, default=1, help='candidates trained at once, on one torch thread each (default 1)')
-    p.add_argument('--held_out', type=int, default=128, help='held-out examples (the last of the corpus; default 128)')
+    p.add_argument('--held_out', type=int, default=256, help='held-out examples (the last of the corpus; default 256)')
     p.add_argument('--timing_steps', type=int, default=8, help='steps timed to size each run (the first 2 are not counted)')
     p.add_argument('--corpus', default='default', help="corpus as in PretrainConfig (default: the State of the Union addresses)")
     p.add_argument('--cache_dir', default='data_cache')
