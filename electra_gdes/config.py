@@ -184,8 +184,8 @@ _DEBERTA = dict(backbone='deberta', mask_style='deberta', sampling='multinomial'
 
 PRETRAIN_PRESETS = {
     ('electra', 'tiny'):  dict(_ELECTRA, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512, embedding_size=64,
-                               gen_width_ratio=0.5, max_length=128, batch_size=16, steps=300, lr=2e-3, warmup_steps=30,
-                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=50, log_every=10),
+                               gen_width_ratio=0.5, max_length=128, batch_size=32, steps=1000, lr=1e-3, warmup_steps=100,
+                               mask_prob=0.15, checkpoint_fractions=(0.5, 1.0), eval_every=100, log_every=10),
     ('electra', 'small'): dict(_ELECTRA, hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024, embedding_size=128,
                                gen_width_ratio=0.25, max_length=128, batch_size=128, steps=1_000_000, lr=5e-4, warmup_steps=10_000,
                                mask_prob=0.15),

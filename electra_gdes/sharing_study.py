@@ -27,9 +27,10 @@ __all__ = ['study_configs', 'train_mode', 'frequent_token_ids', 'pairwise_cosine
 
 # %% ../nbs/Sharing_Study.ipynb #c008
 def study_configs(steps: int, output_dir, modes=EMBEDDING_SHARING, **overrides) -> dict:
-    "mode -> the tiny ELECTRA config with `embedding_sharing=mode`, `steps` steps (warmup 10%), 5 held-out evaluations, no checkpoints."
+    "mode -> the tiny ELECTRA config with `embedding_sharing=mode`, `steps` steps of 16 examples at lr 2e-3 (warmup 10%), 5 held-out evaluations, no checkpoints."
+    # batch 16 at lr 2e-3: the study's own recipe (the tiny preset's before it became the ten-minute one), so its committed run reproduces
     base = dict(steps=steps, warmup_steps=max(1, steps // 10), eval_every=max(1, steps // 5), log_every=max(1, steps // 30),
-                checkpoint_fractions=(), output_dir=str(output_dir), overwrite=True)
+                batch_size=16, lr=2e-3, checkpoint_fractions=(), output_dir=str(output_dir), overwrite=True)
     return {m: pretrain_config('electra', 'tiny', **{**base, **overrides, 'embedding_sharing': m, 'run_name': f'study-{m}'}) for m in modes}
 
 def train_mode(cfg: PretrainConfig, tokenizer, train, held_out, quiet=True):

@@ -9,7 +9,7 @@ def test_help_is_fast_and_shows_the_chosen_presets_defaults():
     tiny = script('electra-pretrain', '--help')
     seconds = time.perf_counter() - t
     assert tiny.returncode == 0 and seconds < 5, seconds   # under 1 s on an idle machine; 5 s of slack for a busy CI
-    assert 'peak learning rate (default: 0.002)' in _flat(tiny.stdout) and 'optimizer steps (default: 300)' in _flat(tiny.stdout)
+    assert 'peak learning rate (default: 0.001)' in _flat(tiny.stdout) and 'optimizer steps (default: 1000)' in _flat(tiny.stdout)
     base = _flat(script('electra-pretrain', '--size', 'base', '--help').stdout)
     assert 'peak learning rate (default: 0.0002)' in base and 'optimizer steps (default: 766000)' in base
     assert 'discriminator width (default: 768)' in base

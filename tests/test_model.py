@@ -291,7 +291,7 @@ def test_savers_unwrap_ddp_and_compile(tok, tmp_path):
 
 def test_export_writes_a_model_card(tok, tmp_path):
     from electra_gdes.model import model_card
-    cfg = tiny('electra', 'gdes', corpus='default')
+    cfg = tiny('electra', 'gdes', corpus='default', steps=300)
     model = model_for('electra', 'gdes', tok)
     d = save_discriminator(model, tok, tmp_path/'disc', cfg, {'step': 120, 'tokens_seen': 61_440, 'held_out_auc': 0.612})
     g = save_generator(model, tok, tmp_path/'gen', cfg)
