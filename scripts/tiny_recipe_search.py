@@ -170,15 +170,18 @@ def main(argv=None):
     for name in args.candidates:   # timed one after the other, each with the machine to itself
         sizes[name] = size_candidate(name, args)
         print(f'== {name}: {overrides(name) or "the tiny preset"}: {sizes[name][0]:.3f} s/step -> {sizes[name][1]} steps', flush=True)
-    if args.jobs == 1: results = (train_candidate(n, args, *sizes[n], args.threads) for n in args.candidates)
-    else:
+    # one path for both: in this process, or --jobs spawned workers (one torch thread each)
+    names, pool = list(sizes), None
+    if args.jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
         pool = ProcessPoolExecutor(args.jobs, mp_context=mp.get_context('spawn'))
-        results = pool.map(train_candidate, list(sizes), [args] * len(sizes), *zip(*sizes.values()), [1] * len(sizes))
+    threads = args.threads if pool is None else 1
+    results = (pool.map if pool else map)(train_candidate, names, [args] * len(names), *zip(*sizes.values()), [threads] * len(names))
     for row in results:
         rows.append(row); print(row, flush=True)
         write_results(out, rows, args)   # after each candidate: an interrupted search keeps what it measured
+    if pool: pool.shutdown()
     plot_results(out, rows)
     print((out/'results.md').read_text())
     return 0
