@@ -11,7 +11,9 @@ from electra_gdes.train import (pretrain_learner, fit_steps, checkpoint_path, ch
                                 write_checkpoint, read_log)
 from test_grad_accum import word_data, cfg_for
 
-SCRIPT = Path('/work/main/.venv/bin/electra-pretrain')
+from cli_helpers import BIN
+
+SCRIPT = BIN/'electra-pretrain'
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'OMP_NUM_THREADS': '1',
        'MPLBACKEND': 'Agg', 'TOKENIZERS_PARALLELISM': 'false'}
 

@@ -4,7 +4,7 @@ import os, subprocess
 from pathlib import Path
 import pytest, torch
 
-BIN = Path('/work/main/.venv/bin')
+from cli_helpers import BIN
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'OMP_NUM_THREADS': '1',
        'MPLBACKEND': 'Agg', 'TOKENIZERS_PARALLELISM': 'false'}
 

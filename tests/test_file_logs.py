@@ -6,8 +6,9 @@ import pytest
 from electra_gdes.config import pretrain_config
 from electra_gdes.train import parse_log_line, read_log
 
-SCRIPT = Path('/work/main/.venv/bin/electra-pretrain')
-if not SCRIPT.exists(): SCRIPT = Path(os.environ.get('VIRTUAL_ENV', '.venv'))/'bin'/'electra-pretrain'
+from cli_helpers import BIN
+
+SCRIPT = BIN/'electra-pretrain'
 TEXT = ("The union is strong. We met in a time of trial and came through it together. "
         "Our work is not done, and the people expect the congress to act. ") * 3
 STEPS, EVERY = 40, 10
