@@ -2,7 +2,7 @@
 
 `build_rtd_model(cfg, tokenizer)` builds an `RTDModel`: a Hugging Face generator (masked LM) and discriminator whose configs come from `discriminator_config` and `generator_config`, for ELECTRA (`ElectraForPreTraining`) or DeBERTaV3 (`DebertaV2ForReplacedTokenDetection`, with the [CLS]-conditioned `DebertaRTDHead`).
 `share_embeddings` ties their input embeddings according to `cfg.embedding_sharing`: `nes` (nothing shared), `es` (ELECTRA's shared tables) or `gdes` (`GDESEmbedding`, E_D = sg(E_G) + E_delta).
-`RTDModel.forward` returns an `RTDOutput` whose generator logits cover the masked positions only, and `set_attention` selects the attention implementation (`eager`, `sdpa`, or the `cpu` one with `BitsDropout`).
+`RTDModel.forward` returns an `RTDOutput` whose generator logits cover the masked positions only, gathered into a fixed `[batch, slots]` layout (no data-dependent shape), and `set_attention` selects the attention implementation (`eager`, `sdpa`, or the `cpu` one with `BitsDropout`).
 `save_discriminator` and `save_generator` write standard Hugging Face folders atomically (GDES tables merged, with a model card), and `load_rtd_model` builds an `RTDModel` from such a pair for continued pretraining.
 
 Docs: https://electra-gdes.github.io/electra_gdes/model.html.md"""
@@ -25,7 +25,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrainedModel
 from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
-from .rtd import SAMPLER_FUNCS
+from .rtd import SAMPLER_FUNCS, masked_slots, masked_positions
 
 # %% auto #0
 __all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'ELECTRA_BIBTEX', 'DEBERTAV3_BIBTEX', 'SHARING_NAMES',
@@ -142,10 +142,12 @@ def gdes_merged(discriminator: PreTrainedModel):
 
 # %% ../nbs/02_model.ipynb #c017
 class RTDOutput(NamedTuple):
-    mlm_logits: torch.Tensor     # [n_masked, vocab]: generator logits at masked positions, in `is_masked.nonzero()` order
-    sampled_ids: torch.Tensor    # [n_masked]: the generator's samples (no gradient)
-    disc_input: torch.Tensor     # [batch, length]: masked ids with every masked position replaced by its sample
-    disc_logits: torch.Tensor    # [batch, length]: discriminator logits, > 0 means "replaced"
+    mlm_logits: torch.Tensor        # [batch, slots, vocab]: generator logits at each row's masked positions, left to right
+    sampled_ids: torch.Tensor       # [batch, slots]: the generator's samples (no gradient)
+    disc_input: torch.Tensor        # [batch, length]: masked ids with every masked position replaced by its sample
+    disc_logits: torch.Tensor       # [batch, length]: discriminator logits, > 0 means "replaced"
+    masked_positions: torch.Tensor  # [batch, slots]: the position of each slot in its row
+    slot_valid: torch.Tensor        # [batch, slots]: True where the slot holds a masked position (the rest are spare)
 
 def mlm_head_logits(generator: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
     "The generator's MLM head applied to `hidden` ([..., hidden_size]) -> [..., vocab] logits."
@@ -167,15 +169,21 @@ class RTDModel(nn.Module):
         share_embeddings(generator, discriminator, cfg.embedding_sharing, delta_from_discriminator)
         self.sample = SAMPLER_FUNCS[cfg.sampling]
 
-    def forward(self, masked_ids, attention_mask, token_type_ids, is_masked, rng: torch.Generator | None = None) -> RTDOutput:
+    def forward(self, masked_ids, attention_mask, token_type_ids, is_masked, rng=None, slots: int | None = None) -> RTDOutput:
+        """`rng`: the samples' uniforms, a `torch.Generator`, None (the global RNG) or an `rtd.CounterUniforms`.
+        `slots`: gather slots per row (default: `rtd.masked_slots` of `cfg`, enough for any `rtd.mask_tokens` masking)."""
         hidden = self.generator.base_model(masked_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        slots = slots or masked_slots(self.cfg.mask_prob, self.cfg.max_length, masked_ids.shape[1])
+        positions, valid = masked_positions(is_masked, slots)
+        masked_hidden = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
         # in fp32 once: the sampler, the loss and the metrics all need fp32, and under bf16 autocast each further cast
-        # would copy the [n_masked, vocab] logits again
-        mlm_logits = mlm_head_logits(self.generator, hidden[is_masked]).float()
+        # would copy the [batch, slots, vocab] logits again
+        mlm_logits = mlm_head_logits(self.generator, masked_hidden).float()
         sampled_ids = self.sample(mlm_logits.detach(), self.cfg.temperature, rng)
-        disc_input = masked_ids.masked_scatter(is_masked, sampled_ids)
+        # spare slots write back the token already there (their positions are distinct, so the scatter is well defined)
+        disc_input = masked_ids.scatter(1, positions, torch.where(valid, sampled_ids, masked_ids.gather(1, positions)))
         disc_logits = self.discriminator(disc_input, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-        return RTDOutput(mlm_logits, sampled_ids, disc_input, disc_logits)
+        return RTDOutput(mlm_logits, sampled_ids, disc_input, disc_logits, positions, valid)
 
 def build_rtd_model(cfg: PretrainConfig, tokenizer) -> RTDModel:
     "A freshly initialised `RTDModel` for `cfg` (backbone, sizes, embedding sharing) and `tokenizer`'s vocabulary."

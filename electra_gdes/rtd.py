@@ -2,8 +2,9 @@
 
 The parts of an RTD training step other than the model.
 `mask_tokens` masks an exact number of tokens per sequence (`masked_count`) at positions drawn uniformly (ELECTRA, `uniform_positions`) or one per window (DeBERTaV3, `windowed_positions`), with the [MASK] / random / kept split of `MASK_SPLITS`.
-`gumbel_sample` (ELECTRA) and `multinomial_sample` (DeBERTaV3) draw the generator's replacements, `rtd_labels` marks the tokens that differ from the original, and `RTDLoss` is the generator's MLM loss plus `disc_weight` times the discriminator's loss.
-`mlm_accuracy`, `disc_accuracy` and the precision, recall and F1 on replaced tokens (`RTD_METRICS`) are the metrics the pretraining Learner of `electra_gdes.train` logs.
+`masked_positions` lays the masked positions out as a fixed-size `[batch, slots]` gather (no data-dependent shapes, no device sync).
+`gumbel_sample` (ELECTRA) and `multinomial_sample` (DeBERTaV3) draw the generator's replacements from uniforms of a `torch.Generator` or of `CounterUniforms`, the counter-based source of training whose values depend on (seed, step, global row, masked slot, vocabulary index) only; `rtd_labels` marks the tokens that differ from the original, and `RTDLoss` is the generator's MLM loss plus `disc_weight` times the discriminator's loss.
+`rtd_counts` are the seven counts behind `mlm_accuracy`, `disc_accuracy` and the precision, recall and F1 on replaced tokens (`RTD_METRICS`), the metrics the pretraining Learner of `electra_gdes.train` logs.
 
 Docs: https://electra-gdes.github.io/electra_gdes/rtd.html.md"""
 
@@ -16,9 +17,11 @@ import torch.nn.functional as F
 from .config import MASK_STYLES
 
 # %% auto #0
-__all__ = ['MASK_SPLITS', 'SAMPLER_FUNCS', 'RTD_METRICS', 'masked_count', 'uniform_positions', 'windowed_positions',
-           'mask_tokens', 'masking_excluded_ids', 'gumbel_noise', 'gumbel_sample', 'multinomial_sample', 'rtd_labels',
-           'RTDLoss', 'mlm_accuracy', 'disc_accuracy', 'replaced_precision', 'replaced_recall', 'replaced_f1']
+__all__ = ['MASK_SPLITS', 'SAMPLER_FUNCS', 'RTD_COUNTS', 'mlm_accuracy', 'disc_accuracy', 'replaced_precision', 'replaced_recall',
+           'replaced_f1', 'RTD_METRICS', 'masked_count', 'uniform_positions', 'windowed_positions', 'mask_tokens',
+           'masked_slots', 'masked_positions', 'masking_excluded_ids', 'mix32', 'counter_keys', 'counter_uniforms',
+           'CounterUniforms', 'gumbel_noise', 'gumbel_sample', 'inverse_cdf_sample', 'multinomial_sample', 'rtd_labels',
+           'masked_targets', 'RTDLoss', 'rtd_counts', 'metrics_from_counts']
 
 # %% ../nbs/03_rtd.ipynb #c008
 def masked_count(n_tokens: torch.Tensor, n_candidates: torch.Tensor, mask_prob: float, max_length: int) -> torch.Tensor:
@@ -64,7 +67,9 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
     B, L = input_ids.shape
     dev = input_ids.device
     real = attention_mask.bool()
-    candidates = real & ~torch.isin(input_ids, torch.tensor([int(i) for i in special_ids] + [mask_token_id], device=dev))
+    # a tensor of special ids already on the device costs no host-to-device copy per step (the training callback's)
+    specials = special_ids.to(dev) if torch.is_tensor(special_ids) else torch.tensor([int(i) for i in special_ids], device=dev)
+    candidates = real & ~torch.isin(input_ids, specials) & (input_ids != mask_token_id)
     n_mask = masked_count(real.sum(-1), candidates.sum(-1), mask_prob, max_length or L)
     if style == 'deberta': is_masked = windowed_positions(candidates, n_mask, mask_prob, generator)
     else: is_masked = uniform_positions(candidates, n_mask, generator)
@@ -77,84 +82,159 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
     return masked_ids, is_masked
 
 # %% ../nbs/03_rtd.ipynb #c016
+def masked_slots(mask_prob: float, max_length: int, length: int) -> int:
+    "Slots per row of the masked-position gather: the most positions `masked_count` masks in a row of a batch padded to `length`."
+    return max(1, min(int((mask_prob + 0.005) * max_length), round(length * mask_prob)))
+
+def masked_positions(is_masked: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(positions, valid)`, both `[batch, slots]`: slot `k` of a row holds the position of its `k`-th masked token
+    (left to right), `valid` says which slots hold one. The spare slots hold distinct unmasked positions of the row."""
+    # a stable sort puts the masked positions first, in order; no data-dependent shape, so no device sync
+    positions = torch.sort((~is_masked).to(torch.uint8), dim=-1, stable=True).indices[:, :slots]
+    valid = torch.arange(slots, device=is_masked.device) < is_masked.sum(-1, keepdim=True)
+    return positions, valid
+
+# %% ../nbs/03_rtd.ipynb #c020
 def masking_excluded_ids(tokenizer, mask_unk: bool = True) -> list[int]:
     "The `special_ids` for `mask_tokens`: every special token of `tokenizer`, except [UNK] when `mask_unk`."
     return [i for i in tokenizer.all_special_ids if not (mask_unk and i == tokenizer.unk_token_id)]
 
-# %% ../nbs/03_rtd.ipynb #c023
+# %% ../nbs/03_rtd.ipynb #c027
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    "The 32-bit integer hash lowbias32 of int32 `x` (wrapping multiplies, logical shifts), a bijection."
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * 0x7FEB352D
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * -0x7B935975              # 0x846CA68B as a signed 32-bit number
+    return x ^ ((x >> 16) & 0xFFFF)
+
+def counter_keys(base: int, rows: torch.Tensor, slots: int) -> torch.Tensor:
+    "int32 keys `[len(rows), slots]` of (`base`, global row, slot), `base` a 64-bit seed of (run seed, step)."
+    lo, hi = (base & 0xFFFFFFFF) - ((base & 0x80000000) << 1), ((base >> 32) & 0xFFFFFFFF)
+    hi = hi - ((hi & 0x80000000) << 1)                    # both words as signed int32
+    row_key = mix32(mix32(rows.to(torch.int32) ^ lo) ^ hi)
+    return mix32(row_key[:, None] ^ torch.arange(slots, dtype=torch.int32, device=rows.device))
+
+def counter_uniforms(keys: torch.Tensor, n: int, block_elems: int | None = None) -> torch.Tensor:
+    """fp32 uniforms `[*keys.shape, n]` in [0, 1): entry `v` of key `k` is the top 24 bits of `mix32(k ^ mix32(v))`.
+    `block_elems`: evaluate this many entries at a time (default: all at once on a GPU, cache-sized blocks on a CPU)."""
+    out = torch.empty(*keys.shape, n, device=keys.device)
+    flat_keys, flat_out = keys.reshape(-1, 1).to(torch.int32), out.view(-1, n)
+    table = mix32(torch.arange(n, dtype=torch.int32, device=keys.device))
+    if block_elems is None: block_elems = flat_out.numel() if keys.device.type != 'cpu' else 1 << 18
+    step = max(1, block_elems // max(n, 1))
+    # on a CPU each block stays in cache through the hash's passes: several times faster than one pass over all
+    for i in range(0, flat_keys.shape[0], step):
+        x = mix32(flat_keys[i:i + step] ^ table)
+        torch.mul(((x >> 8) & 0xFFFFFF).float(), 2.0 ** -24, out=flat_out[i:i + step])
+    return out
+
+class CounterUniforms:
+    "The uniforms of a training batch's samples: one key per (row, masked slot) (`counter_keys`), sliced by rows like the batch."
+    def __init__(self, keys: torch.Tensor): self.keys = keys
+    def __len__(self): return self.keys.shape[0]
+    def __getitem__(self, rows: slice) -> CounterUniforms: return CounterUniforms(self.keys[rows])
+    def __repr__(self): return f'{type(self).__name__}({tuple(self.keys.shape)} keys)'
+    def uniforms(self, n: int) -> torch.Tensor:
+        "`[rows, slots, n]` uniforms: `n` per masked slot."
+        return counter_uniforms(self.keys, n)
+
+# %% ../nbs/03_rtd.ipynb #c031
 def gumbel_noise(u: torch.Tensor) -> torch.Tensor:
     "ELECTRA's Gumbel noise `-log(-log(u + 1e-9) + 1e-9)` of uniforms `u`, in fp32 (computed in place when `u` is fp32)."
-    # in place: the noise has the size of the masked logits ([n_masked, vocab]), each extra copy costs a pass over it;
+    # in place: the noise has the size of the masked logits ([rows, slots, vocab]), each extra copy costs a pass over it;
     # the two 1e-9 keep it finite at u = 0 and u = 1
     return u.float().add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()
 
+def _uniforms(shape, rng, device) -> torch.Tensor:
+    if isinstance(rng, CounterUniforms):
+        if tuple(rng.keys.shape) != tuple(shape[:-1]):
+            raise ValueError(f'CounterUniforms keys {tuple(rng.keys.shape)} do not match the logits {tuple(shape)}: '
+                             'pass one key per row and masked slot of the batch.')
+        return rng.uniforms(shape[-1])
+    return torch.rand(shape, generator=rng, device=device)
+
 @torch.no_grad()
-def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    "A sample of each row of `logits` by the Gumbel-max trick, computed in fp32 (ELECTRA's sampler)."
+def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, rng: torch.Generator | CounterUniforms | None = None) -> torch.Tensor:
+    "A sample of each row of `logits` (its last dimension) by the Gumbel-max trick, computed in fp32 (ELECTRA's sampler)."
     logits = logits.float()   # bf16 logits / T would round to 8 bits and shift which token wins
-    gumbel = gumbel_noise(torch.rand(logits.shape, generator=generator, device=logits.device))
+    gumbel = gumbel_noise(_uniforms(logits.shape, rng, logits.device))
     return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)
 
 @torch.no_grad()
-def multinomial_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def inverse_cdf_sample(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
+    "A sample of each row of `softmax(logits / temperature)` (fp32) at uniforms `u` (`logits.shape[:-1]`): its inverse CDF."
+    probs = torch.softmax(logits.float() if temperature == 1.0 else logits.float() / temperature, -1)
+    cdf = probs.cumsum_(-1)
+    # scaled by the row's total, which float rounding keeps near but not at 1
+    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1).contiguous(), right=True).squeeze(-1)
+    return idx.clamp_max_(logits.shape[-1] - 1)
+
+@torch.no_grad()
+def multinomial_sample(logits: torch.Tensor, temperature: float = 1.0, rng: torch.Generator | CounterUniforms | None = None) -> torch.Tensor:
     "A sample of each row of `softmax(logits / temperature)`, computed in fp32 (DeBERTaV3's sampler)."
+    if isinstance(rng, CounterUniforms): return inverse_cdf_sample(logits, temperature, _uniforms((*logits.shape[:-1], 1), rng, None)[..., 0])
     probs = torch.softmax(logits.float() / temperature, -1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=rng).view(logits.shape[:-1])
 
 SAMPLER_FUNCS = {'gumbel': gumbel_sample, 'multinomial': multinomial_sample}
 
-# %% ../nbs/03_rtd.ipynb #c029
+# %% ../nbs/03_rtd.ipynb #c037
 def rtd_labels(disc_input: torch.Tensor, original_ids: torch.Tensor) -> torch.Tensor:
     "1 where the discriminator's input token differs from the original, else 0 (a correct sample is 'original')."
     return (disc_input != original_ids).long()
 
+def masked_targets(out, original_ids: torch.Tensor) -> torch.Tensor:
+    "The original ids at `out`'s masked slots (`[batch, slots]`), -100 (cross-entropy's ignore index) at spare slots."
+    return original_ids.gather(1, out.masked_positions).masked_fill(~out.slot_valid, -100)
+
 class RTDLoss:
-    "`mlm + disc_weight * disc` on an `RTDOutput`; keeps the last `mlm_loss` and `disc_loss` (detached) for logging."
+    """`mlm + disc_weight * disc` on an `RTDOutput`; keeps the last `mlm_loss` and `disc_loss` (detached) for logging.
+    `counts`: `(n_masked, n_real, world_size)` of the global batch, when this batch is part of one (else its own)."""
     def __init__(self, disc_weight: float):
         self.disc_weight = disc_weight
         self.mlm_loss = self.disc_loss = None
 
-    def __call__(self, out, original_ids, is_masked, attention_mask) -> torch.Tensor:
-        targets = original_ids[is_masked]
-        if out.mlm_logits.shape[0] != targets.shape[0]:
-            raise ValueError(f'{out.mlm_logits.shape[0]} generator logit rows for {targets.shape[0]} masked positions: '
-                             'pass the same is_masked that the model was called with.')
-        # a sum over masked positions / their count, so a batch with nothing masked gives 0 rather than nan
-        mlm = F.cross_entropy(out.mlm_logits.float(), targets, reduction='sum') / max(targets.numel(), 1)
+    def __call__(self, out, original_ids, is_masked, attention_mask, counts=None) -> torch.Tensor:
         real = attention_mask.bool()
-        disc = F.binary_cross_entropy_with_logits(out.disc_logits[real].float(),
-                                                  rtd_labels(out.disc_input, original_ids)[real].float())
+        n_masked, n_real, world_size = counts if counts is not None else (out.slot_valid.sum(), real.sum(), 1)
+        # sums over the masked / real positions divided by their counts: a batch with nothing masked gives 0, not nan
+        mlm = F.cross_entropy(out.mlm_logits.flatten(0, 1).float(), masked_targets(out, original_ids).flatten(),
+                              ignore_index=-100, reduction='sum') * world_size / n_masked.clamp_min(1)
+        bce = F.binary_cross_entropy_with_logits(out.disc_logits.float(), rtd_labels(out.disc_input, original_ids).float(),
+                                                 reduction='none')
+        disc = torch.where(real, bce, 0.).sum() * world_size / n_real.clamp_min(1)
         self.mlm_loss, self.disc_loss = mlm.detach(), disc.detach()
         return mlm + self.disc_weight * disc
 
-# %% ../nbs/03_rtd.ipynb #c034
-def mlm_accuracy(out, original_ids, is_masked, attention_mask=None) -> torch.Tensor:
-    "Fraction of masked positions where the generator's most likely token is the original one."
-    return (out.mlm_logits.argmax(-1) == original_ids[is_masked]).float().mean()
+# %% ../nbs/03_rtd.ipynb #c042
+RTD_COUNTS = ('mlm_correct', 'masked', 'disc_correct', 'real', 'true_positive', 'predicted', 'replaced')
 
-def _rtd_predictions(out, original_ids, attention_mask):
+def rtd_counts(out, original_ids, attention_mask) -> torch.Tensor:
+    "The counts `RTD_COUNTS` of one batch, as a float64 tensor on its device (no host sync)."
     real = attention_mask.bool()
-    return (out.disc_logits[real] > 0), rtd_labels(out.disc_input, original_ids)[real].bool()
+    pred, label = (out.disc_logits > 0) & real, rtd_labels(out.disc_input, original_ids).bool() & real
+    valid = out.slot_valid
+    mlm_correct = ((out.mlm_logits.argmax(-1) == original_ids.gather(1, out.masked_positions)) & valid).sum()
+    return torch.stack([mlm_correct, valid.sum(), ((pred == label) & real).sum(), real.sum(), (pred & label).sum(),
+                        pred.sum(), label.sum()]).double()
 
-def disc_accuracy(out, original_ids, is_masked, attention_mask) -> torch.Tensor:
-    "Fraction of non-pad tokens the discriminator labels correctly (replaced: logit > 0)."
-    pred, label = _rtd_predictions(out, original_ids, attention_mask)
-    return (pred == label).float().mean()
+def _ratio(a, b): return a / b if b else float('nan')
 
-def replaced_precision(out, original_ids, is_masked, attention_mask) -> torch.Tensor:
-    "Of the tokens the discriminator calls replaced, the fraction that are (0 when it calls none)."
-    pred, label = _rtd_predictions(out, original_ids, attention_mask)
-    return (pred & label).sum() / pred.sum().clamp_min(1)
+def metrics_from_counts(c) -> dict:
+    "`gen_acc`, `disc_acc` and P / R / F1 on replaced tokens (0 when nothing is predicted / replaced) from summed `rtd_counts`."
+    c = c.tolist() if torch.is_tensor(c) else list(c)
+    return {'gen_acc': _ratio(c[0], c[1]), 'disc_acc': _ratio(c[2], c[3]), 'replaced_precision': c[4] / max(c[5], 1),
+            'replaced_recall': c[4] / max(c[6], 1), 'replaced_f1': 2 * c[4] / max(c[5] + c[6], 1)}
 
-def replaced_recall(out, original_ids, is_masked, attention_mask) -> torch.Tensor:
-    "Of the replaced tokens, the fraction the discriminator finds (0 when none are replaced)."
-    pred, label = _rtd_predictions(out, original_ids, attention_mask)
-    return (pred & label).sum() / label.sum().clamp_min(1)
+def _metric(name, doc):
+    def f(out, original_ids, is_masked, attention_mask) -> float: return metrics_from_counts(rtd_counts(out, original_ids, attention_mask))[name]
+    f.__name__, f.__qualname__, f.__doc__ = name, name, doc
+    return f
 
-def replaced_f1(out, original_ids, is_masked, attention_mask) -> torch.Tensor:
-    "Harmonic mean of `replaced_precision` and `replaced_recall`: 2 TP / (2 TP + FP + FN)."
-    pred, label = _rtd_predictions(out, original_ids, attention_mask)
-    tp = (pred & label).sum()
-    return 2 * tp / (pred.sum() + label.sum()).clamp_min(1)
-
+mlm_accuracy = _metric('gen_acc', "Fraction of masked positions where the generator's most likely token is the original one.")
+disc_accuracy = _metric('disc_acc', 'Fraction of non-pad tokens the discriminator labels correctly (replaced: logit > 0).')
+replaced_precision = _metric('replaced_precision', 'Of the tokens the discriminator calls replaced, the fraction that are (0 when it calls none).')
+replaced_recall = _metric('replaced_recall', 'Of the replaced tokens, the fraction the discriminator finds (0 when none are replaced).')
+replaced_f1 = _metric('replaced_f1', 'Harmonic mean of `replaced_precision` and `replaced_recall`: 2 TP / (2 TP + FP + FN).')
 RTD_METRICS = (mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1)

@@ -15,7 +15,7 @@ import numpy as np, torch
 from torch.amp import GradScaler, autocast
 from torch.utils.data import DataLoader, Sampler
 from fastai.learner import Learner, AvgMetric
-from fastai.torch_core import set_seed
+from fastai.torch_core import set_seed, to_device
 from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback, CancelValidException, CancelBackwardException, CancelStepException
 from fastai.callback.progress import ProgressCallback
@@ -27,24 +27,22 @@ from fastai.callback.training import GradientClip
 from .config import PretrainConfig
 from .data import pad_collate
 from . import rtd
-from .rtd import (RTDLoss, mask_tokens, rtd_labels, mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall,
-                               replaced_f1)
+from .rtd import (RTDLoss, mask_tokens, rtd_counts, metrics_from_counts, mlm_accuracy, disc_accuracy,
+                               replaced_precision, replaced_recall, replaced_f1, RTD_METRICS)
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
 from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, write_guard, quiet_progress_bars
 from .model import resolve_attention, set_attention, unwrap_rtd_model
 from .trackers import make_trackers
 
 # %% auto #0
-__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
-           'SPLIT_INDEPENDENT_SAMPLERS', 'LOG_COLUMNS', 'RTD_LOG_METRICS', 'CHECKPOINT_FORMAT', 'data_permutation',
-           'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'global_step', 'step_seed', 'row_seeds',
-           'max_masked', 'SplitIndependentNoise', 'gumbel_sample_at', 'position_sample', 'SplitIndependentSampler',
-           'RTDCallback', 'DeviceMixedPrecision', 'precision_callbacks', 'rtd_counts', 'metrics_from_counts',
-           'read_log', 'log_line', 'parse_log_line', 'shows_progress_bar', 'RTDLogger', 'checkpoint_steps',
-           'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint',
-           'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'GlobalRTDLoss',
-           'RTDLearner', 'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
-           'export_checkpoint', 'export_main']
+__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT', 'LOG_COLUMNS',
+           'RTD_LOG_METRICS', 'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices', 'StepBatchSampler',
+           'pretrain_dataloaders', 'global_step', 'step_seed', 'max_masked', 'sampling_uniforms', 'RTDCallback',
+           'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_callbacks', 'read_log',
+           'log_line', 'parse_log_line', 'shows_progress_bar', 'RTDLogger', 'checkpoint_steps', 'checkpoint_path',
+           'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint', 'rng_states',
+           'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'RTDLearner', 'default_device',
+           'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -90,10 +88,13 @@ def pretrain_dataloaders(cfg: PretrainConfig, dataset, pad_token_id: int, valid_
     collate = partial(pad_collate, pad_token_id=pad_token_id, pad_to_multiple_of=8)
     accum = cfg.grad_accum
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, cfg.seed, rank, world_size, grad_accum=accum)
-    train = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator())
+    # on a GPU the batches are padded in worker processes into pinned memory, so the host is never the GPU's bottleneck
+    gpu = device is not None and torch.device(device).type == 'cuda'
+    workers = dict(num_workers=2, pin_memory=True, persistent_workers=False) if gpu else {}
+    train = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator(), **workers)
     # held-out batches are forward passes only, one micro-batch each: the memory of a training micro-batch is enough
     valid = DataLoader(valid_dataset if valid_dataset is not None else [], batch_size=cfg.batch_size // (world_size * accum),
-                       shuffle=False, collate_fn=collate, generator=torch.Generator())
+                       shuffle=False, collate_fn=collate, generator=torch.Generator(), pin_memory=gpu)
     return DataLoaders(train, valid, device=device)
 
 # %% ../nbs/05_train.ipynb #c015
@@ -109,83 +110,13 @@ def step_seed(seed: int, stream: int, step: int, rank: int) -> int:
     hi, lo = np.random.SeedSequence([seed, stream, step, rank]).generate_state(2)
     return int(hi) << 31 ^ int(lo)
 
-def row_seeds(seed: int, step: int, n_rows: int) -> list[int]:
-    "63-bit seeds of the sampling RNGs of rows `0 .. n_rows-1` of global batch `step` (a row's seed does not depend on `n_rows`)."
-    # one SeedSequence per step rather than per row: its words are a prefix-stable stream (a row is 2 words)
-    words = np.random.SeedSequence([seed, TRAIN_SAMPLING, step]).generate_state(2 * n_rows).reshape(-1, 2)
-    return [int(hi) << 31 ^ int(lo) for hi, lo in words.tolist()]
-
 def max_masked(mask_prob: float, max_length: int) -> int:
     "The most positions `rtd.masked_count` masks in one sequence: ELECTRA's `int((mask_prob + 0.005) * max_length)`."
     return int((mask_prob + 0.005) * max_length)
 
-def _masked_in_order(values: torch.Tensor, is_masked: torch.Tensor, n: int) -> torch.Tensor:
-    "`values[is_masked]` for a mask known to hold `n` positions, without the device sync of boolean indexing."
-    order = (~is_masked).flatten().to(torch.int32).argsort(stable=True)[:n]   # the masked positions first, in row-major order
-    return values.flatten()[order]
-
-class SplitIndependentNoise:
-    """The uniforms of a training batch's samples: the `k`-th masked position of a row gets row `k` of the `[cap, ...]`
-    uniforms of an RNG seeded with that row's seed (`row_seeds`), whatever the split of the global batch.
-    `seeds`: one per row of `is_masked`; `cap`: the most positions a row has masked (`max_masked`)."""
-    def __init__(self, seeds, is_masked: torch.Tensor, cap: int):
-        if len(seeds) != is_masked.shape[0]:
-            raise ValueError(f'{len(seeds)} row seeds for a batch of {is_masked.shape[0]} rows: pass one seed per row.')
-        self.seeds, self.is_masked, self.cap = list(seeds), is_masked, cap
-
-    def __len__(self): return len(self.seeds)
-    def __getitem__(self, rows: slice) -> SplitIndependentNoise:
-        "The noise of the micro-batch of rows `rows` (`RTDLearner` slices its inputs this way)."
-        return SplitIndependentNoise(self.seeds[rows], self.is_masked[rows], self.cap)
-    def __repr__(self): return f'{type(self).__name__}({len(self)} rows, cap={self.cap})'
-
-    @torch.compiler.disable   # a host loop that seeds a generator per row: nothing for the compiler to trace
-    def uniforms(self, n: int, *shape: int) -> torch.Tensor:
-        "`[n, *shape]` fp32 uniforms in [0, 1): one `shape` block per masked position (`n` of them), in the order of `x[is_masked]`."
-        m, cap = self.is_masked, self.cap
-        dev, b = m.device, m.shape[0]
-        slot = torch.arange(b, device=dev)[:, None] * cap + m.cumsum(-1) - 1   # (row, k) of each masked position, as row * cap + k
-        # where each row's k-th block goes among the n masked positions; a k that the row does not have goes to spare row n
-        dest = torch.full((b * cap,), n, device=dev).scatter_(0, _masked_in_order(slot, m, n), torch.arange(n, device=dev))
-        out, gen = torch.empty(n + 1, *shape, device=dev), torch.Generator(device=dev)
-        for r, seed in enumerate(self.seeds):
-            gen.manual_seed(seed)
-            out.index_copy_(0, dest[r * cap:(r + 1) * cap], torch.rand(cap, *shape, generator=gen, device=dev))
-        return out[:n]
-
-@torch.no_grad()
-def gumbel_sample_at(logits: torch.Tensor, temperature: float, noise: SplitIndependentNoise) -> torch.Tensor:
-    "ELECTRA's Gumbel-max sample of each row of `logits` in fp32, `argmax(logits / T + rtd.gumbel_noise(u))`, at `noise`'s uniforms."
-    logits = logits.float()   # bf16 logits / T would round to 8 bits and shift which token wins
-    gumbel = rtd.gumbel_noise(noise.uniforms(*logits.shape))
-    return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)
-
-@torch.no_grad()
-def position_sample(logits: torch.Tensor, temperature: float = 1.0, noise=None) -> torch.Tensor:
-    """A sample of each row of `softmax(logits / temperature)` in fp32 by its inverse CDF at one uniform number per row
-    (DeBERTaV3's multinomial sampler). `noise`: a `SplitIndependentNoise`, a `torch.Generator`, or None (the global RNG)."""
-    probs = torch.softmax(logits.float() if temperature == 1.0 else logits.float() / temperature, -1)
-    cdf = probs.cumsum_(-1)
-    n = logits.shape[0]
-    if isinstance(noise, SplitIndependentNoise): u = noise.uniforms(n)
-    else: u = torch.rand(n, generator=noise, device=logits.device)
-    # scaled by the row's total, which float rounding keeps near but not at 1
-    idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
-    return idx.clamp_max_(logits.shape[-1] - 1)
-
-SPLIT_INDEPENDENT_SAMPLERS = {'gumbel': gumbel_sample_at, 'multinomial': position_sample}
-
-class SplitIndependentSampler:
-    """`RTDModel.sample` in training: `cfg.sampling`'s sampler at the `SplitIndependentNoise` that `RTDCallback` passes,
-    and `rtd.SAMPLER_FUNCS[sampling]` itself for a `torch.Generator` or None (held-out batches, evaluation)."""
-    def __init__(self, sampling: str):
-        if sampling not in SPLIT_INDEPENDENT_SAMPLERS:
-            raise ValueError(f"sampling={sampling!r} is unknown; use one of {', '.join(map(repr, SPLIT_INDEPENDENT_SAMPLERS))} (cfg.sampling).")
-        self.sampling = sampling
-    def __call__(self, logits: torch.Tensor, temperature: float = 1.0, rng=None) -> torch.Tensor:
-        if isinstance(rng, SplitIndependentNoise): return SPLIT_INDEPENDENT_SAMPLERS[self.sampling](logits, temperature, rng)
-        return rtd.SAMPLER_FUNCS[self.sampling](logits, temperature, rng)
-    def __repr__(self): return f'{type(self).__name__}({self.sampling!r})'
+def sampling_uniforms(seed: int, step: int, rows: torch.Tensor, slots: int) -> rtd.CounterUniforms:
+    "The uniforms of the samples of global rows `rows` (a tensor on the batch's device) of training step `step`."
+    return rtd.CounterUniforms(rtd.counter_keys(step_seed(seed, TRAIN_SAMPLING, step, 0), rows, slots))
 
 def _canvas_width(max_length: int, length: int) -> int: return max(-(-max_length // 8) * 8, length)
 
@@ -196,9 +127,12 @@ class RTDCallback(Callback):
         # the official ELECTRA candidates exclude only [CLS], [SEP], [MASK] and padding
         never = [int(i) for i in special_ids if not (cfg.mask_unk and i == unk_token_id)]
         self.cfg, self.special_ids, self.mask_token_id, self.vocab_size, self.rank = cfg, never, mask_token_id, vocab_size, rank
+        self._specials = {}   # the special ids on each device: copied there once, not every step
 
     def _mask(self, input_ids, attention_mask, gen):
-        return mask_tokens(input_ids, attention_mask, self.special_ids, self.mask_token_id, self.vocab_size, self.cfg.mask_prob,
+        dev = input_ids.device
+        if dev not in self._specials: self._specials[dev] = torch.tensor(self.special_ids, dtype=torch.long, device=dev)
+        return mask_tokens(input_ids, attention_mask, self._specials[dev], self.mask_token_id, self.vocab_size, self.cfg.mask_prob,
                            self.cfg.mask_style, generator=gen, max_length=self.cfg.max_length)   # ELECTRA's cap: int((p+0.005)*max_length)
 
     def before_batch(self):
@@ -215,7 +149,8 @@ class RTDCallback(Callback):
             ids[rows, :L], attn[rows, :L] = input_ids, attention_mask
             gen = torch.Generator(device=dev).manual_seed(step_seed(self.cfg.seed, TRAIN_MASKS, step, 0))
             masked_ids, is_masked = (t[rows, :L] for t in self._mask(ids, attn, gen))
-            noise = SplitIndependentNoise(row_seeds(self.cfg.seed, step, B)[rows], is_masked, max_masked(self.cfg.mask_prob, self.cfg.max_length))
+            noise = sampling_uniforms(self.cfg.seed, step, torch.arange(rows.start, rows.stop, device=dev),
+                                      rtd.masked_slots(self.cfg.mask_prob, self.cfg.max_length, L))
             self.learn.xb = (masked_ids, attention_mask, token_type_ids, is_masked, noise)
             # dropout, the one user of the global RNG in a step: seeded per (step, rank), so that a run resumed on any
             # number of processes draws what the uninterrupted one drew
@@ -243,30 +178,29 @@ class DeviceMixedPrecision(MixedPrecision):
         if isinstance(self.pred, tuple): self.learn.pred = type(self.pred)(*(t.float() if t.is_floating_point() else t for t in self.pred))
         else: super().after_pred()
 
-def precision_callbacks(cfg: PretrainConfig) -> list:
-    "The mixed-precision callback for `cfg.precision` (none for fp32)."
-    return [] if cfg.precision == 'fp32' else [DeviceMixedPrecision(amp_mode=cfg.precision)]
+def cpu_has_fast_bf16() -> bool:
+    "Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX), which makes bf16 autocast faster than fp32."
+    try: flags = Path('/proc/cpuinfo').read_text()
+    except OSError: return False
+    return any(f in flags.split() for f in ('avx512_bf16', 'amx_bf16'))
+
+def resolve_precision(precision: str, device) -> str:
+    "`precision` on `device`: 'auto' is bf16 where the device runs it fast (CUDA with bf16, a CPU with AVX512-BF16 / AMX), else fp32."
+    if precision != 'auto': return precision
+    device = torch.device(device)
+    if device.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
+    return 'bf16' if device.type == 'cpu' and cpu_has_fast_bf16() else 'fp32'
+
+def precision_callbacks(cfg: PretrainConfig, device='cpu') -> list:
+    "The mixed-precision callback for `cfg.precision` on `device` (none for fp32)."
+    precision = resolve_precision(cfg.precision, device)
+    return [] if precision == 'fp32' else [DeviceMixedPrecision(amp_mode=precision)]
 
 # %% ../nbs/05_train.ipynb #c023
 LOG_COLUMNS = ('step', 'lr', 'loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc',
                'replaced_precision', 'replaced_recall', 'replaced_f1', 'tokens_per_s')
 RTD_LOG_METRICS = {'gen_acc': mlm_accuracy, 'disc_acc': disc_accuracy, 'replaced_precision': replaced_precision,
                    'replaced_recall': replaced_recall, 'replaced_f1': replaced_f1}
-
-def rtd_counts(out, original_ids, is_masked, attention_mask) -> torch.Tensor:
-    "The counts behind `RTD_LOG_METRICS` (correct MLM guesses, masked, correct RTD labels, real tokens, TP, predicted, replaced)."
-    real = attention_mask.bool()
-    pred, label = out.disc_logits[real] > 0, rtd_labels(out.disc_input, original_ids)[real].bool()
-    tp = (pred & label).sum()
-    return torch.stack([(out.mlm_logits.argmax(-1) == original_ids[is_masked]).sum(), is_masked.sum(), (pred == label).sum(),
-                        real.sum(), tp, pred.sum(), label.sum()]).double()
-
-def metrics_from_counts(c: torch.Tensor) -> dict:
-    "`RTD_LOG_METRICS` of the batch (or micro-batches) whose `rtd_counts` add up to `c`."
-    c = c.tolist()
-    return {'gen_acc': c[0] / c[1] if c[1] else float('nan'), 'disc_acc': c[2] / c[3] if c[3] else float('nan'),
-            'replaced_precision': c[4] / max(c[5], 1), 'replaced_recall': c[4] / max(c[6], 1),
-            'replaced_f1': 2 * c[4] / max(c[5] + c[6], 1)}
 
 def read_log(path) -> list:
     "The rows of a `log.csv` as dicts of floats (`step` as int)."
@@ -333,8 +267,9 @@ class RTDLogger(Callback):
     def after_batch(self):
         self.tokens += self.learn.yb[2].sum()   # a tensor: no device sync until the row is written
         step = global_step(self.learn)
-        if self._logs(step): self._log(step)
-        progress = getattr(self.learn, 'progress', None)
+        if not self._logs(step): return
+        self._log(step)
+        progress = getattr(self.learn, 'progress', None)   # the bar's comment: read on logged steps only (a device sync)
         if progress is not None and getattr(progress, 'pbar', None) is not None:
             progress.pbar.comment = f'loss {self.smooth_loss.item():.4f}' + (f', {self.rate:,.0f} tok/s' if self.rate == self.rate else '')
 
@@ -343,7 +278,7 @@ class RTDLogger(Callback):
         self.rate = float(self.tokens) * self.world_size / max(now - self.t0, 1e-9)
         self.tokens, self.t0 = 0, now
         counts = getattr(self.learn, 'rtd_counts', None)
-        if counts is None: counts = rtd_counts(self.learn.pred, *self.learn.yb)
+        if counts is None: counts = rtd_counts(self.learn.pred, self.learn.yb[0], self.learn.yb[2])
         row = {'step': step, 'lr': self.opt.hypers[-1]['lr'], 'loss': self.learn.loss.item(),
                'mlm_loss': float(self.loss_func.mlm_loss), 'disc_loss': float(self.loss_func.disc_loss),
                **metrics_from_counts(counts), 'tokens_per_s': self.rate}
@@ -482,23 +417,6 @@ def load_checkpoint(learn, path) -> int:
     return state['step']
 
 # %% ../nbs/05_train.ipynb #c035
-class GlobalRTDLoss(RTDLoss):
-    """`RTDLoss` whose two means are over the whole global batch: the MLM sum over `n_masked`, the discriminator sum
-    over `n_real`, times `world_size` (DDP averages the processes' gradients). Without `counts`, `RTDLoss` itself."""
-    def __call__(self, out, original_ids, is_masked, attention_mask, counts=None) -> torch.Tensor:
-        if counts is None: return super().__call__(out, original_ids, is_masked, attention_mask)
-        n_masked, n_real, world_size = counts
-        targets = original_ids[is_masked]
-        if out.mlm_logits.shape[0] != targets.shape[0]:
-            raise ValueError(f'{out.mlm_logits.shape[0]} generator logit rows for {targets.shape[0]} masked positions: '
-                             'pass the same is_masked that the model was called with.')
-        real = attention_mask.bool()
-        mlm = F.cross_entropy(out.mlm_logits.float(), targets, reduction='sum') * world_size / n_masked.clamp_min(1)
-        disc = F.binary_cross_entropy_with_logits(out.disc_logits[real].float(), rtd_labels(out.disc_input, original_ids)[real].float(),
-                                                  reduction='sum') * world_size / n_real.clamp_min(1)
-        self.mlm_loss, self.disc_loss = mlm.detach(), disc.detach()
-        return mlm + self.disc_weight * disc
-
 def _rows(t, start: int, n: int):
     if isinstance(t, tuple): return tuple(_rows(x, start, n) for x in t)
     return t if t is None else t[start:start + n]
@@ -506,6 +424,10 @@ def _rows(t, start: int, n: int):
 class RTDLearner(Learner):
     "A fastai `Learner` whose training batch is one optimizer step of `cfg.grad_accum` micro-batches (see above)."
     def _mixed_precision(self): return next((cb for cb in self.cbs if isinstance(cb, MixedPrecision)), None)
+
+    def _set_device(self, b):
+        # from pinned memory, without blocking the host: the copy overlaps with the previous step's kernels
+        return to_device(b, next(self.model.parameters()).device, non_blocking=True)
 
     def _do_one_batch(self):
         if not self.training or not len(self.yb): return super()._do_one_batch()
@@ -517,7 +439,7 @@ class RTDLearner(Learner):
         counts = torch.stack([is_masked.sum(), attention_mask.sum()])
         if dist.is_available() and dist.is_initialized(): dist.all_reduce(counts)   # an async collective on GPUs: no host sync
         counts = (counts[0], counts[1], getattr(self, 'world_size', 1))
-        global_loss, mp, ddp = isinstance(self.loss_func, GlobalRTDLoss), self._mixed_precision(), isinstance(self.model, DistributedDataParallel)
+        mp, ddp = self._mixed_precision(), isinstance(self.model, DistributedDataParallel)
         want_counts = getattr(self, 'log_this_step', True)
         total, mlm, disc, stats = 0., 0., 0., 0.
         for k in range(n):
@@ -526,9 +448,9 @@ class RTDLearner(Learner):
             with nullcontext() if last or not ddp else self.model.no_sync():
                 self.pred = self.model(*self.xb)
                 self('after_pred')
-                self.loss_grad = self.loss_func(self.pred, *self.yb, counts=counts) if global_loss else self.loss_func(self.pred, *self.yb) / n
-                if global_loss: mlm, disc = mlm + self.loss_func.mlm_loss, disc + self.loss_func.disc_loss
-                if want_counts: stats = stats + rtd_counts(self.pred, *self.yb)
+                self.loss_grad = self.loss_func(self.pred, *self.yb, counts=counts)
+                mlm, disc = mlm + self.loss_func.mlm_loss, disc + self.loss_func.disc_loss
+                if want_counts: stats = stats + rtd_counts(self.pred, self.yb[0], self.yb[2])
                 if last: break
                 total = total + self.loss_grad.detach()
                 if mp is not None: mp.autocast.__exit__(None, None, None)   # backward outside autocast, as fastai does
@@ -542,7 +464,7 @@ class RTDLearner(Learner):
             dist.all_reduce(summed)
             summed[:3] /= dist.get_world_size()
             self.loss, mlm, disc, stats = summed[0].float(), summed[1].float(), summed[2].float(), summed[3:]
-        if global_loss: self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
+        self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
         self.rtd_counts = stats if want_counts else None
         self('after_loss')
         total = total + self.loss_grad.detach()   # as the callbacks of after_loss left the last micro-batch's loss
@@ -571,16 +493,16 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     if model is None:
         from electra_gdes.model import build_rtd_model
         model = build_rtd_model(cfg, tokenizer)
-    device = device or default_device(rank)
+    device = torch.device(device or default_device(rank))
+    if device.type == 'cuda':   # TF32 for the fp32 matmuls that autocast leaves in fp32 (and for all of them under --precision fp32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model = set_attention(model.to(device), resolve_attention(cfg.attention, device))
-    # cfg.sampling's sampler, at uniforms that do not depend on how the global batch is split (RTDCallback)
-    unwrap_rtd_model(model).sample = SplitIndependentSampler(cfg.sampling)
     if cfg.compile: model.compile()
     write, bar = rank == 0, shows_progress_bar()
     quiet_progress_bars()   # stderr a file: no `\r` redraws from the exports' progress bars
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)
     defaults = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank, tokenizer.unk_token_id),
-                StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg),
+                StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg, device),
                 NonFiniteCallback(cfg.max_nonfinite), PreemptionCallback(),
                 CheckpointCallback(cfg.run_dir, checkpoint_steps(cfg), rank),
                 RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, world_size, write, lines=not bar,
@@ -589,9 +511,9 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     # act on the same step (and, under DDP, each run their own collective)
     given = list(cbs or [])
     callbacks = [d for d in defaults if not any(isinstance(c, type(d)) for c in given)] + given
-    learn = RTDLearner(dls, model, loss_func=GlobalRTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
+    learn = RTDLearner(dls, model, loss_func=RTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
                        splitter=no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
-                       metrics=[AvgMetric(f) for f in (mlm_accuracy, disc_accuracy, replaced_precision, replaced_recall, replaced_f1)])
+                       metrics=[AvgMetric(f) for f in RTD_METRICS])
     if not bar: learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])   # no `\r` redraws in a file
     learn.cfg, learn.tokenizer, learn.rank, learn.world_size, learn.start_step = cfg, tokenizer, rank, world_size, 0
     return learn
