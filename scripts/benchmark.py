@@ -57,6 +57,7 @@ Section `data`: MB/s of building the pretraining dataset from the default corpus
 """
 from __future__ import annotations
 import argparse, importlib.util, json, math, os, platform, random, statistics, sys, tempfile, time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -68,15 +69,19 @@ from fastai.callback.core import Callback
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from electra_gdes.config import ATTENTIONS, pretrain_config
+from electra_gdes.config import ATTENTIONS, PRECISIONS, pretrain_config
 from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
 from electra_gdes.train import fit_steps, pretrain_learner
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_finetune import glue_classifier, quiet_hf
-from electra_gdes.model import (MODEL_CLASSES, RTDOutput, build_rtd_model, discriminator_config, resolve_attention,
+from electra_gdes.model import (MODEL_CLASSES, build_rtd_model, discriminator_config, resolve_attention,
                                  save_pretrained_atomic, set_attention)
 from electra_gdes.optim import no_decay_param_groups, pretrain_opt_func
-from electra_gdes.rtd import RTDLoss, mask_tokens, rtd_labels
+try:   # internals of the RTD step that only the `pretrain` section uses; the `host` section needs the public API only
+    from electra_gdes.model import RTDOutput
+    from electra_gdes.rtd import RTDLoss, mask_tokens, rtd_labels
+    RTD_INTERNALS_ERROR = None
+except ImportError as e: RTD_INTERNALS_ERROR = e
 
 
 def matmul_peak(dtype: torch.dtype, device: str, n: int, reps: int = 5) -> float:
@@ -432,6 +437,230 @@ def bench_data_pipeline(args) -> dict:
         return bench_data.bench(args.data_builder, args.data_num_proc, cfg.max_length, corpus, tokenizer, args.cache_dir)
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Section `host`: what the real training step costs the host, with the model's arithmetic made negligible
+# ---------------------------------------------------------------------------------------------------------------------
+HOST_BASELINE = 'a89836ad1dcf3e9a76fc96c0e0223ec92c8c3a20'   # main before issue 21's step rewrite: the naive Learner
+HOST_SHAPE = dict(hidden_size=32, num_heads=4, intermediate_size=64, embedding_size=16)   # ELECTRA-small depth, tiny width
+# ops that make the host wait for the device: boolean-mask indexing (nonzero), .item()/float()/bool() of a tensor
+# (_local_scalar_dense), masked_select; a sync op called inside another one (nonzero inside masked_select) counts once
+HOST_SYNC_OPS = ('aten::nonzero', 'aten::_local_scalar_dense', 'aten::masked_select')
+CUDA_SYNC_CALLS = ('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize', 'cudaMemcpy')
+
+
+def host_tokenizer(vocab_size: int):
+    "A word-level tokenizer of `vocab_size` entries: the five special tokens and words w0, w1, ..."
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+    special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+    vocab = {t: i for i, t in enumerate(special + [f'w{i}' for i in range(vocab_size - len(special))])}
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token='[UNK]')), pad_token='[PAD]',
+                                   unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]')
+
+
+def host_examples(tokenizer, n: int, max_length: int, seed: int) -> list[dict]:
+    "`n` examples of `max_length` tokens, [CLS] random words [SEP] (one length: no padding, the same shapes every step)."
+    rng = random.Random(seed)
+    words = range(5, len(tokenizer))
+    return [dict(input_ids=[tokenizer.cls_token_id] + [rng.choice(words) for _ in range(max_length - 2)] + [tokenizer.sep_token_id],
+                 token_type_ids=[0] * max_length) for _ in range(n)]
+
+
+class HostProbe(Callback):
+    """Times the training steps of a window after `warmup` ones (from the end of one batch to the end of the next: data
+    loading, masking, callbacks, forward, backward, optimizer), then runs torch's profiler over the next `profiled`.
+    Steps are not synchronised with the device: on a GPU a step's time is the host's (the device runs behind); the whole
+    window is, at both ends, and its mean is the real time per step."""
+    order = 250   # after every other callback's after_batch
+    def __init__(self, device, warmup: int, timed: int, profiled: int):
+        self.device, self.warmup, self.timed, self.profiled = device, warmup, timed, profiled
+        self.n, self.last, self.times, self.window_s, self.prof, self.events = 0, None, [], None, None, None
+
+    def after_batch(self):
+        if not self.training: return
+        self.n, t = self.n + 1, time.perf_counter()
+        if self.n == self.warmup:
+            sync(self.device); t = self.window_t0 = time.perf_counter()
+        elif self.warmup < self.n <= self.warmup + self.timed: self.times.append(t - self.last)
+        if self.n == self.warmup + self.timed:
+            sync(self.device); self.window_s = time.perf_counter() - self.window_t0
+            from torch.profiler import ProfilerActivity, profile
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.startswith('cuda') else [])
+            self.prof = profile(activities=acts); self.prof.__enter__()
+        elif self.prof is not None and self.n == self.warmup + self.timed + self.profiled:
+            sync(self.device); self.prof.__exit__(None, None, None)
+            self.events, self.prof = self.prof.events(), None
+        self.last = time.perf_counter()
+
+
+def host_counts(events, steps: int) -> dict:
+    "Per step: aten ops (all, and those that call no other aten op), ops that sync the host, other profiler events."
+    aten = [e for e in events if e.name.startswith('aten::')]
+    leaf = [e for e in aten if not any(c.name.startswith('aten::') for c in e.cpu_children)]
+    def inside_sync(e):
+        p = e.cpu_parent
+        while p is not None:
+            if p.name in HOST_SYNC_OPS: return True
+            p = p.cpu_parent
+        return False
+    syncs = [e for e in aten if e.name in HOST_SYNC_OPS and not inside_sync(e)]
+    by_op = {op: sum(e.name == op for e in syncs) / steps for op in HOST_SYNC_OPS}
+    top = Counter(e.name for e in leaf)
+    own_ms = Counter()
+    for e in aten: own_ms[e.name] += e.self_cpu_time_total / 1e3   # host (CPU) time of the op itself, ms
+    res = dict(aten_ops=len(aten) / steps, leaf_aten_ops=len(leaf) / steps, syncs=len(syncs) / steps, syncs_by_op=by_op,
+               events=len(events) / steps, top_leaf_ops={k: v / steps for k, v in top.most_common(12)},
+               op_ms=sum(own_ms.values()) / steps, top_ops_ms={k: v / steps for k, v in own_ms.most_common(12)})
+    cuda = [e for e in events if getattr(e, 'device_type', None) is not None and 'CUDA' in str(e.device_type)]
+    if cuda:   # on a GPU: kernels launched and the runtime calls that wait for the device
+        res.update(cuda_kernels=len(cuda) / steps,
+                   cuda_sync_calls=sum(e.name in CUDA_SYNC_CALLS for e in events) / steps)
+    return res
+
+
+def host_measure(spec: dict) -> dict:
+    """One host measurement: `pretrain_learner` at ELECTRA-small depth with `spec`'s tiny width and vocabulary, fit for
+    warmup + timed + profiled steps (+ one more: the step that logs is left out of both windows)."""
+    import electra_gdes
+    if spec.get('threads'): torch.set_num_threads(spec['threads'])
+    tokenizer = host_tokenizer(spec['vocab_size'])
+    n = spec['warmup'] + spec['timed'] + spec['profiled'] + 1
+    overrides = dict(HOST_SHAPE, max_length=spec['max_length'], batch_size=spec['batch_size'], steps=n, warmup_steps=1,
+                     checkpoint_fractions=(), log_every=n, seed=spec['seed'], compile=spec['compile'])
+    if spec.get('precision'): overrides['precision'] = spec['precision']
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = pretrain_config('electra', 'small', output_dir=tmp, **overrides)
+        examples = host_examples(tokenizer, spec['batch_size'] * n, cfg.max_length, spec['seed'])
+        t0 = time.perf_counter()
+        learn = pretrain_learner(cfg, Dataset.from_list(examples), tokenizer, device=torch.device(spec['device']))
+        probe = HostProbe(spec['device'], spec['warmup'], spec['timed'], spec['profiled'])
+        learn.add_cb(probe)
+        with learn.no_bar(), learn.no_logging(): fit_steps(learn)
+        fit_s = time.perf_counter() - t0
+    if len(probe.times) != spec['timed'] or probe.events is None:
+        raise RuntimeError(f'the Learner ran {probe.n} training steps, not the {n} asked for')
+    times = probe.times
+    res = dict(library=str(Path(electra_gdes.__file__).parent), precision=cfg.precision, compile=cfg.compile,
+               batch_size=spec['batch_size'], host_ms=1e3 * min(times), host_ms_median=1e3 * statistics.median(times),
+               step_ms=[1e3 * t for t in times], window_ms_per_step=1e3 * probe.window_s / len(times), fit_s=fit_s,
+               threads=torch.get_num_threads(), discriminator_layers=cfg.num_layers)
+    res.update(host_counts(probe.events, spec['profiled']))
+    if cfg.compile:   # graphs dynamo made and graph breaks, over the whole fit
+        from torch._dynamo.utils import counters
+        res['dynamo'] = dict(unique_graphs=counters['stats']['unique_graphs'], graph_breaks=sum(counters['graph_break'].values()))
+    return res
+
+
+def _baseline_library(ref: str, root: Path, into: Path) -> Path:
+    "The `electra_gdes` package of git commit `ref` of the checkout at `root`, extracted under `into`."
+    import subprocess, tarfile, io
+    tar = subprocess.run(['git', '-C', str(root), 'archive', ref, 'electra_gdes'], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t: t.extractall(into, filter='data')
+    return into
+
+
+def host_worker(spec: dict, out: Path):
+    "`host_measure` at each batch of `spec['batches']`, `out` rewritten after each one (a time limit keeps those done)."
+    results = {}
+    for b in spec['batches']:
+        try: results[str(b)] = dict(host_measure(dict(spec, batch_size=b)), status='ok')
+        except Exception as e: results[str(b)] = dict(status=f'failed: {type(e).__name__}: {e}'[:500], batch_size=b)
+        write_json_atomic(results, out)
+
+
+def host_subprocess(spec: dict, timeout: float, library: Path | None = None) -> dict:
+    """`host_worker(spec)` in a fresh python (this script's --host-worker), with `library` first on the path if given:
+    {batch: result}; a batch not measured in `timeout` seconds has a status that says so."""
+    import subprocess
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path, out_path = Path(tmp)/'spec.json', Path(tmp)/'result.json'
+        spec_path.write_text(json.dumps(spec))
+        env = dict(os.environ, **({'OMP_NUM_THREADS': str(spec['threads'])} if spec.get('threads') else {}))
+        if library is not None:
+            env['PYTHONPATH'] = os.pathsep.join(p for p in (str(library), env.get('PYTHONPATH')) if p)
+        try:
+            r = subprocess.run([sys.executable, __file__, '--host-worker', str(spec_path), str(out_path)], env=env,
+                               capture_output=True, text=True, timeout=timeout)
+            why = f'failed (exit {r.returncode}): ' + ' | '.join((r.stdout + r.stderr).strip().splitlines()[-3:]) if r.returncode else None
+        except subprocess.TimeoutExpired:
+            why = f'not measured: over the {timeout:.0f} s limit (--host-timeout)'
+        done = json.loads(out_path.read_text()) if out_path.exists() else {}
+        return {str(b): done.get(str(b)) or dict(status=why or 'not measured', batch_size=b) for b in spec['batches']}
+
+
+def run_host(args) -> dict:
+    """The `host` section: per steady-state step of the real Learner, kernel-level ops, ops that sync the host and host
+    ms, at each batch of --host-batches, for the library of this checkout (eager; compiled with --compile) and the
+    naive baseline (the library of git commit --host-baseline, run from an extracted copy)."""
+    root = Path(__file__).resolve().parents[1]
+    base = dict(device=args.device, threads=args.threads, seed=args.seed, vocab_size=args.host_vocab,
+                max_length=args.host_max_length, warmup=args.host_warmup, timed=args.host_steps, profiled=args.host_profiled,
+                precision=args.host_precision)
+    variants = {'eager': dict(compile=False)}
+    if args.compile: variants['compiled'] = dict(compile=True)
+    res = dict(model=dict(HOST_SHAPE, layers='12 (discriminator) + 12 (generator): the ELECTRA-small preset depth',
+                          vocab_size=args.host_vocab, max_length=args.host_max_length),
+               steps=dict(warmup=args.host_warmup, timed=args.host_steps, profiled=args.host_profiled),
+               sync_ops=list(HOST_SYNC_OPS), baseline_ref=None, variants={})
+    with tempfile.TemporaryDirectory() as tmp:
+        library = None
+        if args.host_baseline not in ('', 'none'):
+            try:
+                library = _baseline_library(args.host_baseline, root, Path(tmp))
+                variants = {'baseline': dict(compile=False, library=library), **variants}
+                res['baseline_ref'] = args.host_baseline
+            except Exception as e:   # no git, or a checkout without that commit (e.g. a copy with no .git)
+                res['baseline_ref'] = f'not run: commit {args.host_baseline} not readable here ({type(e).__name__})'
+        for name, v in variants.items():
+            print(f"host: {name}, batches {' '.join(map(str, args.host_batches))} ...", flush=True)
+            t = time.perf_counter()
+            rows = res['variants'][name] = host_subprocess(dict(base, batches=args.host_batches, compile=v['compile']),
+                                                           args.host_timeout, v.get('library'))
+            for r in rows.values():
+                if name == 'baseline' and r.get('status') == 'ok' and not r['library'].startswith(tmp):
+                    r['status'] = f"failed: the baseline ran the library at {r['library']}, not the extracted copy"
+                if r.get('status') == 'ok': r['library'] = 'baseline' if name == 'baseline' else 'this checkout'
+            res.setdefault('wall_s', {})[name] = time.perf_counter() - t
+    summarise_host(res, args.host_batches)
+    return res
+
+
+def summarise_host(res: dict, batches):
+    "Ratios: ops at the largest batch over the smallest (1.0: independent of the batch), host ms against the baseline."
+    lo, hi = str(min(batches)), str(max(batches))
+    base = res['variants'].get('baseline', {})
+    for name, rows in res['variants'].items():
+        ok = {b: r for b, r in rows.items() if r.get('status') == 'ok'}
+        if lo in ok and hi in ok and lo != hi:
+            rows_growth = ok[hi]['leaf_aten_ops'] / ok[lo]['leaf_aten_ops']
+            for r in ok.values(): r['ops_growth_with_batch'] = rows_growth
+        for b, r in ok.items():
+            if base.get(b, {}).get('status') == 'ok':
+                r['host_ms_vs_baseline'] = r['host_ms'] / base[b]['host_ms']
+                r['leaf_ops_vs_baseline'] = r['leaf_aten_ops'] / base[b]['leaf_aten_ops']
+
+
+def print_host(res: dict, device_desc: str):
+    m = res['model']
+    print(f"\nhost overhead of the real training step (pretrain_learner, fit): {m['layers']}, width {m['hidden_size']}, "
+          f"vocabulary {m['vocab_size']}, length {m['max_length']}; {device_desc}; per steady-state step "
+          f"({res['steps']['timed']} timed, {res['steps']['profiled']} profiled after {res['steps']['warmup']} warmup)")
+    if isinstance(res.get('baseline_ref'), str) and res['baseline_ref'].startswith('not run'): print(f"  baseline {res['baseline_ref']}")
+    head = f"  {'variant':9s} {'batch':>5s} {'aten ops':>9s} {'leaf ops':>9s} {'syncs':>6s} {'nonzero':>7s} {'item':>5s} {'m_sel':>5s} {'host ms':>8s} {'vs base':>7s}"
+    print(head)
+    for name, rows in res['variants'].items():
+        for b, r in rows.items():
+            if r.get('status') != 'ok': print(f"  {name:9s} {b:>5s}  {r.get('status')}"); continue
+            s = r['syncs_by_op']
+            print(f"  {name:9s} {b:>5s} {r['aten_ops']:9.0f} {r['leaf_aten_ops']:9.0f} {r['syncs']:6.1f} {s['aten::nonzero']:7.1f} "
+                  f"{s['aten::_local_scalar_dense']:5.1f} {s['aten::masked_select']:5.1f} {r['host_ms']:8.1f} "
+                  + (f"{r['host_ms_vs_baseline']:6.2f}x" if 'host_ms_vs_baseline' in r else f"{'':>7s}"))
+    for name, rows in res['variants'].items():
+        g = next((r['ops_growth_with_batch'] for r in rows.values() if 'ops_growth_with_batch' in r), None)
+        if g is not None: print(f"  {name}: leaf ops at the largest batch / the smallest = {g:.3f} (1.000: independent of the batch)")
+
+
 def write_json_atomic(obj, path):
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
@@ -439,7 +668,7 @@ def write_json_atomic(obj, path):
     os.replace(tmp, path)
 
 
-SECTIONS = ('pretrain', 'finetune', 'data')
+SECTIONS = ('pretrain', 'finetune', 'data', 'host')
 
 
 def main(argv=None):
@@ -471,7 +700,25 @@ def main(argv=None):
                    help="torch CPU threads (default: torch's); on a loaded machine 1 avoids oversubscription")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='bench_results.json')
+    h = p.add_argument_group('host', 'the host section: the real Learner step at ELECTRA-small depth, tiny width and vocabulary')
+    h.add_argument('--host-batches', type=int, nargs='+', default=[16, 64], help='batch sizes (ops per step must not grow with them)')
+    h.add_argument('--host-steps', type=int, default=5, help='timed steady-state steps per run')
+    h.add_argument('--host-profiled', type=int, default=2, help='profiled steps per run, after the timed ones')
+    h.add_argument('--host-warmup', type=int, default=3, help='untimed steps first (with --compile: where it compiles)')
+    h.add_argument('--host-vocab', type=int, default=64, help='vocabulary of the word-level tokenizer')
+    h.add_argument('--host-max-length', type=int, default=32,
+                   help='tokens per example, every example this long (short: the batch adds little arithmetic on a CPU)')
+    h.add_argument('--host-precision', default=None, choices=PRECISIONS, help="the Learner's precision (default: the preset's)")
+    h.add_argument('--host-baseline', default=HOST_BASELINE,
+                   help="git commit whose library is the naive baseline, run from an extracted copy ('none': no baseline)")
+    h.add_argument('--host-timeout', type=float, default=300,
+                   help='seconds each variant may take for all its batches (a compiled one compiles first)')
+    p.add_argument('--host-worker', nargs=2, metavar=('SPEC', 'OUT'), help=argparse.SUPPRESS)   # one run, in a child process
     args = p.parse_args(argv)
+    if args.host_worker:
+        spec, out = args.host_worker
+        host_worker(json.loads(Path(spec).read_text()), Path(out))
+        return 0
     if min(args.steps, args.finetune_steps, args.finetune_repeats) < 1:
         p.error('--steps, --finetune-steps and --finetune-repeats must be at least 1')
     gpu = args.device.startswith('cuda')
@@ -488,6 +735,9 @@ def main(argv=None):
     print(f"device {args.device} ({name}, {torch.get_num_threads()} threads)")
     checks = {}
     if 'pretrain' in args.sections:
+        if RTD_INTERNALS_ERROR is not None:
+            raise SystemExit(f'the pretrain section needs internals the library no longer has ({RTD_INTERNALS_ERROR}); '
+                             'the host section needs only its public API (--sections host)')
         results.update(run_pretrain(args, tokenizer))
         checks['pretrain losses'] = all(r['fp32_loss_rel_diff'] < 1e-5 and r['bf16_loss_rel_diff'] < 1e-2
                                         and r.get('compiled_loss_rel_diff', 0) < 1e-2 for r in results['sizes'].values())
@@ -508,6 +758,11 @@ def main(argv=None):
         print(f"\ndata pipeline ({r['builder']} builder, {r['num_proc']} process(es), default corpus {r['corpus_mb']} MB, fresh cache): "
               f"{r['mb_per_s']:.2f} MB/s ({r['mb_per_cpu_s']:.2f} MB per CPU second), {r['tokens_per_s']} tokens/s, "
               f"{r['examples']} examples in {r['seconds']:.1f} s")
+    if 'host' in args.sections:
+        r = results['host'] = run_host(args)
+        print_host(r, f"{args.device} ({name}), {torch.get_num_threads()} threads")
+        checks['host runs'] = all(x.get('status') == 'ok' for v, rows in r['variants'].items() for x in rows.values()
+                                  if v != 'compiled')   # a compile over --host-timeout is reported, not a failure
     write_json_atomic(results, args.out)
     ok = all(checks.values())
     print(f"\nwrote {args.out}; " + (', '.join(f"{k} {'passed' if v else 'FAILED'}" for k, v in checks.items()) or 'no checks'))
