@@ -10,21 +10,22 @@ Docs: https://electra-gdes.github.io/electra_gdes/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
-import argparse, json, os, sys
+import argparse, base64, json, math, numbers, os, socket, sys, urllib.parse
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from fastcore.docments import docments
 from .trackers import parse_log_option, check_log_requirements   # the standard library only: parsing stays fast
 
 # %% auto #0
-__all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'ATTENTIONS',
-           'EXAMPLE_BUILDERS', 'ALL_SIZES', 'PRETRAIN_CHOICES', 'PRETRAIN_PRESETS', 'CONTINUED_PRETRAINING',
-           'RESUME_FIXED', 'RESUME_ALLOWED', 'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS',
-           'TASK_EPOCHS', 'SELECTIONS', 'FINETUNE_CHOICES', 'RUN_CONFIG', 'PRETRAIN_GROUPS', 'FINETUNE_GROUPS',
-           'PretrainConfig', 'pretrain_config', 'resume_conflicts', 'config_changed', 'FinetuneConfig',
-           'size_from_shape', 'infer_size', 'parameter_count', 'presets_table', 'field_groups', 'format_config',
-           'config_parser', 'read_config_file', 'saved_run_config', 'pretrain_config_from_args',
-           'finetune_config_from_args', 'save_config', 'load_config']
+__all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'FINETUNE_PRECISIONS',
+           'ATTENTIONS', 'EXAMPLE_BUILDERS', 'ALL_SIZES', 'PRETRAIN_CHOICES', 'PRETRAIN_PRESETS',
+           'CONTINUED_PRETRAINING', 'RESUME_FIXED', 'RESUME_ALLOWED', 'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS',
+           'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS', 'SELECTIONS', 'FINETUNE_CHOICES', 'RUN_CONFIG', 'PRETRAIN_GROUPS',
+           'FINETUNE_GROUPS', 'PretrainConfig', 'ConfigTypeError', 'check_field_types', 'pretrain_config',
+           'resume_conflicts', 'config_changed', 'FinetuneConfig', 'size_from_shape', 'infer_size', 'parameter_count',
+           'presets_table', 'field_groups', 'format_config', 'config_parser', 'read_config_file', 'saved_run_config',
+           'check_tracker_access', 'pretrain_config_from_args', 'finetune_config_from_args', 'save_config',
+           'load_config']
 
 # %% ../nbs/00_config.ipynb #c006
 BACKBONES = ('electra', 'deberta')
@@ -33,7 +34,8 @@ EMBEDDING_SHARING = ('gdes', 'es', 'nes')
 MASK_STYLES = ('electra', 'deberta', 'bert')
 SAMPLERS = ('gumbel', 'multinomial')
 SCHEDULES = ('electra', 'deberta')
-PRECISIONS = ('fp32', 'bf16', 'fp16')
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+FINETUNE_PRECISIONS = ('fp32', 'bf16', 'fp16')   # fine-tuning resolves no 'auto'
 ATTENTIONS = ('auto', 'eager', 'sdpa', 'cpu')
 EXAMPLE_BUILDERS = ('electra', 'deberta')
 ALL_SIZES = ('tiny', 'xsmall', 'small', 'base', 'large')
@@ -87,7 +89,7 @@ class PretrainConfig:
     adam_beta2: float = 0.999           # Adam beta2
     adam_eps: float = 1e-6              # Adam epsilon
     clip_norm: float = 1.0              # global gradient-norm clipping (0: none)
-    precision: str = 'fp32'             # fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler)
+    precision: str = 'auto'             # auto | fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler). auto: bf16 autocast where the device runs it fast (CUDA with bf16; a CPU with avx512_bf16 or AMX), else fp32; TF32 matmuls on CUDA
     attention: str = 'auto'             # auto | eager | sdpa | cpu (auto: sdpa on a GPU, cpu on a CPU; the same math)
     compile: bool = False               # torch.compile the model
     max_nonfinite: int = 10             # stop after this many non-finite steps in a row
@@ -108,6 +110,7 @@ class PretrainConfig:
     hub_model_id: str = ''              # hub repository for --push_to_hub (default: the run name)
 
     def __post_init__(self):
+        check_field_types(self)   # first: a string where a number belongs is named as such, not a comparison error
         _check_choice('backbone', self.backbone, BACKBONES)
         _check_choice('size', self.size, SIZES[self.backbone])
         for name, choices in PRETRAIN_CHOICES.items():
@@ -174,7 +177,58 @@ def _check_divisible(batch_size, grad_accum):
 def _names(x) -> tuple:
     return tuple(n for item in ([x] if isinstance(x, str) else x) for n in str(item).replace(',', ' ').split())
 
-# %% ../nbs/00_config.ipynb #c010
+class ConfigTypeError(ValueError):
+    "A config field holds a value of the wrong type (a string or fraction where a whole number belongs, ...); `.field` names it."
+    def __init__(self, field, msg): super().__init__(msg); self.field = field
+
+def _field_type(f) -> tuple[str, bool]:
+    "(type name, whether None is allowed) of dataclass field `f` from its annotation: 'float | None' -> ('float', True)."
+    parts = [t.strip() for t in (f.type if isinstance(f.type, str) else f.type.__name__).split('|')]
+    return parts[0], 'None' in parts[1:]
+
+_WANT = {'int': ('a whole number', 'a JSON number without a fraction or quotes, e.g. 1000'),
+         'float': ('a number', 'a JSON number without quotes, e.g. 0.001'),
+         'bool': ('true or false', 'JSON true or false, without quotes'),
+         'str': ('text', 'a JSON string in quotes')}
+
+def _typed(name, value, kind):
+    "`value` as field `name` of type `kind` holds it (a whole float as an int), or a `ConfigTypeError` naming the field."
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind == 'int':
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool): return int(value)
+        if real and math.isfinite(value) and float(value).is_integer(): return int(value)   # 1e6 in a JSON file
+    elif kind == 'float':
+        if real: return value
+    elif kind == 'bool':
+        if isinstance(value, bool) or type(value).__name__ == 'bool_': return bool(value)
+    elif kind == 'str':
+        if isinstance(value, (str, os.PathLike)): return value
+    else: return value
+    want, json_form = _WANT[kind]
+    raise ConfigTypeError(name, f'{name}={value!r} is not {want}: pass --{name} with {want} (in a --config file: {json_form}).')
+
+def check_field_types(cfg):
+    """Check the type of every field of dataclass `cfg` (in place: a whole float in an int field becomes an int); a
+    `ConfigTypeError` naming the first field that holds something else. Tuples: numbers or names, as their defaults."""
+    for f in fields(cfg):
+        value, (kind, optional) = getattr(cfg, f.name), _field_type(f)
+        if value is None and optional: continue
+        if kind == 'tuple':
+            numeric = bool(f.default) and isinstance(f.default, tuple) and isinstance(f.default[0], float)
+            if numeric:
+                items = [value] if isinstance(value, (numbers.Real, str)) else value
+                if not isinstance(items, (list, tuple)) or not items or \
+                   not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items):
+                    raise ConfigTypeError(f.name, f'{f.name}={value!r} is not a list of numbers: pass --{f.name} with numbers '
+                                                  '(in a --config file: a JSON list of numbers, e.g. [0.5, 1.0]).')
+                setattr(cfg, f.name, tuple(items))
+            elif not isinstance(value, str) and not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+                raise ConfigTypeError(f.name, f'{f.name}={value!r} is not a list of names: pass --{f.name} with names '
+                                              '(in a --config file: a JSON list of strings, or one string).')
+            continue
+        setattr(cfg, f.name, _typed(f.name, value, kind))
+
+# %% ../nbs/00_config.ipynb #c012
 _ELECTRA = dict(backbone='electra', mask_style='electra', sampling='gumbel', disc_weight=50.0, schedule='electra',
                 example_builder='electra', tokenizer='bert-uncased', vocab_size=30522, gen_depth_ratio=1.0,
                 log_every=100)   # a line per 100 steps: about 1.5 MB of stdout for 1M steps
@@ -208,7 +262,7 @@ PRETRAIN_PRESETS = {
                                max_length=512, batch_size=256, steps=1_000_000, lr=1e-4, warmup_steps=10_000, mask_prob=0.15),
 }
 
-# %% ../nbs/00_config.ipynb #c011
+# %% ../nbs/00_config.ipynb #c013
 CONTINUED_PRETRAINING = dict(lr=5e-5, steps=100_000)   # DeBERTaV3's continued training from released weights
 
 def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainConfig:
@@ -223,7 +277,7 @@ def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainCo
                         "training); pass --lr / --steps to change them.")
     return PretrainConfig(**{**PRETRAIN_PRESETS[backbone, size], 'size': size, **continued, **overrides})
 
-# %% ../nbs/00_config.ipynb #c016
+# %% ../nbs/00_config.ipynb #c018
 RESUME_FIXED = ('backbone', 'size', 'embedding_sharing', 'hidden_size', 'num_layers', 'num_heads', 'intermediate_size',
                 'embedding_size', 'max_position_embeddings', 'position_buckets', 'gen_width_ratio', 'gen_depth_ratio',
                 'tokenizer', 'vocab_size', 'max_length', 'example_builder')
@@ -249,7 +303,7 @@ def config_changed(saved, new) -> bool:
     "Whether `new` differs from `saved` in anything but the run-control fields (resume, overwrite, allow_change)."
     return any(getattr(saved, f.name) != getattr(new, f.name) for f in fields(new) if f.name not in RUN_CONTROL)
 
-# %% ../nbs/00_config.ipynb #c021
+# %% ../nbs/00_config.ipynb #c023
 GLUE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')
 FINETUNE_SIZE_PRESETS = {'tiny': dict(lr=3e-4, layer_decay=0.8), 'xsmall': dict(lr=3e-4, layer_decay=0.8),
                          'small': dict(lr=3e-4, layer_decay=0.8), 'base': dict(lr=1e-4, layer_decay=0.8),
@@ -294,6 +348,7 @@ class FinetuneConfig:
     hub_model_id: str = ''              # hub repository prefix for --push_to_hub
 
     def __post_init__(self):
+        check_field_types(self)
         self.tasks = tuple(t.lower().replace('-', '') for t in _names(self.tasks))
         self.log = ','.join(parse_log_option(self.log))
         for t in self.tasks: _check_choice('tasks', t, GLUE_TASKS)
@@ -313,10 +368,10 @@ class FinetuneConfig:
 
     def task_epochs(self, task) -> int: return TASK_EPOCHS.get(task, 3) if self.epochs is None else self.epochs
 
-FINETUNE_CHOICES = {'size': ('auto', *FINETUNE_SIZE_PRESETS), 'tasks': GLUE_TASKS, 'precision': PRECISIONS,
+FINETUNE_CHOICES = {'size': ('auto', *FINETUNE_SIZE_PRESETS), 'tasks': GLUE_TASKS, 'precision': FINETUNE_PRECISIONS,
                     'attention': ATTENTIONS, 'selection': SELECTIONS}
 
-# %% ../nbs/00_config.ipynb #c024
+# %% ../nbs/00_config.ipynb #c026
 _SIZE_WORDS = ('xsmall', 'small', 'base', 'large', 'tiny')
 
 def size_from_shape(hidden_size: int, num_layers: int) -> str:
@@ -339,7 +394,7 @@ def infer_size(checkpoint) -> tuple[str, str]:
                      f"num_hidden_layers, and its name has none of {', '.join(_SIZE_WORDS)}; pass --size small, base or large "
                      "(or check the path).")
 
-# %% ../nbs/00_config.ipynb #c027
+# %% ../nbs/00_config.ipynb #c029
 def _layer_params(h, ffn): return 4 * h * h + 4 * h + 2 * h * ffn + ffn + h + 4 * h
 
 def parameter_count(cfg: PretrainConfig, part='discriminator', vocab_size=None) -> int:
@@ -372,7 +427,7 @@ def presets_table() -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     return '\n'.join('  '.join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in rows)
 
-# %% ../nbs/00_config.ipynb #c032
+# %% ../nbs/00_config.ipynb #c034
 RUN_CONFIG = 'run_config.json'   # a pretraining run's own config: not config.json, which HF tools take for a model's
 PRETRAIN_GROUPS = {'model': 'backbone', 'data': 'corpus', 'RTD': 'mask_prob', 'optimisation': 'batch_size',
                    'run, checkpoints, logging': 'output_dir'}
@@ -399,7 +454,7 @@ def format_config(cfg) -> str:
     return '\n'.join(f'{group}:\n' + '\n'.join(f'  {n:<{width}}  {_show(getattr(cfg, n))}' for n in names)
                      for group, names in field_groups(type(cfg), _groups_of(cfg)).items())
 
-# %% ../nbs/00_config.ipynb #c034
+# %% ../nbs/00_config.ipynb #c036
 def _parse_bool(s):
     if isinstance(s, bool): return s
     if s.lower() in ('1', 'true', 'yes', 'y'): return True
@@ -489,10 +544,50 @@ def _pre_parse(args, *names):
     for n in names: p.add_argument(f'--{n}')
     return p.parse_known_args(args)[0]
 
-# %% ../nbs/00_config.ipynb #c036
+# %% ../nbs/00_config.ipynb #c038
+def _server_reachable(url: str, timeout: float) -> bool:
+    "Whether a TCP connection to the server of `url` (or to the HTTPS proxy, if one is set) opens within `timeout` seconds."
+    u = urllib.parse.urlparse(os.environ.get('HTTPS_PROXY') or os.environ.get('https_proxy') or url)
+    try:
+        with socket.create_connection((u.hostname, u.port or (443 if u.scheme == 'https' else 80)), timeout=timeout): return True
+    except (OSError, TypeError, ValueError): return False
+
+def check_tracker_access(names, timeout=5.0):
+    """For the trackers of `names` that stream to a server: credentials that can be checked here (the form of a neptune
+    token) and a connection to the server. A `ValueError` saying what to fix; nothing is checked for offline trackers."""
+    if 'neptune-async' in names:
+        token = os.environ.get('NEPTUNE_API_TOKEN', '')
+        if token == 'ANONYMOUS': server = 'https://app.neptune.ai'
+        else:
+            try:
+                d = json.loads(base64.b64decode(token.encode(), validate=False).decode())
+                server = d.get('api_address') or d.get('api_url')
+                if not server: raise ValueError
+            except (ValueError, UnicodeDecodeError, AttributeError):
+                raise ValueError('NEPTUNE_API_TOKEN is not a neptune API token (it does not decode to one): copy it again '
+                                 'from neptune (your profile, "Get your API token"), or use --log neptune-offline.') from None
+        if not _server_reachable(server, timeout):
+            raise ValueError(f'--log neptune-async cannot reach the neptune server {server}: check the network (or HTTPS_PROXY), '
+                             'or use --log neptune-offline and `neptune sync` later.')
+    if any(n.startswith('wandb') for n in names) and \
+       {'wandb-online': 'online'}.get(next(n for n in names if n.startswith('wandb')), os.environ.get('WANDB_MODE', 'offline')) == 'online':
+        server = os.environ.get('WANDB_BASE_URL', 'https://api.wandb.ai')
+        if not _server_reachable(server, timeout):
+            raise ValueError(f'--log wandb-online cannot reach the wandb server {server}: check the network (or HTTPS_PROXY), '
+                             'or use --log wandb (offline) and `wandb sync` later.')
+
+def _from_file(e: Exception, config, base: dict, given: dict) -> str:
+    "The message of `e`, naming the `--config` file when the field it is about came from there."
+    field = getattr(e, 'field', None)
+    return f'{e} The value comes from --config {config}.' if config and field in base and field not in given else str(e)
+
 def _check_trackers(p, cfg):
-    "A tracker of `--log` whose package or credentials are missing is an option error, before any data is built."
-    try: check_log_requirements(parse_log_option(cfg.log))
+    """A tracker of `--log` whose package or credentials are missing, or whose server cannot be reached, is an option
+    error, before any data is built and before the run folder is made."""
+    try:
+        names = parse_log_option(cfg.log)
+        check_log_requirements(names)
+        check_tracker_access(names)
     except (ImportError, ValueError) as e: p.error(str(e))
 
 def pretrain_config_from_args(args=None) -> PretrainConfig:
@@ -518,7 +613,7 @@ def pretrain_config_from_args(args=None) -> PretrainConfig:
         if saved is not None:   # continue the run as it was saved, where it was found; run_pretraining checks what the options change
             cfg = _pretrain_from({**read_config_file(PretrainConfig, saved, strict=False), **given,
                                   'output_dir': cfg.output_dir, 'run_name': cfg.run_name})
-    except (ValueError, TypeError) as e: p.error(str(e))
+    except (ValueError, TypeError) as e: p.error(_from_file(e, config, base, given))
     if print_config: print(format_config(cfg)); raise SystemExit(0)
     _check_trackers(p, cfg)
     return cfg
@@ -538,17 +633,18 @@ def finetune_config_from_args(args=None) -> FinetuneConfig:
     config, print_config = ns.pop('config'), ns.pop('print_config')
     given = {k: v for k, v in ns.items() if v is not None}
     try:
-        values = {**(read_config_file(FinetuneConfig, config) if config else {}), **given}
+        base = read_config_file(FinetuneConfig, config) if config else {}
+        values = {**base, **given}
         cfg = FinetuneConfig(**values)
         if values.get('size', 'auto') == 'auto' and os.environ.get('RANK', '0') == '0':
             size, why = infer_size(cfg.checkpoint)
             print(f'Fine-tuning size: {size} (lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}), inferred from {why}; --size overrides.')
-    except (ValueError, TypeError) as e: p.error(str(e))
+    except (ValueError, TypeError) as e: p.error(_from_file(e, config, base, given))
     if print_config: print(format_config(cfg)); raise SystemExit(0)
     _check_trackers(p, cfg)
     return cfg
 
-# %% ../nbs/00_config.ipynb #c044
+# %% ../nbs/00_config.ipynb #c046
 def save_config(cfg, path):
     """Write dataclass `cfg` to `path` as JSON, atomically: a temporary file, then a rename. If the write fails, the temporary
     file is removed, an earlier config at `path` stays as it was, and the `OSError` names `path`."""

@@ -20,7 +20,8 @@ from .config import *
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'held_out_split', 'init_model', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir',
-           'remove_run', 'save_run_config', 'final_metrics', 'run_pretraining', 'HubPushError', 'push_exports', 'main']
+           'remove_run', 'save_run_config', 'final_metrics', 'run_pretraining', 'HubPushError', 'push_exports', 'main',
+           'exit_status']
 
 # %% ../nbs/Pretrain.ipynb #c018
 def held_out_split(ds, batch_size: int):
@@ -59,11 +60,13 @@ def checkpoint_steps_on_disk(run_dir) -> list[int]:
                   if p.with_name(p.name + '.sha256').exists())
 
 def check_run_dir(cfg: PretrainConfig) -> str:
-    """What `cfg`'s run does with `cfg.run_dir`: 'new', 'overwrite', 'resume' or 'finished' (nothing left to train).
-    A `RunDirError` (nothing changed) for a run already there without resume/overwrite, or a resume it cannot continue."""
+    """What `cfg`'s run does with `cfg.run_dir`: 'new', 'overwrite', 'resume', 'finished' (nothing left to train) or
+    'restart' (the run there stopped before its first checkpoint: its files are replaced). A `RunDirError` (nothing
+    changed) for a run already there without resume/overwrite, or a resume it cannot continue."""
     found = run_files(cfg.run_dir)
     if not found: return 'new'
     if cfg.overwrite: return 'overwrite'
+    if not cfg.resume and not {'checkpoints/', 'discriminator/', 'generator/'} & set(found): return 'restart'
     if not cfg.resume:
         raise RunDirError(f"{cfg.run_dir} already holds a run ({', '.join(found)}); nothing was changed. Pass --resume to continue "
                           "it, another --run_name to start a new run beside it, or --overwrite to replace it.")
@@ -104,16 +107,22 @@ def final_metrics(run_dir) -> dict | None:
 
 def run_pretraining(cfg: PretrainConfig) -> Path:
     """Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`.
-    Under `torchrun` every process runs this: rank 0 builds the data first and is the only one to write."""
-    state = check_run_dir(cfg)   # before anything is imported, cached or written
+    Under `torchrun` every process runs this: rank 0 holds the run folder's lock, builds the data first and is the only
+    one to write. Another job holding the folder: a `RunLockedError` before anything is written."""
+    from electra_gdes.long_runs import check_writable
+    from electra_gdes.run_lock import job_lock
+    check_writable(cfg.output_dir)   # the lock file goes there: an unusable --output_dir is one message, before the lock
+    with job_lock(cfg.run_dir, what='run folder', fix='wait for that job to end, or pass another --run_name'):
+        return _run_locked(cfg)
+
+def _run_locked(cfg: PretrainConfig) -> Path:
+    state = check_run_dir(cfg)   # under the lock, before anything is imported, cached or written
     from electra_gdes.trackers import parse_log_option, check_log_requirements, make_trackers, close_trackers
     check_log_requirements(parse_log_option(cfg.log))
     if state == 'finished':
         print(f'{cfg.run_dir} has already trained its {cfg.steps} steps: nothing to do, nothing changed '
               f'(discriminator: {cfg.run_dir/"discriminator"}).')
         return cfg.run_dir
-    from electra_gdes.long_runs import check_writable
-    check_writable(cfg.output_dir)
     from electra_gdes.data import pretrain_data_summary
     from electra_gdes.distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier
     from electra_gdes.model import save_discriminator, save_generator
@@ -133,6 +142,10 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
                                          cbs=[RTDEvalCallback()], trackers=())   # held-out RTD metrics every eval_every steps
     if env.rank == 0:
         if state == 'overwrite': print(f'Replacing the run in {cfg.run_dir} (--overwrite).'); remove_run(cfg.run_dir)
+        if state == 'restart':
+            print(f"{cfg.run_dir} holds a run that stopped before its first checkpoint ({', '.join(run_files(cfg.run_dir))}): "
+                  'nothing to resume, so this run starts again in its place.')
+            remove_run(cfg.run_dir)
         save_run_config(cfg)
     barrier()   # no process starts (or resumes) before rank 0 has replaced the old run, trackers' folders included
     learn.rtd_logger.trackers = tuple(make_trackers(cfg, cfg.run_dir, env.rank))
@@ -177,11 +190,21 @@ def main(args=None):
     if os.environ.get('RANK', '0') == '0': print(format_config(cfg))   # under torchrun, once rather than once per process
     try: run_pretraining(cfg)   # no return value: a console script exits with it, and a path would read as a failure
     except Exception as e:
-        if isinstance(e, _explained_errors()): sys.exit(f'electra-pretrain: error: {e}')   # one line, no traceback
-        raise
+        status = exit_status(e)
+        if not status: raise
+        print(f'electra-pretrain: error: {e}', file=sys.stderr, flush=True)   # one line, no traceback
+        sys.exit(status)
     finally:
         dist = sys.modules.get('electra_gdes.distributed')   # imported only once the run got that far
         if dist is not None: dist.cleanup_distributed()
+
+def exit_status(e: Exception) -> int:
+    """The exit status of `electra-pretrain` for an error whose message is all the user needs: 2 for bad input (the
+    corpus) and a run folder held by another job, as for a bad option; 1 for the other explained errors; 0: not one of
+    them (a traceback follows)."""
+    data, lock = sys.modules.get('electra_gdes.data'), sys.modules.get('electra_gdes.run_lock')
+    if (data is not None and isinstance(e, data.CorpusError)) or (lock is not None and isinstance(e, lock.RunLockedError)): return 2
+    return 1 if isinstance(e, _explained_errors()) else 0
 
 def _explained_errors() -> tuple:
     "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push."
