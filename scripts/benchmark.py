@@ -253,7 +253,7 @@ def bench_learner(size, args, tokenizer) -> dict:
     n = args.warmup + args.steps + 1          # the first step only starts the timer
     with tempfile.TemporaryDirectory() as tmp:
         cfg = pretrain_config('electra', size, embedding_sharing=args.sharing, precision='bf16', attention=args.attention,
-                              batch_size=args.batch_size, steps=n, warmup_steps=1, checkpoint_fractions=(), output_dir=tmp,
+                              batch_size=args.batch_size, steps=n, warmup_steps=1, checkpoint_fractions=(1.0,), output_dir=tmp,
                               log_every=n, seed=args.seed)
         examples = synthetic_examples(tokenizer, args.batch_size * n, cfg.max_length, args.seed)
         learn = pretrain_learner(cfg, Dataset.from_list(examples), tokenizer, device=torch.device(args.device))
@@ -485,6 +485,7 @@ class HostProbe(Callback):
         elif self.warmup < self.n <= self.warmup + self.timed: self.times.append(t - self.last)
         if self.n == self.warmup + self.timed:
             sync(self.device); self.window_s = time.perf_counter() - self.window_t0
+        if self.n == self.warmup + self.timed and self.profiled:
             from torch.profiler import ProfilerActivity, profile
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.startswith('cuda') else [])
             self.prof = profile(activities=acts); self.prof.__enter__()
@@ -527,7 +528,7 @@ def host_measure(spec: dict) -> dict:
     tokenizer = host_tokenizer(spec['vocab_size'])
     n = spec['warmup'] + spec['timed'] + spec['profiled'] + 1
     overrides = dict(HOST_SHAPE, max_length=spec['max_length'], batch_size=spec['batch_size'], steps=n, warmup_steps=1,
-                     checkpoint_fractions=(), log_every=n, seed=spec['seed'], compile=spec['compile'])
+                     checkpoint_fractions=(1.0,), log_every=n, seed=spec['seed'], compile=spec['compile'])
     if spec.get('precision'): overrides['precision'] = spec['precision']
     with tempfile.TemporaryDirectory() as tmp:
         cfg = pretrain_config('electra', 'small', output_dir=tmp, **overrides)
@@ -661,6 +662,109 @@ def print_host(res: dict, device_desc: str):
         if g is not None: print(f"  {name}: leaf ops at the largest batch / the smallest = {g:.3f} (1.000: independent of the batch)")
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Section `learner`: the real Learner's steps/s and MFU at a preset's shape (scripts/gpu_check.sh's headline numbers)
+# ---------------------------------------------------------------------------------------------------------------------
+# spec-sheet bf16 dense tensor-core peaks (no sparsity), TFLOP/s; the first entry whose words all occur in the device's
+# name (torch.cuda.get_device_name) wins, so the more specific names come first
+BF16_SPEC_TFLOPS = (
+    (('GH200',), 989), (('H200', 'NVL'), 835), (('H200',), 989), (('H100', 'PCIe'), 756), (('H100', 'NVL'), 835),
+    (('H100',), 989), (('H800', 'PCIe'), 756), (('H800',), 989), (('B200',), 2250), (('A100',), 312), (('A800',), 312),
+    (('A30',), 165), (('L40S',), 362), (('L40',), 181), (('L4',), 121), (('A10G',), None), (('A10',), 125),
+)
+
+
+def bf16_spec_peak(device_name: str) -> float | None:
+    "The spec bf16 dense peak of `device_name` in FLOP/s, or None when the table does not know the device."
+    words = device_name.replace('-', ' ').split()
+    for keys, tflops in BF16_SPEC_TFLOPS:
+        if all(k in words for k in keys): return tflops and tflops * 1e12
+    return None
+
+
+class FlopProbe(Callback):
+    "Counts, with torch's flop counter, the FLOPs (matrix products, attention) of training step `at`, whole."
+    order = -100   # before every other callback's before_batch
+    def __init__(self, at=1): self.at, self.n, self.mode, self.flops = at, 0, None, None
+    def before_batch(self):
+        if self.training and self.n + 1 == self.at:
+            self.mode = FlopCounterMode(display=False); self.mode.__enter__()
+    def after_batch(self):
+        if not self.training: return
+        self.n += 1
+        if self.mode is not None: self.mode.__exit__(None, None, None); self.flops, self.mode = self.mode.get_total_flops(), None
+
+
+def learner_cfg(args, size, compile_: bool, steps: int, tmp):
+    overrides = dict(batch_size=args.batch_size, steps=steps, warmup_steps=1, checkpoint_fractions=(1.0,), log_every=steps,
+                     seed=args.seed, compile=compile_, output_dir=tmp, precision=args.learner_precision)
+    if args.learner_max_length: overrides['max_length'] = args.learner_max_length
+    if compile_: overrides.update(args.compile_config)
+    return pretrain_config('electra', size, **overrides)
+
+
+def learner_flops(args, size, tokenizer) -> int:
+    "FLOPs of one training step of the eager Learner (a compiled one hides its ops from the counter: the same math)."
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = learner_cfg(args, size, False, 2, tmp)
+        learn = pretrain_learner(cfg, Dataset.from_list(synthetic_examples(tokenizer, 2 * cfg.batch_size, cfg.max_length, args.seed)),
+                                 tokenizer, device=torch.device(args.device))
+        probe = FlopProbe(at=2)
+        learn.add_cb(probe)
+        with learn.no_bar(), learn.no_logging(): fit_steps(learn)
+    return probe.flops
+
+
+def bench_learner_run(args, size, tokenizer, variant: str, flops: int, peak: float | None) -> dict:
+    "Steps/s of `pretrain_learner` (eager or compiled), a window of --learner-steps after --learner-warmup steps."
+    n = args.learner_warmup + args.learner_steps + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = learner_cfg(args, size, variant == 'compiled', n, tmp)
+        examples = synthetic_examples(tokenizer, cfg.batch_size * n, cfg.max_length, args.seed)
+        learn = pretrain_learner(cfg, Dataset.from_list(examples), tokenizer, device=torch.device(args.device))
+        probe = HostProbe(args.device, args.learner_warmup, args.learner_steps, 0)
+        learn.add_cb(probe)
+        t0 = time.perf_counter()
+        with learn.no_bar(), learn.no_logging(): fit_steps(learn)
+        fit_s = time.perf_counter() - t0
+    sec = probe.window_s / args.learner_steps
+    tokens = cfg.batch_size * sum(len(e['input_ids']) for e in examples) / len(examples)
+    res = dict(variant=variant, precision=cfg.precision, compile=cfg.compile, sec_per_step=sec, steps_per_s=1 / sec,
+               host_ms_min=1e3 * min(probe.times), tokens_per_s=tokens / sec, flops_per_step=flops,
+               achieved_flops_per_s=flops / sec, mfu=flops / sec / peak if peak else None,
+               hours_per_1M_steps=sec * 1e6 / 3600, fit_s=fit_s, untimed_s=fit_s - probe.window_s)   # warmup (compiling), last step
+    if variant == 'compiled': res['compile_config'] = dict(args.compile_config)
+    return res
+
+
+def run_learner(args, tokenizer, name: str, out_partial) -> dict:
+    "The `learner` section: each of --sizes, eager (and compiled with --compile), written to the JSON after each run."
+    peak = bf16_spec_peak(name) if args.device.startswith('cuda') else None
+    res = dict(device_name=name, bf16_spec_peak_flops=peak,
+               peak_note='spec bf16 dense peak' if peak else ('not a GPU: no spec peak' if not args.device.startswith('cuda')
+                                                                else f'unknown GPU {name!r}: no spec peak in the table, no MFU'),
+               batch_size=args.batch_size, sizes={})
+    for size in args.sizes:
+        flops = learner_flops(args, size, tokenizer)
+        r = res['sizes'][size] = dict(flops_per_step=flops, variants={})
+        for variant in ['eager'] + (['compiled'] if args.compile else []):
+            try: r['variants'][variant] = bench_learner_run(args, size, tokenizer, variant, flops, peak)
+            except Exception as e: r['variants'][variant] = dict(variant=variant, status=f'failed: {type(e).__name__}: {e}'[:500])
+            x = r['variants'][variant]
+            r['max_length'] = learner_cfg(args, size, False, 1, '.').max_length
+            print(learner_line(size, args.batch_size, r['max_length'], x, res['peak_note']), flush=True)
+            out_partial(res)
+    return res
+
+
+def learner_line(size, batch, length, x, peak_note) -> str:
+    if 'sec_per_step' not in x: return f"learner {size} {x['variant']}: {x.get('status')}"
+    mfu = f"MFU {100 * x['mfu']:.1f}% of the {peak_note}" if x['mfu'] is not None else f"MFU not computed ({peak_note})"
+    return (f"learner {size} {x['variant']} ({x['precision']}): {x['steps_per_s']:.2f} steps/s at batch {batch} x {length}, "
+            f"{x['tokens_per_s']:,.0f} tokens/s, {x['achieved_flops_per_s'] / 1e12:.2f} TFLOP/s, {mfu}; "
+            f"1M steps: {x['hours_per_1M_steps']:.1f} h")
+
+
 def write_json_atomic(obj, path):
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
@@ -668,7 +772,7 @@ def write_json_atomic(obj, path):
     os.replace(tmp, path)
 
 
-SECTIONS = ('pretrain', 'finetune', 'data', 'host')
+SECTIONS = ('pretrain', 'finetune', 'data', 'host', 'learner')
 
 
 def main(argv=None):
@@ -713,8 +817,22 @@ def main(argv=None):
                    help="git commit whose library is the naive baseline, run from an extracted copy ('none': no baseline)")
     h.add_argument('--host-timeout', type=float, default=300,
                    help='seconds each variant may take for all its batches (a compiled one compiles first)')
+    g = p.add_argument_group('learner', "the learner section: the real Learner's steps/s and MFU (against the GPU's spec bf16 peak) at --sizes")
+    g.add_argument('--learner-steps', type=int, default=20, help='timed steps (one window, synchronised at both ends)')
+    g.add_argument('--learner-warmup', type=int, default=5, help='untimed steps first (with --compile: where it compiles)')
+    g.add_argument('--learner-precision', default='bf16', choices=PRECISIONS)
+    g.add_argument('--learner-max-length', type=int, default=None, help="tokens per example (default: the preset's)")
+    p.add_argument('--compile-config', nargs='*', default=[], metavar='FIELD=VALUE',
+                   help='PretrainConfig fields for the compiled runs of the learner section (values as JSON, else strings)')
     p.add_argument('--host-worker', nargs=2, metavar=('SPEC', 'OUT'), help=argparse.SUPPRESS)   # one run, in a child process
     args = p.parse_args(argv)
+    def field(kv):
+        k, _, v = kv.partition('=')
+        try: return k, json.loads(v)
+        except ValueError: return k, v
+    args.compile_config = dict(field(kv) for kv in args.compile_config)
+    if min(args.host_warmup, args.learner_warmup, args.host_steps, args.learner_steps) < 1:
+        p.error('--host-warmup, --host-steps, --learner-warmup and --learner-steps must be at least 1')
     if args.host_worker:
         spec, out = args.host_worker
         host_worker(json.loads(Path(spec).read_text()), Path(out))
@@ -763,6 +881,9 @@ def main(argv=None):
         print_host(r, f"{args.device} ({name}), {torch.get_num_threads()} threads")
         checks['host runs'] = all(x.get('status') == 'ok' for v, rows in r['variants'].items() for x in rows.values()
                                   if v != 'compiled')   # a compile over --host-timeout is reported, not a failure
+    if 'learner' in args.sections:
+        results['learner'] = run_learner(args, tokenizer, name, lambda r: write_json_atomic({**results, 'learner': r}, args.out))
+        checks['learner runs'] = all('sec_per_step' in x for r in results['learner']['sizes'].values() for x in r['variants'].values())
     write_json_atomic(results, args.out)
     ok = all(checks.values())
     print(f"\nwrote {args.out}; " + (', '.join(f"{k} {'passed' if v else 'FAILED'}" for k, v in checks.items()) or 'no checks'))

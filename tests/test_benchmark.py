@@ -54,3 +54,36 @@ def test_compiled_variant(tmp_path, benchmark):
     x = tiny['variants']['ours-bf16-compiled']
     assert x['sec_per_step'] > 0 and x['flops_per_step'] == tiny['variants']['ours-bf16']['flops_per_step']
     assert 'learner' not in tiny and tiny['breakdown'] == {}
+
+def test_host_section(tmp_path):
+    """--sections host, tiny, in a subprocess: the real Learner's step at ELECTRA-small depth, per steady-state step, for
+    this checkout (eager) and the baseline library of a git commit (HEAD here), with consistent counts (no speeds asserted)."""
+    import os, subprocess, sys
+    out = tmp_path/'host.json'
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+    r = subprocess.run([sys.executable, str(SCRIPT), '--sections', 'host', '--threads', '1', '--host-batches', '2', '4',
+                        '--host-warmup', '1', '--host-steps', '2', '--host-profiled', '1', '--host-max-length', '16',
+                        '--host-baseline', 'HEAD', '--cache-dir', str(tmp_path/'cache'), '--out', str(out)],
+                       env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert 'host overhead of the real training step' in r.stdout and 'leaf ops' in r.stdout
+    host = json.loads(out.read_text())['host']
+    assert host['steps'] == dict(warmup=1, timed=2, profiled=1) and host['model']['max_length'] == 16
+    # the baseline runs where git can read HEAD (a checkout); elsewhere the JSON says why it did not
+    names = {'eager', 'baseline'} if host['baseline_ref'] == 'HEAD' else {'eager'}
+    assert set(host['variants']) == names, host['baseline_ref']
+    for name, rows in host['variants'].items():
+        assert set(rows) == {'2', '4'}
+        for b, x in rows.items():
+            assert x['status'] == 'ok' and x['batch_size'] == int(b) and x['discriminator_layers'] == 12 and not x['compile']
+            assert x['library'] == ('baseline' if name == 'baseline' else 'this checkout')
+            assert x['aten_ops'] >= x['leaf_aten_ops'] > 1000   # 12 + 12 layers forward, backward and optimizer
+            assert x['syncs'] == pytest.approx(sum(x['syncs_by_op'].values())) and x['syncs'] >= 0
+            assert set(x['syncs_by_op']) == set(host['sync_ops'])
+            assert len(x['step_ms']) == 2 and 0 < x['host_ms'] == min(x['step_ms']) <= x['host_ms_median']
+            assert x['window_ms_per_step'] > 0 and x['op_ms'] > 0
+        growth = rows['4']['leaf_aten_ops'] / rows['2']['leaf_aten_ops']
+        assert all(x['ops_growth_with_batch'] == pytest.approx(growth) for x in rows.values())
+        if name != 'baseline' and 'baseline' in host['variants']:
+            base = host['variants']['baseline']
+            assert all(x['host_ms_vs_baseline'] == pytest.approx(x['host_ms'] / base[b]['host_ms']) for b, x in rows.items())
