@@ -34,9 +34,12 @@ class AdamNoBiasCorrection(Optimizer):
     def __init__(self, params, lr, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=0.01):
         super().__init__(params, ADAM_NO_BIAS_CORRECTION_CBS, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
+        self.found_inf = None   # a 0-dim tensor on the device, 1 to skip the next step (see above)
+
     @torch.no_grad()
     def step(self, closure=None):
         if closure is not None: raise NotImplementedError('fastai optimizers do not support closures; call step() without one.')
+        found_inf, self.found_inf = self.found_inf, None
         for pg, hyper in zip(self.param_lists, self.hypers):
             ps = [p for p in pg if p.grad is not None]
             if not ps: continue
@@ -44,14 +47,21 @@ class AdamNoBiasCorrection(Optimizer):
             states = [self.state[p] for p in ps]
             for p, st in zip(ps, states):
                 if 'grad_avg' not in st: st['grad_avg'], st['sqr_avg'] = torch.zeros_like(p), torch.zeros_like(p)
-            grads, m, v = [p.grad for p in ps], [st['grad_avg'] for st in states], [st['sqr_avg'] for st in states]
-            # weight_decay: decoupled, on the weight before the step; `do_wd=False` is fastai's per-parameter opt-out
-            decayed = [p for p, st in zip(ps, states) if st.get('do_wd', True)]
-            if wd != 0 and decayed: torch._foreach_mul_(decayed, 1 - lr * wd)
-            torch._foreach_mul_(m, mom); torch._foreach_add_(m, grads, alpha=1 - mom)                    # average_grad
-            torch._foreach_mul_(v, sqr_mom); torch._foreach_addcmul_(v, grads, grads, value=1 - sqr_mom)  # average_sqr_grad
-            denom = torch._foreach_sqrt(v); torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(ps, m, denom, value=-lr)                                               # no_bias_correction_step
+            # `do_wd=False` is fastai's per-parameter opt-out of weight decay: such parameters step in a call of their own
+            for decay in (True, False):
+                sel = [i for i, st in enumerate(states) if st.get('do_wd', True) == decay]
+                if not sel: continue
+                params = [ps[i] for i in sel]
+                torch._fused_adamw_(params, [p.grad for p in params], [states[i]['grad_avg'] for i in sel],
+                                    [states[i]['sqr_avg'] for i in sel], [], self._no_correction_steps(params),
+                                    lr=lr, beta1=mom, beta2=sqr_mom, weight_decay=wd if decay else 0., eps=eps,
+                                    amsgrad=False, maximize=False, grad_scale=None, found_inf=found_inf)
+
+    def _no_correction_steps(self, params) -> list:
+        "Step counts of 2**30 on each parameter's device (kept, not saved): the fused kernel's bias corrections are then 1."
+        if not hasattr(self, '_steps'): self._steps = {}
+        for d in {p.device for p in params} - set(self._steps): self._steps[d] = torch.tensor(2.0 ** 30, device=d)
+        return [self._steps[p.device] for p in params]
 
     def zero_grad(self):
         "Drop the gradients (PyTorch's `set_to_none`): no kernel per parameter, and backward writes fresh ones."
@@ -62,7 +72,7 @@ def adam_no_bias_correction(params, lr, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=0.0
     "ELECTRA's Adam (no bias correction) as a fastai `Optimizer`, with decoupled weight decay `wd` (one value, or one per param group)."
     return AdamNoBiasCorrection(params, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
-# %% ../nbs/04_optim.ipynb #c013
+# %% ../nbs/04_optim.ipynb #c015
 NO_DECAY_NAMES = ('LayerNorm', 'layer_norm', 'bias')
 
 def no_decay_param_groups(model: nn.Module) -> list:
@@ -78,7 +88,7 @@ def pretrain_opt_func(cfg):
     return partial(adam_no_bias_correction, mom=cfg.adam_beta1, sqr_mom=cfg.adam_beta2, eps=cfg.adam_eps,
                    wd=[cfg.weight_decay, 0.])
 
-# %% ../nbs/04_optim.ipynb #c017
+# %% ../nbs/04_optim.ipynb #c019
 def _check_schedule_args(total, warmup):
     if total <= 0: raise ValueError(f'total={total}: a schedule needs total > 0 steps; set --steps to a positive number.')
     if warmup < 0: raise ValueError(f'warmup={warmup} is negative; set --warmup_steps to 0 or more.')
@@ -99,7 +109,7 @@ def lr_at_step(cfg, step) -> float:
     "The learning rate of `cfg`'s run at global step `step`."
     return cfg.lr * LR_SCHEDULES[cfg.schedule](step, cfg.steps, cfg.warmup_steps)
 
-# %% ../nbs/04_optim.ipynb #c020
+# %% ../nbs/04_optim.ipynb #c022
 def lr_schedule(cfg):
     "For fastai's `ParamScheduler`: fraction of training `pct` -> learning rate, over `cfg.steps` steps."
     # pct_train is a running float sum of 1/n_iter: round it back to the step it stands for

@@ -8,7 +8,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoMode
 from electra_gdes.config import pretrain_config
 from electra_gdes.model import (DebertaRTDHead, GDESEmbedding, RTDModel, build_rtd_model, discriminator_config,
                                 generator_config, load_rtd_model, save_discriminator, save_generator, share_embeddings)
-from electra_gdes.rtd import RTDLoss, mask_tokens
+from electra_gdes.rtd import RTDLoss, mask_tokens, masked_slots
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -96,7 +96,7 @@ def backward_of(model, batch, which):
     out = model(masked, attn, tt, is_masked)
     loss_func = RTDLoss(model.cfg.disc_weight)
     total = loss_func(out, ids, is_masked, attn)
-    mlm = F.cross_entropy(out.mlm_logits, ids[is_masked])
+    mlm = F.cross_entropy(out.mlm_logits[out.slot_valid], ids[is_masked])
     disc = F.binary_cross_entropy_with_logits(out.disc_logits[attn.bool()], (out.disc_input != ids)[attn.bool()].float())
     {'mlm': mlm, 'disc': disc, 'total': total}[which].backward()
 
@@ -182,8 +182,10 @@ def test_masked_only_logits_equal_full_logits(tok, batch, backbone):
     with torch.no_grad():
         out = model(masked, attn, tt, is_masked)
         full = model.generator(masked, attention_mask=attn, token_type_ids=tt).logits
-    assert out.mlm_logits.shape == (is_masked.sum().item(), len(tok))
-    assert torch.allclose(out.mlm_logits, full[is_masked], atol=1e-5)
+    slots = masked_slots(model.cfg.mask_prob, model.cfg.max_length, ids.shape[1])
+    assert out.mlm_logits.shape == (ids.shape[0], slots, len(tok))
+    assert torch.equal(out.slot_valid.sum(-1), is_masked.sum(-1))
+    assert torch.allclose(out.mlm_logits[out.slot_valid], full[is_masked], atol=1e-5)   # the masked positions, in order
 
 
 def test_narrow_deberta_generator_uses_projecting_head(tok, batch):
@@ -196,7 +198,7 @@ def test_narrow_deberta_generator_uses_projecting_head(tok, batch):
     with torch.no_grad():
         out = model(masked, attn, tt, is_masked)
         full = model.generator(masked, attention_mask=attn, token_type_ids=tt).logits
-    assert torch.allclose(out.mlm_logits, full[is_masked], atol=1e-5)
+    assert torch.allclose(out.mlm_logits[out.slot_valid], full[is_masked], atol=1e-5)
 
 
 def test_discriminator_input_replaces_masked_positions_only(tok, batch):
@@ -204,7 +206,7 @@ def test_discriminator_input_replaces_masked_positions_only(tok, batch):
     model = model_for('electra', 'gdes', tok)
     out = model(masked, attn, tt, is_masked, rng=torch.Generator().manual_seed(1))
     assert torch.equal(out.disc_input[~is_masked], masked[~is_masked])
-    assert torch.equal(out.disc_input[is_masked], out.sampled_ids)
+    assert torch.equal(out.disc_input[is_masked], out.sampled_ids[out.slot_valid])
     disc = F.binary_cross_entropy_with_logits(out.disc_logits, (out.disc_input != ids).float())
     # the discriminator's loss does not reach the generator's logits through the samples (argmax, no relaxation)
     assert torch.autograd.grad(disc, out.mlm_logits, allow_unused=True, retain_graph=True) == (None,)

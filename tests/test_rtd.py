@@ -10,7 +10,7 @@ from electra_gdes.config import pretrain_config
 from electra_gdes.data import load_tokenizer
 from electra_gdes.model import RTDOutput
 from electra_gdes.rtd import (RTDLoss, masking_excluded_ids, disc_accuracy, gumbel_sample, mask_tokens, masked_count, mlm_accuracy,
-                              multinomial_sample, replaced_f1, replaced_precision, replaced_recall, rtd_labels)
+                              multinomial_sample, replaced_f1, replaced_precision, replaced_recall, rtd_labels, masked_positions)
 
 
 @pytest.fixture(scope='module')
@@ -157,12 +157,15 @@ def tiny_output():
     orig = torch.tensor([[2, 7, 3, 0], [2, 8, 5, 3]])
     disc_input = torch.tensor([[2, 9, 3, 0], [2, 8, 6, 3]])     # (0,1), (1,2) replaced; (1,1) sampled correctly
     is_masked = torch.tensor([[False, True, False, False], [False, True, True, False]])
-    mlm_logits = torch.tensor([[0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0],
-                               [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0],
-                               [0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]])
+    # two slots per row, in the fixed layout of the model's output: row 0's second slot is spare (its logits, all 9,
+    # must count for nothing)
+    mlm_logits = torch.tensor([[[0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0], [9.0] * 10],
+                               [[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0],
+                                [0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]]])
     disc_logits = torch.tensor([[-1.0, 0.3, 0.2, 5.0], [-0.4, -3.0, 2.0, 1.0]])
     attn = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
-    out = RTDOutput(mlm_logits, disc_input[is_masked], disc_input, disc_logits)
+    positions, valid = masked_positions(is_masked, 2)
+    out = RTDOutput(mlm_logits, disc_input.gather(1, positions), disc_input, disc_logits, positions, valid)
     return out, orig, is_masked, attn
 
 
@@ -177,7 +180,7 @@ def test_rtd_loss_by_hand(weight):
     out = out._replace(mlm_logits=out.mlm_logits.requires_grad_(), disc_logits=out.disc_logits.requires_grad_())
     def ce(row, target): return math.log(sum(math.exp(x) for x in row)) - row[target]
     def bce(x, y): return math.log1p(math.exp(-x)) if y else math.log1p(math.exp(x))
-    rows = out.mlm_logits.tolist()
+    rows = out.mlm_logits[out.slot_valid].tolist()
     mlm = (ce(rows[0], 7) + ce(rows[1], 8) + ce(rows[2], 5)) / 3
     # all 7 non-pad tokens, [CLS] and [SEP] included; the pad logit 5.0 is left out
     disc = (bce(-1.0, 0) + bce(0.3, 1) + bce(0.2, 0) + bce(-0.4, 0) + bce(-3.0, 0) + bce(2.0, 1) + bce(1.0, 0)) / 7
@@ -197,25 +200,25 @@ def test_rtd_loss_gradients_and_errors():
     assert disc_logits.grad[0, 3] == 0                                        # pad: no gradient
     want = 50.0 * (torch.sigmoid(disc_logits[1, 2]) - 1) / 7                  # d(w * mean BCE)/dx = w (sigmoid(x) - y) / n
     assert disc_logits.grad[1, 2].item() == pytest.approx(want.item(), rel=1e-5)
-    want_mlm = (torch.softmax(out.mlm_logits[0], -1) - F.one_hot(torch.tensor(7), 10)) / 3
-    assert torch.allclose(mlm_logits.grad[0], want_mlm, atol=1e-6)
-    with pytest.raises(ValueError, match='same is_masked'):
-        RTDLoss(50.0)(out, orig, torch.zeros_like(is_masked), attn)
-    empty = out._replace(mlm_logits=out.mlm_logits[:0])
-    assert torch.isfinite(RTDLoss(50.0)(empty, orig, torch.zeros_like(is_masked), attn))
+    want_mlm = (torch.softmax(out.mlm_logits[0, 0], -1) - F.one_hot(torch.tensor(7), 10)) / 3
+    assert torch.allclose(mlm_logits.grad[0, 0], want_mlm, atol=1e-6)
+    assert (mlm_logits.grad[0, 1] == 0).all()                                 # a spare slot: no gradient
+    empty = out._replace(slot_valid=torch.zeros_like(out.slot_valid))         # nothing masked: finite, the MLM term 0
+    loss_func = RTDLoss(50.0)
+    assert torch.isfinite(loss_func(empty, orig, torch.zeros_like(is_masked), attn)) and loss_func.mlm_loss.item() == 0
 
 
 def test_metrics_by_hand():
     out, orig, is_masked, attn = tiny_output()
     # generator argmax: 2 (orig 7, wrong), 8 (orig 8, right), 5 (orig 5, right)
-    assert mlm_accuracy(out, orig, is_masked, attn).item() == pytest.approx(2 / 3)
+    assert mlm_accuracy(out, orig, is_masked, attn) == pytest.approx(2 / 3)
     # discriminator says replaced at (0,1), (0,2), (1,2), (1,3) [pad (0,3) ignored]; labels replaced at (0,1), (1,2)
-    assert disc_accuracy(out, orig, is_masked, attn).item() == pytest.approx(5 / 7)
-    assert replaced_precision(out, orig, is_masked, attn).item() == pytest.approx(2 / 4)
-    assert replaced_recall(out, orig, is_masked, attn).item() == pytest.approx(2 / 2)
-    assert replaced_f1(out, orig, is_masked, attn).item() == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert disc_accuracy(out, orig, is_masked, attn) == pytest.approx(5 / 7)
+    assert replaced_precision(out, orig, is_masked, attn) == pytest.approx(2 / 4)
+    assert replaced_recall(out, orig, is_masked, attn) == pytest.approx(2 / 2)
+    assert replaced_f1(out, orig, is_masked, attn) == pytest.approx(2 * 0.5 * 1 / 1.5)
     none = out._replace(disc_logits=-torch.ones_like(out.disc_logits))
-    assert replaced_precision(none, orig, is_masked, attn).item() == 0 and replaced_f1(none, orig, is_masked, attn).item() == 0
+    assert replaced_precision(none, orig, is_masked, attn) == 0 and replaced_f1(none, orig, is_masked, attn) == 0
 
 
 @pytest.mark.parametrize('mask_unk', [True, False])

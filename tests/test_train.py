@@ -35,13 +35,14 @@ def _script(args, **kw):
     return subprocess.Popen([sys.executable, '-m', 'electra_gdes.pretrain', *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kw)
 
-def test_resume_after_sigterm_gives_the_same_losses(tmp_path):
-    full = _script(_cli_args(tmp_path, 'full'))
+@pytest.mark.parametrize('precision', ['fp32', 'bf16'])
+def test_resume_after_sigterm_gives_the_same_losses(tmp_path, precision):
+    full = _script(_cli_args(tmp_path, 'full', '--precision', precision))
     out, _ = full.communicate(timeout=600)
     assert full.returncode == 0, out
     # the same run, stopped by SIGTERM once it has logged a few steps, then resumed in a new process
     log_path = tmp_path/'out'/'cut'/'log.csv'
-    cut = _script(_cli_args(tmp_path, 'cut'))
+    cut = _script(_cli_args(tmp_path, 'cut', '--precision', precision))
     while cut.poll() is None and not (log_path.exists() and len(read_log(log_path)) >= 3): time.sleep(0.05)
     cut.send_signal(signal.SIGTERM)
     out, _ = cut.communicate(timeout=600)
@@ -49,7 +50,7 @@ def test_resume_after_sigterm_gives_the_same_losses(tmp_path):
     stopped_at = read_log(log_path)[-1]['step']
     assert 3 <= stopped_at < 24, out
     assert (tmp_path/'out'/'cut'/'checkpoints'/f'step-{stopped_at:08d}.pt').exists()
-    again = _script(_cli_args(tmp_path, 'cut', '--resume'))
+    again = _script(_cli_args(tmp_path, 'cut', '--resume', '--precision', precision))
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out
     assert f'at step {stopped_at} of 24' in out
@@ -163,33 +164,46 @@ def _sampling_run(tmp_path, cbs, **kw):
     fit_steps(pretrain_learner(cfg, ds, tok, cbs=cbs, device=torch.device('cpu')))
     return cfg
 
+def _lowbias32(x):
+    "Wellons' lowbias32 in numpy's uint32 arithmetic (wrapping by definition): the published hash, not the library's code."
+    x = np.asarray(x, dtype=np.uint32)
+    x = x ^ (x >> np.uint32(16)); x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15)); x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+def _reference_uniforms(seed, step, rows, slots, vocab):
+    "Uniform (row, k, v) of training step `step`: the top 24 bits of lowbias32(key(row, k) ^ lowbias32(v)) / 2**24."
+    base = train.step_seed(seed, train.TRAIN_SAMPLING, step, 0)
+    lo, hi = np.uint32(base & 0xFFFFFFFF), np.uint32((base >> 32) & 0xFFFFFFFF)
+    row_key = _lowbias32(_lowbias32(np.asarray(rows, dtype=np.uint32) ^ lo) ^ hi)
+    keys = _lowbias32(row_key[:, None] ^ np.arange(slots, dtype=np.uint32))
+    return (_lowbias32(keys[..., None] ^ _lowbias32(np.arange(vocab, dtype=np.uint32))) >> np.uint32(8)) / 2**24
+
 @pytest.mark.parametrize('temperature', [1.0, 2.0])
 def test_training_samples_by_gumbel_max_at_the_known_uniforms(tmp_path, temperature):
     """With cfg.sampling='gumbel' every training micro-batch's samples are `argmax(-log(-log(u + 1e-9) + 1e-9) + logits / T)` where
-    the `k`-th masked position of global row `r` of step `t` gets `u` = row `k` of `torch.rand(cap, vocab)` from a
-    generator seeded `row_seeds(seed, t, batch_size)[r]`: a function of (seed, step, row, k, vocab id) alone. The
-    inverse-CDF sampler at the same noise draws other tokens."""
-    from electra_gdes.rtd import gumbel_noise
-    from electra_gdes.train import row_seeds
+    `u` of the `k`-th masked position of global row `r` of step `t` and vocabulary entry `v` is a hash of (seed, t, r, k, v)
+    alone (`_reference_uniforms`, written here from the published hash). The inverse-CDF sampler at the same uniforms
+    draws other tokens."""
+    from electra_gdes.rtd import gumbel_noise, inverse_cdf_sample
     probe = SampleProbe()
     cfg = _sampling_run(tmp_path, [probe], sampling='gumbel', temperature=temperature)
     assert len(probe.seen) == 4 and probe.steps == [0, 0, 1, 1]   # 2 steps x 2 micro-batches of 4 rows
-    cap, differs = int((cfg.mask_prob + 0.005) * cfg.max_length), 0
+    differs = 0
     for j, ((noise, logits, sampled), step) in enumerate(zip(probe.seen, probe.steps)):
         rows = range(4 * (j % 2), 4 * (j % 2) + 4)   # the micro-batch's rows of the global batch
-        per_row = [torch.rand(cap, logits.shape[1], generator=torch.Generator().manual_seed(row_seeds(cfg.seed, step, 8)[r]))
-                   for r in rows]
-        u = torch.cat([per_row[i][:int(n)] for i, n in enumerate(noise.is_masked.sum(-1))])   # k-th masked: row k
-        torch.testing.assert_close(noise.uniforms(*logits.shape), u, rtol=0, atol=0)
-        g = -torch.log(-torch.log(u.double() + 1e-9) + 1e-9)   # the published formula (REFERENCE.md section 1), in float64
+        u64 = torch.from_numpy(_reference_uniforms(cfg.seed, step, rows, logits.shape[1], logits.shape[2]))
+        u = noise.uniforms(logits.shape[2])
+        torch.testing.assert_close(u.double(), u64, rtol=0, atol=0)
+        g = -torch.log(-torch.log(u64 + 1e-9) + 1e-9)   # the published formula (REFERENCE.md section 1), in float64
         expected = (g + logits.double() / temperature).argmax(-1)
         assert torch.equal(sampled, (gumbel_noise(u.clone()) + logits / temperature).argmax(-1))   # rtd.gumbel_sample's arithmetic
         assert torch.equal(sampled, expected)
-        differs += int((train.position_sample(logits, temperature, noise) != sampled).sum())
+        differs += int((inverse_cdf_sample(logits, temperature, u[..., 0]) != sampled).sum())
     assert differs > 0
 
 def test_training_gumbel_noise_comes_from_rtd(tmp_path, monkeypatch):
-    """Training's Gumbel-max calls `rtd.gumbel_noise` on `[n_masked, vocab]` uniforms of each micro-batch: noise that
+    """Training's Gumbel-max calls `rtd.gumbel_noise` on `[rows, slots, vocab]` uniforms of each micro-batch: noise that
     puts a large value on one token makes every sample that token. The multinomial sampler does not call it."""
     import electra_gdes.rtd as rtd
     calls = []
@@ -216,11 +230,10 @@ def _chi_square(samples, probs):
 def test_training_samplers_draw_from_the_softmax(sampling):
     """4,000 masked positions with the same logits, sampled as training samples them: the counts fit softmax(logits / T)
     (chi-square, 5 degrees of freedom, below its 0.1% point 20.5), and clearly do not fit softmax(logits)."""
-    from electra_gdes.train import SplitIndependentNoise, SplitIndependentSampler, row_seeds
+    from electra_gdes.rtd import SAMPLER_FUNCS
     logits, T = torch.tensor([1.0, 0.0, -1.0, 2.0, 0.5, -2.0]), 2.0
-    is_masked = torch.zeros(1000, 12, dtype=torch.bool)
-    is_masked[:, [1, 4, 5, 9]] = True   # 4 masked positions in each of 1,000 rows: every k of a row's uniforms is used
-    noise = SplitIndependentNoise(row_seeds(0, 1, 1000), is_masked, cap=4)
-    samples = SplitIndependentSampler(sampling)(logits.repeat(4000, 1), T, noise)
+    # 4 masked slots in each of 1,000 rows of step 1, as training keys them
+    noise = train.sampling_uniforms(0, 1, torch.arange(1000), 4)
+    samples = SAMPLER_FUNCS[sampling](logits.expand(1000, 4, -1), T, noise).flatten()
     assert _chi_square(samples, torch.softmax(logits / T, -1)) < 20.5
     assert _chi_square(samples, torch.softmax(logits, -1)) > 100   # the test can tell temperatures apart
