@@ -747,7 +747,7 @@ def run_learner(args, tokenizer, name: str, out_partial) -> dict:
     for size in args.sizes:
         flops = learner_flops(args, size, tokenizer)
         r = res['sizes'][size] = dict(flops_per_step=flops, variants={})
-        for variant in ['eager'] + (['compiled'] if args.compile else []):
+        for variant in args.learner_variants or ['eager'] + (['compiled'] if args.compile else []):
             try: r['variants'][variant] = bench_learner_run(args, size, tokenizer, variant, flops, peak)
             except Exception as e: r['variants'][variant] = dict(variant=variant, status=f'failed: {type(e).__name__}: {e}'[:500])
             x = r['variants'][variant]
@@ -821,6 +821,8 @@ def main(argv=None):
     g.add_argument('--learner-steps', type=int, default=20, help='timed steps (one window, synchronised at both ends)')
     g.add_argument('--learner-warmup', type=int, default=5, help='untimed steps first (with --compile: where it compiles)')
     g.add_argument('--learner-precision', default='bf16', choices=PRECISIONS)
+    g.add_argument('--learner-variants', nargs='+', choices=['eager', 'compiled'], default=None,
+                   help='which Learners to time (default: eager, and compiled with --compile)')
     g.add_argument('--learner-max-length', type=int, default=None, help="tokens per example (default: the preset's)")
     p.add_argument('--compile-config', nargs='*', default=[], metavar='FIELD=VALUE',
                    help='PretrainConfig fields for the compiled runs of the learner section (values as JSON, else strings)')

@@ -1,12 +1,13 @@
 """What only a CUDA machine shows: bf16 and fp16 autocast (fp16 with the grad scaler), SDPA, `--compile`, NCCL DDP
 over the GPUs present. Skipped without CUDA; `GPU_CHECK_SMOKE=1` runs the same tests on the CPU (gloo, tiny sizes),
-as scripts/gpu_check.sh does in its smoke mode."""
+as scripts/gpu_check.sh does in its smoke mode. Without CUDA, `test_gpu_check_smoke` runs scripts/gpu_check.sh's
+smoke mode itself and reads its summary."""
 import csv, math, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest, torch
 
 SMOKE = os.environ.get('GPU_CHECK_SMOKE') == '1'
-pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() or SMOKE),
+needs_cuda = pytest.mark.skipif(not (torch.cuda.is_available() or SMOKE),
                                 reason='needs CUDA: scripts/gpu_check.sh runs these on a GPU machine (GPU_CHECK_SMOKE=1: on the CPU)')
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 TEXT = ("The union is strong. We met in a time of trial and came through it together. "
@@ -53,6 +54,7 @@ def _tiny_learner(tmp_path, **overrides):
                           steps=4, warmup_steps=1, log_every=1, checkpoint_fractions=(1.0,), **overrides)
     return pretrain_learner(cfg, device=torch.device(DEVICE))
 
+@needs_cuda
 @pytest.mark.parametrize('precision', ['bf16', 'fp16'])
 def test_autocast_and_grad_scaler(tmp_path, precision):
     "The model computes in `precision` on the device; fp16 scales the loss (an enabled GradScaler), bf16 does not; the weights move."
@@ -80,6 +82,7 @@ def test_autocast_and_grad_scaler(tmp_path, precision):
     assert moved or (precision == 'fp16' and all(b[1] < a[1] for a, b in zip(scales, scales[1:]))), scales
     _log(learn.cfg.run_dir)
 
+@needs_cuda
 def test_auto_attention_is_sdpa_on_cuda(tmp_path):
     "On a GPU --attention auto is PyTorch's SDPA (on a CPU the kit's eager implementation)."
     from electra_gdes.model import CPU_ATTENTION
@@ -87,17 +90,20 @@ def test_auto_attention_is_sdpa_on_cuda(tmp_path):
     impls = {m.config._attn_implementation for m in learn.model.modules() if type(m).__name__ == 'ElectraSelfAttention'}
     assert impls == ({'sdpa'} if DEVICE == 'cuda' else {CPU_ATTENTION})
 
+@needs_cuda
 @pytest.mark.parametrize('precision', ['bf16', 'fp16'])
 def test_cli_precision(tmp_path, precision):
     "The installed script trains under bf16 and fp16 and exits 0 with finite losses."
     _run(_pretrain_cmd() + _args(tmp_path, f'cli-{precision}', '--precision', precision))
     assert len(_log(tmp_path/'out'/f'cli-{precision}')) >= 6
 
+@needs_cuda
 def test_cli_compile(tmp_path):
     "--compile: torch.compile'd training runs and gives finite losses."
     _run(_pretrain_cmd() + _args(tmp_path, 'compiled', '--precision', 'bf16', '--compile', '--steps', '3'), timeout=900)
     _log(tmp_path/'out'/'compiled')
 
+@needs_cuda
 def test_ddp_over_the_devices_present(tmp_path):
     "torchrun with one process per GPU (NCCL); on a CPU two processes (gloo). One log, exit 0, the exported model."
     n = torch.cuda.device_count() if DEVICE == 'cuda' else 2
@@ -105,3 +111,36 @@ def test_ddp_over_the_devices_present(tmp_path):
           *_args(tmp_path, f'ddp{n}', '--precision', 'bf16', '--batch_size', str(4 * n))], timeout=900)
     run = tmp_path/'out'/f'ddp{n}'
     assert len(_log(run)) >= 6 and (run/'discriminator'/'config.json').exists()
+
+@pytest.mark.skipif(torch.cuda.is_available() or SMOKE,
+                    reason='with CUDA run scripts/gpu_check.sh itself (its GPU mode); inside its smoke mode this would recurse')
+def test_gpu_check_smoke(tmp_path):
+    """scripts/gpu_check.sh without CUDA: its smoke mode runs every stage at tiny sizes, writes each stage's line and
+    numbers to summary.txt, reports DDP and the compiled Learner as not run, and keeps the GPU mode within 480 s."""
+    import re
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in _env().items() if k not in ('GPU_CHECK_SMOKE', 'GPU_CHECK_SMOKE_COMPILE', 'OUT')}
+    r = subprocess.run(['bash', str(root/'scripts'/'gpu_check.sh'), str(tmp_path/'check')], env={**env, 'OMP_NUM_THREADS': '1'},
+                       capture_output=True, text=True, timeout=1500)
+    summary = (tmp_path/'check'/'summary.txt').read_text()
+    assert r.returncode == 0, summary + r.stderr[-2000:]
+    lines = summary.splitlines()
+    assert 'mode=smoke' in lines[0] and 'cuda_devices=0' in lines[0]
+    gpu_total = re.search(r'stage limits, gpu mode: .* = (\d+) s', summary)
+    assert gpu_total and int(gpu_total.group(1)) <= 480, summary
+    for stage in ('env', 'cuda_tests', 'learner_eager', 'host', 'pretrain'):
+        assert any(re.match(rf'{stage}: ok \(\d+ s\)', l) for l in lines), (stage, summary)
+    assert 'ddp: not run: smoke mode' in summary and 'learner_compiled: not run: smoke mode' in summary
+    assert re.search(r'cuda_tests: \d+ tests, 0 failed', summary), summary
+    # the Learner's numbers: steps/s, tokens/s, and no MFU without a GPU's spec peak (never "nan%"); no 1M-step projection
+    assert re.search(r'learner tiny eager \(bf16\): [\d.]+ steps/s at batch 4 x 32, [\d,]+ tokens/s, [\d.]+ GFLOP/step, '
+                     r'[\d.]+ TFLOP/s, MFU not computed: not a GPU', summary), summary
+    assert 'nan%' not in summary and 'projected: none (eager: tiny' in summary
+    assert re.search(r'host eager batch 2: \d+ kernel-level aten ops, \d+ syncing ops \(nonzero \d+, _local_scalar_dense \d+, masked_select \d+\), host [\d.]+ ms/step', summary), summary
+    assert re.search(r'pretrain: 4 of 4 steps, loss [\d.]+', summary), summary
+    # each stage's line came when the stage ended: in the order the stages ran, the numbers right after their stage
+    order = [next(i for i, l in enumerate(lines) if re.match(p, l)) for p in
+             ('env: ok', 'cuda_tests: ok', r'cuda_tests: \d+ tests', 'learner_eager: ok', 'learner tiny', 'host: ok', 'host eager',
+              'pretrain: ok', 'pretrain: 4')]
+    assert order == sorted(order), summary
+    assert lines[-1].startswith('gpu_check done in') and 'every stage ok' in lines[-1]
