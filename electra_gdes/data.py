@@ -41,7 +41,7 @@ BUILD_PREFIXES = ('.building-', '.sotu-', '.tok-')   # build folders of the exam
 def cache_write_error(path, what: str, e: OSError) -> OutputWriteError:
     "The `OutputWriteError` for an `OSError` `e` raised while writing `what` to `path` in the cache folder."
     err = output_write_error(path, what, e)
-    fixed = OutputWriteError(err.errno, err.strerror.replace('--output_dir', '--cache_dir'))
+    fixed = OutputWriteError(err.errno, err.strerror.replace('an --output_dir', 'a --cache_dir').replace('--output_dir', '--cache_dir'))
     fixed.filename = err.filename
     return fixed
 
