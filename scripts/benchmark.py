@@ -134,7 +134,7 @@ def make_batches(cfg, tokenizer, batch_size: int, n_batches: int, device: str, s
     return batches
 
 
-def baseline_forward(model, b, rng) -> tuple[torch.Tensor, RTDOutput]:
+def baseline_forward(model, b, rng) -> tuple[torch.Tensor, None]:
     "The RTD loss as earlier kits computed it: full generator logits, MLM loss with labels -100 outside the mask."
     gen, disc, cfg = model.generator, model.discriminator, model.cfg
     logits = gen(b['masked'], attention_mask=b['attn'], token_type_ids=b['tt']).logits           # [B, L, V]
@@ -145,7 +145,7 @@ def baseline_forward(model, b, rng) -> tuple[torch.Tensor, RTDOutput]:
     disc_logits = disc(disc_input, attention_mask=b['attn'], token_type_ids=b['tt']).logits
     real = b['attn'].bool()
     disc_loss = F.binary_cross_entropy_with_logits(disc_logits[real].float(), rtd_labels(disc_input, b['ids'])[real].float())
-    return mlm + cfg.disc_weight * disc_loss, RTDOutput(logits[b['is_masked']], sampled, disc_input, disc_logits)
+    return mlm + cfg.disc_weight * disc_loss, None   # only the loss is used
 
 
 def ours_forward(model, b, rng) -> tuple[torch.Tensor, RTDOutput]:

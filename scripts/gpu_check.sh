@@ -23,6 +23,7 @@
 # folder named by GPU_CHECK_WHEELS (installed with --no-index --no-deps into <out>/site and put on PYTHONPATH). The
 # package itself is used from this checkout (PYTHONPATH), installed or not.
 set -uo pipefail
+{   # one compound command: bash reads all of it before it runs, so editing this file cannot change a run under way
 cd "$(dirname "$0")/.."
 root=$PWD
 out=${1:-${OUT:?give an output folder as the first argument or in \$OUT}}
@@ -69,6 +70,7 @@ report() {   # report KIND FILE...: the numbers of a stage's output, appended to
 import csv, json, sys, xml.etree.ElementTree as ET
 from pathlib import Path
 kind, files = sys.argv[1], sys.argv[2:]
+rate = lambda f: f'{f / 1e12:,.1f} TFLOP/s' if f >= 1e12 else f'{f / 1e9:,.2f} GFLOP/s'
 try:
     if kind == 'learner':
         r = json.loads(Path(files[0]).read_text())['learner']
@@ -79,7 +81,7 @@ try:
                        if x.get('mfu') is not None else f"MFU not computed: {r['peak_note']}")
                 print(f"learner {size} {v} ({x['precision']}): {x['steps_per_s']:.2f} steps/s at batch {r['batch_size']} x {s['max_length']}, "
                       f"{x['tokens_per_s']:,.0f} tokens/s, {x['flops_per_step'] / 1e9:.1f} GFLOP/step, "
-                      f"{x['achieved_flops_per_s'] / 1e12:.2f} TFLOP/s, {mfu}, untimed (warmup/compile) {x['untimed_s']:.0f} s")
+                      f"{rate(x['achieved_flops_per_s'])}, {mfu}, untimed (warmup/compile) {x['untimed_s']:.0f} s")
                 if size == 'small' and r['batch_size'] == 128 and s['max_length'] == 128:
                     print(f"projected: 1M ELECTRA-small steps at batch 128 x 128 ({v}): {x['hours_per_1M_steps']:.1f} h")
                 else:
@@ -184,3 +186,4 @@ report pretrain "$out/pretrain" "$steps"
 note "gpu_check done in $SECONDS s: $([ $status = 0 ] && echo 'every stage ok' || echo 'some stage FAILED')"
 cat "$summary"
 exit $status
+}

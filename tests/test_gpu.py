@@ -134,7 +134,7 @@ def test_gpu_check_smoke(tmp_path):
     assert re.search(r'cuda_tests: \d+ tests, 0 failed', summary), summary
     # the Learner's numbers: steps/s, tokens/s, and no MFU without a GPU's spec peak (never "nan%"); no 1M-step projection
     assert re.search(r'learner tiny eager \(bf16\): [\d.]+ steps/s at batch 4 x 32, [\d,]+ tokens/s, [\d.]+ GFLOP/step, '
-                     r'[\d.]+ TFLOP/s, MFU not computed: not a GPU', summary), summary
+                     r'[\d.,]+ [GT]FLOP/s, MFU not computed: not a GPU', summary), summary
     assert 'nan%' not in summary and 'projected: none (eager: tiny' in summary
     assert re.search(r'host eager batch 2: \d+ kernel-level aten ops, \d+ syncing ops \(nonzero \d+, _local_scalar_dense \d+, masked_select \d+\), host [\d.]+ ms/step', summary), summary
     assert re.search(r'pretrain: 4 of 4 steps, loss [\d.]+', summary), summary
