@@ -3,6 +3,8 @@
     python scripts/benchmark.py --threads 1                      # all three sections, writes bench_results.json
     python scripts/benchmark.py --sizes tiny --steps 2 --out /tmp/bench.json
     python scripts/benchmark.py --sections finetune data         # only the fine-tuning and data pipeline sections
+    python scripts/benchmark.py --sections host --threads 1      # host overhead of the real Learner step (--compile: compiled too)
+    python scripts/benchmark.py --sections learner --sizes small --compile   # the real Learner's steps/s and MFU (a GPU)
 
 Section `pretrain`:
 
@@ -54,6 +56,27 @@ agree to fp32 rounding (the attention mask makes padding invisible).
 
 Section `data`: MB/s of building the pretraining dataset from the default corpus into a fresh temporary cache
 (`scripts/bench_data.py`'s measurement, ELECTRA's builder in one process by default).
+
+Section `host`: what the real training step costs the host. `pretrain_learner` and fastai's fit (masking, sampling,
+loss, callbacks, backward, optimizer: the public API only, nothing of the step's internals) at ELECTRA-small depth (12
+discriminator and 12 generator layers) with a tiny width (`HOST_SHAPE`), a word-level vocabulary of `--host-vocab` words
+and examples of `--host-max-length` tokens, so that the arithmetic is small; each variant in a fresh process, at each of
+`--host-batches`. Per steady-state step (after `--host-warmup` steps): host ms (end of one batch to the end of the next,
+not synchronised with the device; the fastest of `--host-steps`, the median in the JSON), and from torch's profiler over
+`--host-profiled` more steps the `aten::` ops (all, and the kernel-level ones that call no other aten op), the ops that
+make the host wait for the device (`HOST_SYNC_OPS`: boolean-mask indexing's nonzero, `.item()`'s _local_scalar_dense,
+masked_select; one inside another counts once; on a GPU also CUDA kernels and synchronising runtime calls) and the ops'
+own CPU time. Variants: `baseline`, the library of git commit `--host-baseline` (default `HOST_BASELINE`, main before
+issue 21's rewrite of the step) extracted with `git archive` and put first on the child's path; `eager`, this checkout;
+`compiled` (with `--compile`; `--compile-config` fields too), bounded by `--host-timeout`. Ops at the largest batch over
+the smallest (1.0: the step's work does not grow with the batch) and host ms over the baseline's are in the JSON and
+the table.
+
+Section `learner`: the real Learner's steps/s at the presets of `--sizes` (eager; compiled with `--compile` or
+`--learner-variants`), a window of `--learner-steps` steps synchronised at both ends after `--learner-warmup` steps, on
+synthetic examples; FLOPs per step from torch's flop counter over one eager step, MFU against the GPU's spec bf16 dense
+peak (`BF16_SPEC_TFLOPS`, by device name; None for an unknown GPU or a CPU), hours for 1M steps. scripts/gpu_check.sh
+reports these.
 """
 from __future__ import annotations
 import argparse, importlib.util, json, math, os, platform, random, statistics, sys, tempfile, time
@@ -530,6 +553,7 @@ def host_measure(spec: dict) -> dict:
     overrides = dict(HOST_SHAPE, max_length=spec['max_length'], batch_size=spec['batch_size'], steps=n, warmup_steps=1,
                      checkpoint_fractions=(1.0,), log_every=n, seed=spec['seed'], compile=spec['compile'])
     if spec.get('precision'): overrides['precision'] = spec['precision']
+    if spec['compile']: overrides.update(spec.get('compile_config') or {})
     with tempfile.TemporaryDirectory() as tmp:
         cfg = pretrain_config('electra', 'small', output_dir=tmp, **overrides)
         examples = host_examples(tokenizer, spec['batch_size'] * n, cfg.max_length, spec['seed'])
@@ -616,7 +640,8 @@ def run_host(args) -> dict:
         for name, v in variants.items():
             print(f"host: {name}, batches {' '.join(map(str, args.host_batches))} ...", flush=True)
             t = time.perf_counter()
-            rows = res['variants'][name] = host_subprocess(dict(base, batches=args.host_batches, compile=v['compile']),
+            rows = res['variants'][name] = host_subprocess(dict(base, batches=args.host_batches, compile=v['compile'],
+                                                                compile_config=args.compile_config),
                                                            args.host_timeout, v.get('library'))
             for r in rows.values():
                 if name == 'baseline' and r.get('status') == 'ok' and not r['library'].startswith(tmp):
