@@ -217,7 +217,7 @@ def check_field_types(cfg):
             numeric = bool(f.default) and isinstance(f.default, tuple) and isinstance(f.default[0], float)
             if numeric:
                 items = [value] if isinstance(value, (numbers.Real, str)) else value
-                if not isinstance(items, (list, tuple)) or not items or \
+                if not isinstance(items, (list, tuple)) or \
                    not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items):
                     raise ConfigTypeError(f.name, f'{f.name}={value!r} is not a list of numbers: pass --{f.name} with numbers '
                                                   '(in a --config file: a JSON list of numbers, e.g. [0.5, 1.0]).')

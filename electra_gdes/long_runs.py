@@ -17,10 +17,12 @@ import torch
 import torch.distributed as dist
 from fastai.callback.core import Callback, CancelFitException, CancelStepException
 from fastai.callback.fp16 import MixedPrecision
+from fastai.learner import AvgSmoothLoss
+from fastai.torch_core import to_detach
 
 # %% auto #0
-__all__ = ['PreemptionCallback', 'NonFiniteTrainingError', 'NonFiniteCallback', 'OutputWriteError', 'output_write_error',
-           'write_guard', 'check_writable', 'quiet_progress_bars']
+__all__ = ['PreemptionCallback', 'NonFiniteTrainingError', 'FiniteSmoothLoss', 'NonFiniteCallback', 'OutputWriteError',
+           'output_write_error', 'write_guard', 'check_writable', 'quiet_progress_bars']
 
 # %% ../nbs/06_long_runs.ipynb #c006
 def _checkpoint_callback(learn):
@@ -49,8 +51,8 @@ def _any_rank(flag: bool) -> bool:
 class PreemptionCallback(Callback):
     "On SIGTERM/SIGINT: finish the batch, write a checkpoint with the Learner's checkpoint callback, stop, and exit with 128+signal."
     order, run_valid = 100, False  # after every other callback's after_batch, so step counters and logs are up to date
-    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT), exit_code='signal'):
-        self.signals, self.exit_code, self._previous, self.signum = tuple(signals), exit_code, {}, None
+    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT), exit_code='signal', every: int = 1):
+        self.signals, self.exit_code, self._previous, self.signum, self.every = tuple(signals), exit_code, {}, None, every
 
     def on_signal(self, signum, frame=None):
         "The signal handler: note the signal; the checkpoint is written at the end of the current batch."
@@ -67,6 +69,8 @@ class PreemptionCallback(Callback):
             except ValueError: pass  # not the main thread (e.g. a notebook's worker thread): no handler to install
 
     def after_batch(self):
+        distributed = dist.is_available() and dist.is_initialized()
+        if distributed and _step(self.learn) % self.every: return   # the ranks agree on the same steps only
         if not _any_rank(self.signum is not None): return
         if self.signum is None: self.signum = signal.SIGTERM  # another rank was signalled
         self.saved_to = self.checkpointer.save(self.learn)
@@ -93,22 +97,64 @@ def _grads_finite(params) -> torch.Tensor:
     if not grads: return torch.tensor(True)
     return torch.isfinite(torch.nn.utils.get_total_norm(grads))
 
+class FiniteSmoothLoss(AvgSmoothLoss):
+    "fastai's smoothed loss, leaving a non-finite loss out on the device (no host sync)."
+    def accumulate(self, learn):
+        self.count += 1
+        loss = to_detach(learn.loss.mean())
+        self.val = torch.where(torch.isfinite(loss), torch.lerp(loss, torch.as_tensor(self.val, device=loss.device), self.beta),
+                               torch.as_tensor(self.val, device=loss.device))
+
 class NonFiniteCallback(Callback):
     "Skip and count steps whose loss or gradients are not finite (fp16 scaler skips too); stop after `max_in_a_row` in a row."
     order = MixedPrecision.order + 0.5  # after the gradients are unscaled, before they are clipped
-    def __init__(self, max_in_a_row=10):
+    def __init__(self, max_in_a_row=10, check_every: int = 1):
         if max_in_a_row < 1: raise ValueError(f'max_in_a_row={max_in_a_row} must be >= 1; set --max_nonfinite to a positive number.')
-        self.max_in_a_row = max_in_a_row
+        self.max_in_a_row, self.check_every = max_in_a_row, check_every
 
     def before_fit(self):
-        self.n_skipped, self.in_a_row, self.last_reason, self._recorder_state = 0, 0, '', None
+        self._n_skipped, self._in_a_row, self.last_reason, self._recorder_state = 0, 0, '', None
+        self._longest = 0
         self.scalers = [cb for cb in self.learn.cbs if isinstance(cb, MixedPrecision)]
+        self.on_device = getattr(self.learn.opt, 'skips_on_device', False) and not self.scalers
+        if self.on_device and getattr(self.learn, 'recorder', None) is not None:
+            self.learn.recorder.smooth_loss = FiniteSmoothLoss(beta=self.learn.recorder.smooth_loss.beta)
+
+    # the counts: host ints, or device tensors read here (a sync) when asked
+    @property
+    def n_skipped(self) -> int: return int(self._n_skipped)
+    @property
+    def in_a_row(self) -> int: return int(self._in_a_row)
 
     def before_batch(self):
         self._counted = False
         self._restore_recorder()
 
+    def _before_step_on_device(self):
+        grads_finite = _grads_finite(self.learn.model.parameters())
+        distributed = dist.is_available() and dist.is_initialized()
+        ok = grads_finite if distributed else grads_finite & torch.isfinite(self.loss_grad.detach()).all()
+        self.learn.opt.found_inf = (~ok).float()
+        self._n_skipped = self._n_skipped + (~ok).long()
+        self._in_a_row = torch.where(ok, 0, self._in_a_row + 1)
+        self._longest = torch.maximum(torch.as_tensor(self._longest, device=ok.device), self._in_a_row)
+
+    def after_batch(self):
+        if self.on_device and self.training and _step(self.learn) % self.check_every == 0: self._check()
+
+    def _check(self):
+        "Read the device counts (a sync): stop when a streak reached `max_in_a_row`."
+        longest = int(self._longest)
+        if longest < self.max_in_a_row: return
+        self.last_reason = 'loss or gradient'
+        raise NonFiniteTrainingError(
+            f'{longest} non-finite steps in a row (found at step {_step(self.learn)}); {self.n_skipped} skipped in all. '
+            f'The weights were not updated by these steps, so the last checkpoint{_checkpoint_dir(self.learn)} is good: '
+            f'resume from it with --resume and a lower --lr, or check the data; --max_nonfinite sets how many in a row '
+            f'are tolerated.')
+
     def before_step(self):
+        if self.on_device: return self._before_step_on_device()
         loss_ok, grads_ok = torch.isfinite(self.loss_grad.detach()).all(), _grads_finite(self.learn.model.parameters())
         ok = not _any_rank(not bool(loss_ok & grads_ok))
         if ok: return
@@ -116,11 +162,13 @@ class NonFiniteCallback(Callback):
         raise CancelStepException()
 
     def after_step(self):
-        if self._counted: return
+        if self.on_device or self._counted: return
         if any(getattr(cb, 'skipped', False) for cb in self.scalers): self._skip('gradient (fp16 GradScaler overflow)')
-        else: self.in_a_row = 0
+        else: self._in_a_row = 0
 
-    def after_train(self): self._restore_recorder()
+    def after_train(self):
+        self._restore_recorder()
+        if self.on_device: self._check()
 
     def _keep_recorder(self):
         "Remember the Recorder's smoothed loss, to take a non-finite loss back out once the Recorder has added it."
@@ -135,15 +183,15 @@ class NonFiniteCallback(Callback):
     def _skip(self, reason):
         self._counted, self.last_reason = True, reason
         if not torch.isfinite(self.loss_grad.detach()).all(): self._keep_recorder()
-        self.n_skipped += 1; self.in_a_row += 1
-        if self.in_a_row >= self.max_in_a_row:
+        self._n_skipped += 1; self._in_a_row += 1
+        if self._in_a_row >= self.max_in_a_row:
             raise NonFiniteTrainingError(
-                f'{self.in_a_row} non-finite steps in a row (the last at step {_step(self.learn)}: non-finite {reason}); '
+                f'{self._in_a_row} non-finite steps in a row (the last at step {_step(self.learn)}: non-finite {reason}); '
                 f'{self.n_skipped} skipped in all. The weights were not updated by these steps, so the last checkpoint'
                 f'{_checkpoint_dir(self.learn)} is good: resume from it with --resume and a lower --lr, or --precision bf16 '
                 f'instead of fp16, or check the data; --max_nonfinite sets how many in a row are tolerated.')
 
-# %% ../nbs/06_long_runs.ipynb #c024
+# %% ../nbs/06_long_runs.ipynb #c027
 class OutputWriteError(OSError):
     "Writing one of the run's files failed; the message says which, why, and what to do."
 
@@ -189,7 +237,7 @@ def check_writable(path, option='--output_dir') -> Path:
                                         f'{_ADVICE.get(e.errno, f"choose another {option}").capitalize()}.') from e
     return path
 
-# %% ../nbs/06_long_runs.ipynb #c029
+# %% ../nbs/06_long_runs.ipynb #c032
 def quiet_progress_bars(stream=None) -> bool:
     "Turn off the progress bars of `datasets` and `transformers` when `stream` (default: stderr) is not a terminal; True if it did."
     stream = sys.stderr if stream is None else stream

@@ -31,6 +31,7 @@ ADAM_NO_BIAS_CORRECTION_CBS = [weight_decay, partial(average_grad, dampening=Tru
 
 class AdamNoBiasCorrection(Optimizer):
     "fastai `Optimizer` running ELECTRA's Adam: `step` does the arithmetic of its `cbs` on a whole parameter group at once."
+    skips_on_device = True   # `found_inf` skips a step without a host sync (long_runs.NonFiniteCallback uses it)
     def __init__(self, params, lr, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=0.01):
         super().__init__(params, ADAM_NO_BIAS_CORRECTION_CBS, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 

@@ -39,10 +39,11 @@ __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 
            'RTD_LOG_METRICS', 'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices', 'StepBatchSampler',
            'pretrain_dataloaders', 'global_step', 'step_seed', 'max_masked', 'sampling_uniforms', 'RTDCallback',
            'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_callbacks', 'read_log',
-           'log_line', 'parse_log_line', 'shows_progress_bar', 'RTDLogger', 'checkpoint_steps', 'checkpoint_path',
-           'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint', 'rng_states',
-           'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'RTDLearner', 'default_device',
-           'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint', 'export_main']
+           'log_line', 'parse_log_line', 'shows_progress_bar', 'StepProgressCallback', 'RTDLogger', 'checkpoint_steps',
+           'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint',
+           'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'RTDLearner',
+           'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
+           'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -243,6 +244,10 @@ def shows_progress_bar() -> bool:
     from fastprogress.fastprogress import IN_NOTEBOOK
     return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
 
+class StepProgressCallback(ProgressCallback):
+    "fastai's progress bar without its per-step read of the smoothed loss (a device sync); `RTDLogger` writes the comment on logged steps."
+    def after_batch(self): self.pbar.update(self.iter + 1)
+
 class RTDLogger(Callback):
     "Log step, lr, losses, RTD metrics and tokens/s every `every` steps to `path` (CSV), `trackers` and (`lines`) stdout."
     order, run_valid = 65, False   # after Recorder (smooth loss) and ProgressCallback (the bar's comment)
@@ -251,7 +256,7 @@ class RTDLogger(Callback):
         self.world_size, self.write, self.trackers, self.lines = world_size, write, tuple(trackers or ()), lines
 
     def before_fit(self):
-        self.tokens, self.t0, self.rate, self.file = 0, time.perf_counter(), float('nan'), None
+        self.tokens, self.t0, self.rate, self.file, self._floated = 0, time.perf_counter(), float('nan'), None, 0
         self.fit_t0, self.fit_start = self.t0, self.learn.start_step
         if not self.write: return
         with write_guard(self.log_path, 'the training log'): self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,6 +274,12 @@ class RTDLogger(Callback):
         step = global_step(self.learn)
         if not self._logs(step): return
         self._log(step)
+        # the Recorder keeps a smoothed loss per step: as device tensors a million steps would hold a million small
+        # blocks of GPU memory, so on logged steps they become floats (one read for all of them)
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is not None and len(rec.losses) > self._floated:
+            rec.losses[self._floated:] = torch.stack([x.detach().float() for x in rec.losses[self._floated:]]).tolist()
+            self._floated = len(rec.losses)
         progress = getattr(self.learn, 'progress', None)   # the bar's comment: read on logged steps only (a device sync)
         if progress is not None and getattr(progress, 'pbar', None) is not None:
             progress.pbar.comment = f'loss {self.smooth_loss.item():.4f}' + (f', {self.rate:,.0f} tok/s' if self.rate == self.rate else '')
@@ -503,7 +514,8 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)
     defaults = [RTDCallback(cfg, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), rank, tokenizer.unk_token_id),
                 StepLRScheduler(cfg), GradientClip(cfg.clip_norm), *precision_callbacks(cfg, device),
-                NonFiniteCallback(cfg.max_nonfinite), PreemptionCallback(),
+                # the non-finite verdict stays on the device, read on logged steps; ranks agree on preemption every 5 steps
+                NonFiniteCallback(cfg.max_nonfinite, check_every=cfg.log_every), PreemptionCallback(every=5 if world_size > 1 else 1),
                 CheckpointCallback(cfg.run_dir, checkpoint_steps(cfg), rank),
                 RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, world_size, write, lines=not bar,
                           trackers=() if not write else make_trackers(cfg, cfg.run_dir, rank) if trackers is None else trackers)]
@@ -514,7 +526,8 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     learn = RTDLearner(dls, model, loss_func=RTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
                        splitter=no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
                        metrics=[AvgMetric(f) for f in RTD_METRICS])
-    if not bar: learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])   # no `\r` redraws in a file
+    learn.remove_cbs([cb for cb in learn.cbs if type(cb) is ProgressCallback])
+    if bar: learn.add_cb(StepProgressCallback())   # in a file no bar at all: no `\r` redraws
     learn.cfg, learn.tokenizer, learn.rank, learn.world_size, learn.start_step = cfg, tokenizer, rank, world_size, 0
     return learn
 
