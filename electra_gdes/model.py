@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import (AttentionInterface, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, DebertaV2Config,
                           DebertaV2ForMaskedLM, DebertaV2Model, PreTrainedModel)
-from transformers.masking_utils import AttentionMaskInterface, eager_mask
+from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrainedModel
@@ -28,12 +29,13 @@ from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
 from .rtd import SAMPLER_FUNCS, masked_slots, masked_positions
 
 # %% auto #0
-__all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'ELECTRA_BIBTEX', 'DEBERTAV3_BIBTEX', 'SHARING_NAMES',
-           'discriminator_config', 'generator_config', 'DebertaRTDHead', 'DebertaV2ForReplacedTokenDetection',
-           'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput', 'mlm_head_logits', 'RTDModel',
-           'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout', 'eager_attention_bits_dropout',
-           'resolve_attention', 'set_attention', 'save_pretrained_atomic', 'unwrap_rtd_model', 'model_card',
-           'save_discriminator', 'save_generator', 'push_to_hub', 'load_rtd_model']
+__all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'SDPA_ATTENTION', 'ELECTRA_BIBTEX', 'DEBERTAV3_BIBTEX',
+           'SHARING_NAMES', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
+           'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput',
+           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout',
+           'eager_attention_bits_dropout', 'no_skip_mask', 'resolve_attention', 'set_attention',
+           'save_pretrained_atomic', 'unwrap_rtd_model', 'model_card', 'save_discriminator', 'save_generator',
+           'push_to_hub', 'load_rtd_model']
 
 # %% ../nbs/02_model.ipynb #c009
 def _scaled(n: int, ratio: float) -> int: return max(1, round(n * ratio))
@@ -215,16 +217,24 @@ def eager_attention_bits_dropout(module, query, key, value, attention_mask, scal
     probs = bits_dropout(scores.softmax(-1), dropout, module.training)
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
+def no_skip_mask(mask_builder):
+    "HF's mask builder `mask_builder`, always building the mask: HF's check whether it could skip it reads the mask on the host."
+    def build(*args, **kwargs): return mask_builder(*args, **{**kwargs, 'allow_is_bidirectional_skip': False})
+    return build
+
 CPU_ATTENTION = 'electra_gdes_cpu'   # the name HF knows the `cpu` implementation by
 AttentionInterface.register(CPU_ATTENTION, eager_attention_bits_dropout)
-AttentionMaskInterface.register(CPU_ATTENTION, eager_mask)   # additive float masks, as eager attention takes
+AttentionMaskInterface.register(CPU_ATTENTION, no_skip_mask(eager_mask))   # additive float masks, as eager attention takes
+SDPA_ATTENTION = 'electra_gdes_sdpa'   # HF's SDPA, its mask always built
+AttentionInterface.register(SDPA_ATTENTION, sdpa_attention_forward)
+AttentionMaskInterface.register(SDPA_ATTENTION, no_skip_mask(sdpa_mask))
 
 def resolve_attention(attention: str, device) -> str:
     "HF's name of the implementation `attention` ('auto', 'eager', 'sdpa' or 'cpu') stands for on `device`."
     if attention not in ATTENTIONS:
         raise ValueError(f"attention={attention!r} is not one of {', '.join(map(repr, ATTENTIONS))}; pass --attention with one of these.")
     if attention == 'auto': attention = 'cpu' if torch.device(device).type == 'cpu' else 'sdpa'
-    return CPU_ATTENTION if attention == 'cpu' else attention
+    return {'cpu': CPU_ATTENTION, 'sdpa': SDPA_ATTENTION}.get(attention, attention)
 
 def set_attention(model: nn.Module, implementation: str) -> nn.Module:
     """Switch the HF models inside `model` that have a choice of attention (ELECTRA, not DeBERTa) to `implementation`

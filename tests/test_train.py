@@ -9,7 +9,7 @@ from fastai.callback.training import GradientClip
 from fastai.callback.fp16 import MixedPrecision
 import electra_gdes.train as train
 from electra_gdes.config import pretrain_config
-from electra_gdes.model import CPU_ATTENTION, BitsDropout
+from electra_gdes.model import CPU_ATTENTION, SDPA_ATTENTION, BitsDropout
 from helpers import word_level_data, tiny_pretrain_cfg
 from electra_gdes.train import (pretrain_learner, fit_steps, read_log, write_checkpoint, read_checkpoint, latest_checkpoint,
                                 checkpoint_path)
@@ -82,7 +82,7 @@ def test_fp16_clipping_sees_unscaled_gradients(tmp_path):
         # not clip_norm / scale (clipping before unscaling would give ~0.05 / 65536)
 
 @pytest.mark.parametrize('precision,attention,expected', [('bf16', 'auto', CPU_ATTENTION), ('fp32', 'auto', CPU_ATTENTION),
-                                                           ('bf16', 'sdpa', 'sdpa'), ('fp32', 'eager', 'eager')])
+                                                           ('bf16', 'sdpa', SDPA_ATTENTION), ('fp32', 'eager', 'eager')])
 def test_learner_picks_the_attention_implementation(tmp_path, precision, attention, expected):
     "On a CPU, --attention auto gets the CPU implementation (eager attention, 31-bit-integer dropout masks); --attention overrides it."
     tok, ds = word_level_data()
