@@ -207,9 +207,9 @@ def exit_status(e: Exception) -> int:
     return 1 if isinstance(e, _explained_errors()) else 0
 
 def _explained_errors() -> tuple:
-    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push."
+    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push, a run stopped by non-finite steps."
     long_runs = sys.modules.get('electra_gdes.long_runs')
-    return (RunDirError, HubPushError) + ((long_runs.OutputWriteError,) if long_runs is not None else ())
+    return (RunDirError, HubPushError) + ((long_runs.OutputWriteError, long_runs.NonFiniteTrainingError) if long_runs is not None else ())
 
 # %% ../nbs/Pretrain.ipynb #c031
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

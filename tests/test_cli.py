@@ -16,7 +16,7 @@ def test_finetune_script_exposes_every_config_field():
     missing = [f.name for f in fields(FinetuneConfig) if f'--{f.name}' not in r.stdout]
     assert not missing, missing
 
-def test_pretrain_exits_0_after_a_run_and_1_on_a_failure(tmp_path):
+def test_pretrain_exits_0_after_a_run_and_2_on_bad_input(tmp_path):
     ok = script('electra-pretrain', *tiny_pretrain_args(tmp_path), '--log', 'csv,tensorboard')
     assert ok.returncode == 0, ok.stderr[-3000:]
     run = tmp_path/'out'/'r'
@@ -28,8 +28,10 @@ def test_pretrain_exits_0_after_a_run_and_1_on_a_failure(tmp_path):
     acc = EventAccumulator(str(run/'tensorboard')); acc.Reload()   # --log tensorboard: event files in the run directory
     assert [(e.step, round(e.value, 4)) for e in acc.Scalars('train/loss')] == [(r['step'], round(r['loss'], 4)) for r in read_log(run/'log.csv')]
     bad = script('electra-pretrain', *tiny_pretrain_args(tmp_path, 'nocorpus'), '--corpus', tmp_path/'no_such_corpus')
-    assert bad.returncode == 1, bad.stdout[-2000:]
+    assert bad.returncode == 2 and 'Traceback' not in bad.stderr, bad.stderr[-2000:]   # a bad corpus is a bad option
     assert not (tmp_path/'out'/'nocorpus').exists()
+    blocked = script('electra-pretrain', *tiny_pretrain_args(tmp_path, 'blocked'), '--output_dir', run/'log.csv')
+    assert blocked.returncode == 1 and 'is a file, not a folder' in blocked.stderr and 'Traceback' not in blocked.stderr
 
 def test_parsing_imports_no_torch():
     "--help must answer fast: the scripts import torch, transformers and fastai only after parsing."

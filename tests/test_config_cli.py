@@ -80,3 +80,49 @@ def test_finetune_size_is_inferred_from_the_checkpoint(tmp_path):
     assert (lines['size'], lines['lr']) == ('small', '0.0003')
     r = script('electra-finetune', '--checkpoint', 'someone/my-model', '--print_config')
     assert r.returncode == 2 and 'pass --size small, base or large' in r.stderr
+
+def test_config_file_fields_are_type_checked(tmp_path):
+    "A --config field of the wrong type is refused at parse time naming the field and the file (exit 2, one line), nothing written."
+    for field, value, msg in [('steps', 10.7, 'steps=10.7 is not a whole number'), ('steps', 'ten', "steps='ten' is not a whole number"),
+                              ('lr', '1e-3', "lr='1e-3' is not a number"), ('compile', 'yes', "compile='yes' is not true or false"),
+                              ('checkpoint_fractions', 'half', "checkpoint_fractions='half' is not a list of numbers")]:
+        (tmp_path/'c.json').write_text(json.dumps({field: value}))
+        for extra in (['--print_config'], ['--output_dir', tmp_path/'out']):
+            r = script('electra-pretrain', '--config', tmp_path/'c.json', *extra, cwd=tmp_path)
+            line = r.stderr.strip().splitlines()[-1]
+            assert r.returncode == 2 and 'Traceback' not in r.stderr, (field, r.stderr[-1000:])
+            assert line.startswith('electra-pretrain: error: ' + msg) and f"--config {tmp_path/'c.json'}" in line, line
+            assert f'--{field}' in line and not (tmp_path/'out').exists() and not (tmp_path/'checkpoints').exists()
+    (tmp_path/'c.json').write_text(json.dumps({'steps': 1e3}))   # a whole number written as a float is that number
+    r = script('electra-pretrain', '--config', tmp_path/'c.json', '--print_config')
+    assert r.returncode == 0 and dict(l.split(None, 1) for l in r.stdout.splitlines() if l.startswith('  '))['steps'] == '1000'
+    (tmp_path/'f.json').write_text(json.dumps({'runs': 2.5, 'size': 'small'}))
+    r = script('electra-finetune', '--config', tmp_path/'f.json', '--print_config')
+    assert r.returncode == 2 and 'runs=2.5 is not a whole number' in r.stderr and 'Traceback' not in r.stderr
+
+def test_precision_defaults(tmp_path):
+    pre = script('electra-pretrain', '--print_config')
+    assert dict(l.split(None, 1) for l in pre.stdout.splitlines() if l.startswith('  '))['precision'] == 'auto'
+    assert '--precision {auto|fp32|bf16|fp16}' in _flat(script('electra-pretrain', '--help').stdout)
+    ft = script('electra-finetune', '--size', 'small', '--print_config')
+    assert dict(l.split(None, 1) for l in ft.stdout.splitlines() if l.startswith('  '))['precision'] == 'fp32'
+    assert script('electra-finetune', '--size', 'small', '--precision', 'auto').returncode == 2
+
+def test_tracker_credentials_and_server_are_checked_before_the_run_folder(tmp_path):
+    "An invalid neptune token, or a streaming tracker whose server cannot be reached: exit 2 before anything is written."
+    import os
+    from cli_helpers import BIN, ENV
+    import subprocess
+    def run(env, log):
+        return subprocess.run([str(BIN/'electra-pretrain'), '--log', log, '--output_dir', tmp_path/'out', '--cache_dir', tmp_path/'cache'],
+                              env={**ENV, 'HTTPS_PROXY': '', 'https_proxy': '', **env}, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    bad = run({'NEPTUNE_API_TOKEN': 'not-a-token'}, 'neptune-async')
+    assert bad.returncode == 2 and 'NEPTUNE_API_TOKEN is not a neptune API token' in bad.stderr.strip().splitlines()[-1]
+    import base64
+    unreachable = base64.b64encode(json.dumps({'api_address': 'http://127.0.0.1:9', 'api_key': 'x'}).encode()).decode()
+    r = run({'NEPTUNE_API_TOKEN': unreachable}, 'neptune-async')   # nothing listens on the discard port
+    assert r.returncode == 2 and 'cannot reach the neptune server http://127.0.0.1:9' in r.stderr, r.stderr[-1000:]
+    w = run({'WANDB_API_KEY': 'x' * 40, 'WANDB_BASE_URL': 'http://127.0.0.1:9'}, 'wandb-online')
+    assert w.returncode == 2 and 'cannot reach the wandb server http://127.0.0.1:9' in w.stderr, w.stderr[-1000:]
+    assert 'Traceback' not in bad.stderr + r.stderr + w.stderr
+    assert not (tmp_path/'out').exists() and not (tmp_path/'cache').exists()

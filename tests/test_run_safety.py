@@ -82,3 +82,17 @@ def test_output_dir_that_is_a_file_is_one_clear_line(tmp_path):
     assert r.returncode == 1 and 'Traceback' not in r.stderr
     assert 'is a file, not a folder' in _last_line(r)
     assert (tmp_path/'out').read_text() == 'not a folder' and not (tmp_path/'cache').exists()
+
+def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_its_rerun(tmp_path):
+    "A real failure after the run's config and log were written (non-finite steps at lr 1e30), then the rerun: it starts in its place."
+    args = [*tiny_pretrain_args(tmp_path), '--checkpoint_fractions', '1']
+    failed = script('electra-pretrain', *args, '--lr', '1e30', '--max_nonfinite', '1', '--clip_norm', '0')
+    run = tmp_path/'out'/'r'
+    assert failed.returncode == 1 and 'Traceback' not in failed.stderr, failed.stderr[-3000:]
+    assert 'non-finite steps in a row' in _last_line(failed)
+    assert (run/'run_config.json').is_file() and (run/'log.csv').is_file() and not (run/'checkpoints').exists()
+    rerun = script('electra-pretrain', *args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f'{run} holds a run that stopped before its first checkpoint (run_config.json, log.csv): nothing to resume' in rerun.stdout
+    assert [r['step'] for r in read_log(run/'log.csv')] == [1, 2, 3, 4]   # the failed run's rows are gone
+    assert '"lr": 0.001' in (run/'run_config.json').read_text() and (run/'discriminator').is_dir()
