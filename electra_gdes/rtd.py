@@ -195,7 +195,9 @@ class RTDLoss:
         self.disc_weight = disc_weight
         self.mlm_loss = self.disc_loss = None
 
-    def __call__(self, out, original_ids, is_masked, attention_mask, counts=None) -> torch.Tensor:
+    @staticmethod
+    def terms(out, original_ids, attention_mask, counts=None) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(mlm, disc)`, the two means (with their graphs); the loss is `mlm + disc_weight * disc`."
         real = attention_mask.bool()
         n_masked, n_real, world_size = counts if counts is not None else (out.slot_valid.sum(), real.sum(), 1)
         # sums over the masked / real positions divided by their counts: a batch with nothing masked gives 0, not nan
@@ -203,7 +205,10 @@ class RTDLoss:
                               ignore_index=-100, reduction='sum') * world_size / n_masked.clamp_min(1)
         bce = F.binary_cross_entropy_with_logits(out.disc_logits.float(), rtd_labels(out.disc_input, original_ids).float(),
                                                  reduction='none')
-        disc = torch.where(real, bce, 0.).sum() * world_size / n_real.clamp_min(1)
+        return mlm, torch.where(real, bce, 0.).sum() * world_size / n_real.clamp_min(1)
+
+    def __call__(self, out, original_ids, is_masked, attention_mask, counts=None) -> torch.Tensor:
+        mlm, disc = self.terms(out, original_ids, attention_mask, counts)
         self.mlm_loss, self.disc_loss = mlm.detach(), disc.detach()
         return mlm + self.disc_weight * disc
 

@@ -16,7 +16,7 @@ import numpy as np, torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.torch_core import to_device
-from .rtd import rtd_labels
+from .rtd import RTDLoss, masked_targets, rtd_labels
 from .model import GDESEmbedding, unwrap_rtd_model
 from .train import HELD_OUT_SAMPLING, RTDCallback, step_seed, global_step, read_log, rng_states, set_rng_states
 
@@ -36,11 +36,7 @@ def ranking_scores(scores, labels) -> tuple[float, float]:
 # %% ../nbs/05a_rtd_eval.ipynb #c009
 def rtd_losses(out, original_ids, is_masked, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
     "`(mlm, disc)`, the two terms of `RTDLoss` (total = mlm + disc_weight * disc), each with its graph."
-    targets = original_ids[is_masked]
-    mlm = F.cross_entropy(out.mlm_logits.float(), targets, reduction='sum') / max(targets.numel(), 1)
-    real = attention_mask.bool()
-    disc = F.binary_cross_entropy_with_logits(out.disc_logits[real].float(), rtd_labels(out.disc_input, original_ids)[real].float())
-    return mlm, disc
+    return RTDLoss.terms(out, original_ids, attention_mask)
 
 # %% ../nbs/05a_rtd_eval.ipynb #c011
 def _rtd_callback(learn) -> RTDCallback:
@@ -132,10 +128,10 @@ def evaluate_rtd(learn, batches=None, tug=True) -> dict:
     with evaluating(model), torch.no_grad(), torch.autocast(device.type, enabled=False):
         for masked_ids, mask, types, is_masked, ids, seed in batches:
             out = model(masked_ids, mask, types, is_masked, rng=_sampler(seed, device))
-            real, targets = mask.bool(), ids[is_masked]
+            real, targets, valid = mask.bool(), masked_targets(out, ids), out.slot_valid
             logits.append(out.disc_logits[real].float().cpu()); labels.append(rtd_labels(out.disc_input, ids)[real].cpu())
-            mlm_sum += float(F.cross_entropy(out.mlm_logits.float(), targets, reduction='sum'))
-            correct += int((out.mlm_logits.argmax(-1) == targets).sum()); masked += targets.numel()
+            mlm_sum += float(F.cross_entropy(out.mlm_logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction='sum'))
+            correct += int(((out.mlm_logits.argmax(-1) == targets) & valid).sum()); masked += int(valid.sum())
     row = held_out_metrics(torch.cat(logits), torch.cat(labels), mlm_sum, correct, masked)
     row.update(tug_of_war(model, batches[0], cfg.disc_weight) if tug else dict.fromkeys(EVAL_COLUMNS[12:17], math.nan))
     return row
@@ -211,7 +207,7 @@ class RTDEvalCallback(Callback):
             warnings.warn(collapse_warning(row['auc'], step, self.total))
         return row
 
-# %% ../nbs/05a_rtd_eval.ipynb #c024
+# %% ../nbs/05a_rtd_eval.ipynb #c025
 def _save_png(fig, png_path):
     png_path = Path(png_path); tmp = png_path.with_name(png_path.name + '.tmp')
     try: fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
