@@ -22,12 +22,12 @@ from .data import pad_collate
 
 # %% auto #0
 __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER', 'POSITIVE_WORDS',
-           'NEGATIVE_WORDS', 'TsvLayout', 'GlueSpec', 'glue_spec', 'glue_features', 'column_values', 'GlueFormatError',
-           'read_glue_tsv', 'GlueTask', 'is_practice_suite', 'glue_split_path', 'read_glue_split', 'load_glue',
-           'GlueDataError', 'load_glue_tasks', 'acceptability_rule', 'sentiment_rule', 'word_overlap',
-           'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule', 'corpus_sentences',
-           'make_practice_glue', 'truncate_pair', 'double_unordered', 'glue_tokenize', 'glue_collate', 'write_error',
-           'atomic_file', 'atomic_dir']
+           'NEGATIVE_WORDS', 'PRACTICE_SIZES', 'PRACTICE_VERSION', 'TsvLayout', 'GlueSpec', 'glue_spec',
+           'glue_features', 'column_values', 'GlueFormatError', 'read_glue_tsv', 'GlueTask', 'is_practice_suite',
+           'glue_split_path', 'read_glue_split', 'load_glue', 'GlueDataError', 'load_glue_tasks', 'acceptability_rule',
+           'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule',
+           'corpus_sentences', 'make_practice_glue', 'practice_suite', 'truncate_pair', 'double_unordered',
+           'glue_tokenize', 'glue_collate', 'write_error', 'atomic_file', 'atomic_dir']
 
 # %% ../nbs/08_glue_data.ipynb #c007
 @dataclass(frozen=True)
@@ -274,9 +274,7 @@ def load_glue(task, glue_dir='', practice=False, cache_dir='data_cache') -> Glue
     "GLUE `task` from `glue_dir` (official layout), the synthetic practice suite (`practice`), or the hub."
     spec = glue_spec(task)
     if practice and glue_dir: raise ValueError("Pass either glue_dir or practice=True, not both.")
-    if practice:
-        glue_dir = Path(cache_dir)/PRACTICE_FOLDER
-        if not is_practice_suite(glue_dir): make_practice_glue(glue_dir, cache_dir=cache_dir)
+    if practice: glue_dir = practice_suite(cache_dir)
     if glue_dir:
         glue_dir = Path(glue_dir)
         if not glue_dir.is_dir():
@@ -312,9 +310,7 @@ def load_glue_tasks(tasks=GLUE_TASKS, glue_dir='', practice=False, cache_dir='da
     "Every task of `tasks` loaded (each file parsed, each split non-empty) as `load_glue` does, or one `GlueDataError` listing every problem."
     names = [glue_spec(t).name for t in tasks]
     if practice and glue_dir: raise ValueError("Pass either glue_dir or practice=True, not both.")
-    if practice:
-        glue_dir = Path(cache_dir)/PRACTICE_FOLDER
-        if not is_practice_suite(glue_dir): make_practice_glue(glue_dir, cache_dir=cache_dir)
+    if practice: glue_dir = practice_suite(cache_dir)
     if not glue_dir:  # the hub: nothing to check file by file, but every split must load and hold examples
         out = {t: load_glue(t, cache_dir=cache_dir) for t in names}
         empty = [f"nyu-mll/glue {t} {k}: no examples" for t, g in out.items() for k, ds in {'train': g.train, **g.dev, **g.test}.items()
@@ -516,7 +512,11 @@ def _default_texts(cache_dir):
     from electra_gdes.config import pretrain_config
     return load_corpus(pretrain_config(corpus='default', cache_dir=str(cache_dir)))['text']
 
-def make_practice_glue(out_dir, texts=None, n_train=300, n_dev=100, n_test=100, seed=0, cache_dir='data_cache') -> Path:
+PRACTICE_SIZES = dict(n_train=1000, n_dev=400, n_test=100)   # rows per task and split: enough to learn (Finetune_GLUE), a few CPU minutes
+PRACTICE_VERSION = 2   # raised whenever the rules, the generators or the sizes change: an older suite is written again
+
+def make_practice_glue(out_dir, texts=None, n_train=PRACTICE_SIZES['n_train'], n_dev=PRACTICE_SIZES['n_dev'],
+                       n_test=PRACTICE_SIZES['n_test'], seed=0, cache_dir='data_cache') -> Path:
     "Write the synthetic offline practice suite in the official GLUE layout to `out_dir` (atomically) and return it."
     out_dir = Path(out_dir)
     if out_dir.exists() and not is_practice_suite(out_dir):
@@ -545,7 +545,7 @@ def make_practice_glue(out_dir, texts=None, n_train=300, n_dev=100, n_test=100, 
                 _write_tsv(tmp/rel, *_tsv_rows(task, split, r))
         (tmp/'README.md').write_text(_PRACTICE_README)
         (tmp/'practice.json').write_text(json.dumps(dict(n_train=n_train, n_dev=n_dev, n_test=n_test, seed=seed,
-                                                         sentences=len(sents)), indent=2))
+                                                         version=PRACTICE_VERSION, sentences=len(sents)), indent=2))
         old = out_dir.with_name(tmp.name + '.old') if out_dir.exists() else None
         if old: os.replace(out_dir, old)
         try: os.replace(tmp, out_dir)
@@ -556,7 +556,18 @@ def make_practice_glue(out_dir, texts=None, n_train=300, n_dev=100, n_test=100, 
         if tmp.exists(): shutil.rmtree(tmp)
     return out_dir
 
-# %% ../nbs/08_glue_data.ipynb #c042
+# %% ../nbs/08_glue_data.ipynb #c037
+def practice_suite(cache_dir='data_cache', texts=None) -> Path:
+    """The default practice suite, `<cache_dir>/glue_practice_SYNTHETIC` (from `texts`, default the default corpus): written
+    the first time, and again if it was made with other sizes or by an older version."""
+    d = Path(cache_dir)/PRACTICE_FOLDER
+    try: made = json.loads((d/'practice.json').read_text())
+    except (OSError, ValueError): made = {}
+    if not (is_practice_suite(d) and made.items() >= dict(PRACTICE_SIZES, seed=0, version=PRACTICE_VERSION).items()):
+        make_practice_glue(d, texts, cache_dir=cache_dir)
+    return d
+
+# %% ../nbs/08_glue_data.ipynb #c045
 def truncate_pair(a, b, max_tokens):
     "BERT-style pair truncation: drop the last token of the longer of `a` and `b` (b on a tie) until both fit `max_tokens`."
     a, b = list(a), list(b)
@@ -565,7 +576,7 @@ def truncate_pair(a, b, max_tokens):
         else: b.pop()
     return a, b
 
-# %% ../nbs/08_glue_data.ipynb #c045
+# %% ../nbs/08_glue_data.ipynb #c048
 def double_unordered(ds: Dataset) -> Dataset:
     "Each row of `ds` followed by the same row with `sentence1` and `sentence2` swapped (MRPC/STS-B training)."
     swapped = ds.rename_columns({'sentence1': 'sentence2', 'sentence2': 'sentence1'}).select_columns(ds.column_names)
@@ -573,7 +584,7 @@ def double_unordered(ds: Dataset) -> Dataset:
     n = len(ds)
     return both.select([j for i in range(n) for j in (i, n + i)])
 
-# %% ../nbs/08_glue_data.ipynb #c048
+# %% ../nbs/08_glue_data.ipynb #c051
 def glue_tokenize(ds: Dataset, tokenizer, max_length=128, num_proc=None) -> Dataset:
     "`ds` with `input_ids`, `token_type_ids`, `attention_mask` (unpadded, at most `max_length`) instead of the sentences."
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -601,7 +612,7 @@ def glue_collate(examples, pad_token_id=0, pad_to_multiple_of=None) -> dict:
     return {'input_ids': ids, 'attention_mask': mask, 'token_type_ids': types,
             'labels': torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)}
 
-# %% ../nbs/08_glue_data.ipynb #c053
+# %% ../nbs/08_glue_data.ipynb #c056
 _WRITE_FIX = {errno.ENOSPC: 'the disk is full: free some space (or write elsewhere, e.g. another --output_dir / --submission_dir) and run again',
               errno.EDQUOT: 'the disk quota is exceeded: free some space (or write elsewhere) and run again',
               errno.EACCES: 'no permission to write there: fix the permissions or choose another folder',

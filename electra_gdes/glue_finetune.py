@@ -17,6 +17,9 @@ from pathlib import Path
 import datasets, numpy as np, pandas as pd, torch, torch.nn as nn, torch.distributed as dist
 from fastai.basics import Learner, DataLoaders, Callback, CancelBatchException, CrossEntropyLossFlat, MSELossFlat, set_seed
 from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.progress import ProgressCallback
+from fastai.metrics import AccumMetric
+from fastprogress.fastprogress import format_time
 from fastai.torch_core import find_bs
 from torch.nn.parallel import DistributedDataParallel
 from fastai.callback.training import GradientClip
@@ -32,23 +35,26 @@ from .optim import adam_no_bias_correction, electra_lr
 from .glue_data import atomic_dir, atomic_file, load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
 from .train import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
+from .train import shows_progress_bar   # the bar in a terminal or a notebook, lines in a file, as in pretraining
+from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .trackers import check_log_requirements, close_trackers, make_trackers, parse_log_option
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC',
-           'DEV_SUFFIX', 'CLIP_NORM', 'HF_CLASSES', 'HF_MODULE_FILE', 'BEST_SUFFIX', 'RECIPE_FIELDS',
+           'DEV_SUFFIX', 'CLIP_NORM', 'PRACTICE_EPOCHS', 'HF_CLASSES', 'HF_MODULE_FILE', 'BEST_SUFFIX', 'RECIPE_FIELDS',
            'GLUE_AVERAGE_TASKS', 'PUBLISHED_DEV', 'GlueClassifier', 'quiet_hf', 'GlueSetupError',
-           'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'check_max_length', 'cls_spread',
-           'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'optimizer_steps',
-           'is_step_batch', 'LayerwiseLRScheduler', 'training_set', 'glue_batch', 'glue_dataloader',
-           'glue_train_dataloader', 'clip_stsb', 'glue_metrics', 'outputs_to_predictions', 'group_dir', 'run_dir',
-           'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run',
-           'load_run', 'GradAccumulation', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run',
-           'select_runs', 'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier',
-           'hf_module_source', 'best_dir', 'export_glue_run', 'export_best_runs', 'check_group_config', 'finished_runs',
-           'finetune_sweep', 'summary_table', 'markdown_table', 'save_summary', 'run_test_outputs', 'ensemble_outputs',
-           'task_test_predictions']
+           'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'check_max_length',
+           'random_init_checkpoint', 'cls_spread', 'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs',
+           'layerwise_splitter', 'optimizer_steps', 'is_step_batch', 'LayerwiseLRScheduler', 'training_set',
+           'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'clip_stsb', 'glue_metrics',
+           'outputs_to_predictions', 'majority_score', 'group_dir', 'run_dir', 'results_path', 'append_result',
+           'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'save_run', 'load_run', 'GradAccumulation',
+           'dev_metric', 'epoch_line', 'task_epochs', 'finetune_learner', 'load_task', 'check_glue_tasks',
+           'finetune_run', 'select_runs', 'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier',
+           'DebertaV2GlueClassifier', 'hf_module_source', 'best_dir', 'export_glue_run', 'export_best_runs',
+           'check_group_config', 'finished_runs', 'finetune_sweep', 'summary_table', 'markdown_table', 'save_summary',
+           'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09_glue_finetune.ipynb #c009
 class GlueClassifier(nn.Module):
@@ -158,7 +164,20 @@ def check_max_length(config, max_length: int, checkpoint) -> None:
         raise GlueSetupError(f"--max_length {max_length} is longer than the {n} positions of {checkpoint} (max_position_embeddings in "
                              f"its config.json): longer inputs would index past its position table. Pass --max_length {n} or less.")
 
-# %% ../nbs/09_glue_finetune.ipynb #c019
+# %% ../nbs/09_glue_finetune.ipynb #c015
+def random_init_checkpoint(checkpoint, out_dir, seed: int = 0) -> Path:
+    """The encoder of `checkpoint` with freshly initialised weights (same config, same tokenizer), saved to `out_dir`
+    (atomically; an existing one is replaced): the baseline that shows what pretraining adds."""
+    backbone, tokenizer = load_backbone(checkpoint)
+    torch.manual_seed(seed)
+    fresh = AutoModel.from_config(backbone.config)
+    def write(tmp):
+        with quiet_hf(): fresh.save_pretrained(tmp); tokenizer.save_pretrained(tmp)
+        (tmp/'README.md').write_text(f"# Randomly initialised (seed {seed}): the architecture and tokenizer of `{checkpoint}`, "
+                                     f"none of its weights\n")
+    return atomic_dir(Path(out_dir), write)
+
+# %% ../nbs/09_glue_finetune.ipynb #c023
 COLLAPSE_SPREAD = 1e-4  # even a randomly initialised encoder's [CLS] state varies by 1e-3 or more (tiny ones included)
 
 @torch.no_grad()
@@ -179,7 +198,7 @@ def check_not_collapsed(backbone, dl) -> float:
                       f"check the pretraining run (disc accuracy vs. the share of original tokens) or pass another --checkpoint.")
     return spread
 
-# %% ../nbs/09_glue_finetune.ipynb #c022
+# %% ../nbs/09_glue_finetune.ipynb #c026
 def head_depth(n_layers: int, official_head_depth: bool = False) -> int:
     "Depth of the classification head: `L+1`, or `L+2` as the official ELECTRA code has it."
     return n_layers + (2 if official_head_depth else 1)
@@ -200,7 +219,7 @@ def layerwise_splitter(model: GlueClassifier) -> list:
     for name, p in model.backbone.named_parameters(): groups[param_depth(name)].append(p)
     return groups + [list(model.head.parameters())]
 
-# %% ../nbs/09_glue_finetune.ipynb #c026
+# %% ../nbs/09_glue_finetune.ipynb #c030
 def optimizer_steps(n_batches: int, grad_accum: int = 1) -> int:
     "Optimizer steps in an epoch of `n_batches` micro-batches, `grad_accum` per step (the last step may take fewer)."
     return math.ceil(n_batches / grad_accum)
@@ -230,7 +249,7 @@ class LayerwiseLRScheduler(Callback):
         if self.grad_accum == 1 or is_step_batch(self.iter, self.n_iter, self.grad_accum):
             self.history.append([h['lr'] for h in self.opt.hypers])
 
-# %% ../nbs/09_glue_finetune.ipynb #c028
+# %% ../nbs/09_glue_finetune.ipynb #c032
 DOUBLED_TASKS = ('mrpc', 'stsb')
 
 def training_set(task: str, train):
@@ -261,7 +280,7 @@ def glue_train_dataloader(ds, tokenizer, max_length: int, batch_size: int, seed:
     return shard_loader(glue_dataloader(ds, tokenizer, max_length, batch_size // (world_size * grad_accum), shuffle=True),
                         rank, world_size, seed)
 
-# %% ../nbs/09_glue_finetune.ipynb #c033
+# %% ../nbs/09_glue_finetune.ipynb #c037
 STSB_RANGE = (0.0, 5.0)
 MAIN_METRIC = {'cola': 'mcc', 'sst2': 'accuracy', 'mrpc': 'accuracy', 'stsb': 'spearman', 'qqp': 'accuracy',
                'mnli': 'accuracy_m', 'qnli': 'accuracy', 'rte': 'accuracy', 'wnli': 'accuracy'}
@@ -289,7 +308,15 @@ def outputs_to_predictions(outputs, is_regression: bool) -> np.ndarray:
     outputs = np.asarray(outputs)
     return clip_stsb(outputs) if is_regression else outputs.argmax(-1)
 
-# %% ../nbs/09_glue_finetune.ipynb #c037
+# %% ../nbs/09_glue_finetune.ipynb #c041
+def majority_score(task: str, glue_task) -> float:
+    "`task`'s main metric (`MAIN_METRIC`) on its first dev set for a constant prediction: the most common training class (regression: the mean score)."
+    labels = np.asarray(glue_task.train['label'])
+    constant = labels.mean() if glue_task.is_regression else np.bincount(labels).argmax()
+    dev = next(iter(glue_task.dev.values()))
+    return glue_metrics(task, np.full(len(dev), constant), dev['label'])[MAIN_METRIC[task].removesuffix(DEV_SUFFIX['dev_matched'])]
+
+# %% ../nbs/09_glue_finetune.ipynb #c044
 def group_dir(cfg: FinetuneConfig) -> Path: return Path(cfg.output_dir)/cfg.group
 def run_dir(cfg: FinetuneConfig, task: str, run_index: int) -> Path: return group_dir(cfg)/f'{task}_{run_index}'
 def results_path(cfg: FinetuneConfig) -> Path: return group_dir(cfg)/'results.jsonl'
@@ -309,7 +336,7 @@ def read_results(path) -> list:
         if line.strip(): r = json.loads(line); latest[r['task'], r['run']] = r
     return list(latest.values())
 
-# %% ../nbs/09_glue_finetune.ipynb #c040
+# %% ../nbs/09_glue_finetune.ipynb #c047
 def run_seed(cfg: FinetuneConfig, run_index: int) -> int:
     "The seed of run `run_index`: different for every run, reproducible from `cfg.seed`."
     return cfg.seed + run_index
@@ -331,7 +358,7 @@ def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
         metrics.update({k + DEV_SUFFIX[split]: v for k, v in glue_metrics(task, preds, labels).items()})
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c041
+# %% ../nbs/09_glue_finetune.ipynb #c048
 def save_run(model: GlueClassifier, tokenizer, path: Path, info: dict):
     "Save the fine-tuned classifier (encoder, head, tokenizer, `info`) to `path` atomically."
     def write(tmp):
@@ -350,7 +377,7 @@ def load_run(path) -> tuple:
     model.head.load_state_dict(torch.load(path/'head.pt', map_location='cpu'))
     return model.eval(), tokenizer, info
 
-# %% ../nbs/09_glue_finetune.ipynb #c043
+# %% ../nbs/09_glue_finetune.ipynb #c050
 class GradAccumulation(Callback):
     "Accumulate `n` micro-batches (fewer at the end of an epoch) into one optimizer step on their mean gradient; no DDP all-reduce in between."
     order, run_valid = MixedPrecision.order - 4, False   # before the grad scaler and GradientClip act on the step
@@ -372,23 +399,47 @@ class GradAccumulation(Callback):
         if self.no_sync is not None: self.no_sync.__exit__(None, None, None); self.no_sync = None
     after_fit = after_batch
 
-# %% ../nbs/09_glue_finetune.ipynb #c045
-CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
+# %% ../nbs/09_glue_finetune.ipynb #c052
+def dev_metric(task: str, is_regression: bool = False) -> AccumMetric:
+    "fastai metric: `task`'s main GLUE metric (`MAIN_METRIC`) on the validation loader, computed as `evaluate` computes it."
+    key = MAIN_METRIC[task].removesuffix(DEV_SUFFIX['dev_matched'])   # MNLI's validation loader is dev_matched
+    def score(outputs, labels):   # float(): bf16 autocast outputs have no numpy dtype
+        return glue_metrics(task, outputs_to_predictions(outputs.float().numpy(), is_regression), labels.numpy())[key]
+    return AccumMetric(score, flatten=False, name=MAIN_METRIC[task])
 
-def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl) -> Learner:
-    "A fastai `Learner` with ELECTRA's fine-tuning optimiser, layer-wise lrs and schedule for `task.name`."
-    epochs, accum = cfg.task_epochs(task.name), getattr(cfg, 'grad_accum', 1)
+def epoch_line(names, log, n_epochs: int, prefix: str = '') -> str:
+    "One line of a file log from a fastai `Recorder` row `log` (`names`: `recorder.metric_names`): `<prefix>epoch <e>/<n>`, then name-value pairs."
+    values = [f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}' for n, v in zip(names[1:], log[1:])]
+    return ' '.join([f'{prefix}epoch {log[0] + 1}/{n_epochs}', *values])
+
+# %% ../nbs/09_glue_finetune.ipynb #c055
+CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
+PRACTICE_EPOCHS = 3  # --practice without --epochs, every task: the rules that can be learned at this size are by then (Finetune_GLUE)
+
+def task_epochs(cfg: FinetuneConfig, task: str) -> int:
+    "Epochs of `task`: `cfg.epochs` if given, else `PRACTICE_EPOCHS` for `--practice`, else the published ones (`cfg.task_epochs`)."
+    return PRACTICE_EPOCHS if cfg.practice and cfg.epochs is None else cfg.task_epochs(task)
+
+def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl, name: str = '') -> Learner:
+    """A fastai `Learner` with ELECTRA's fine-tuning optimiser, layer-wise lrs and schedule for `task.name`, and its dev metric.
+    With stdout a file or a pipe: no progress bar, a line per epoch (`epoch_line`, after `name`) on rank 0."""
+    epochs, accum = task_epochs(cfg, task.name), getattr(cfg, 'grad_accum', 1)
     total = epochs * optimizer_steps(len(train_dl), accum)   # optimizer steps: warmup is 10% of epochs x (global) batches
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
     cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total), accum), GradientClip(CLIP_NORM), DDPCallback()]
     if accum > 1: cbs.append(GradAccumulation(accum))
     set_attention(model, resolve_attention(cfg.attention, default_device()))
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
-    return Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
-                   opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
-                   splitter=layerwise_splitter, cbs=cbs)
+    learn = Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
+                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
+                    splitter=layerwise_splitter, cbs=cbs, metrics=dev_metric(task.name, task.is_regression))
+    if not shows_progress_bar():   # a file or a pipe: no `\r` redraws, a line per epoch
+        learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+        if is_rank0():   # (DDPCallback silenced the other ranks)
+            learn.logger = lambda log: print(epoch_line(learn.recorder.metric_names, log, learn.n_epoch, name), flush=True)
+    return learn
 
-# %% ../nbs/09_glue_finetune.ipynb #c050
+# %% ../nbs/09_glue_finetune.ipynb #c060
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
@@ -408,8 +459,8 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     ranks = dict(rank=dist.get_rank(), world_size=dist.get_world_size()) if is_distributed() else {}
     train_dl = glue_train_dataloader(train, tokenizer, cfg.max_length, cfg.batch_size, seed, grad_accum=cfg.grad_accum, **ranks)
     dev_dls = {k: glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size) for k, ds in glue_task.dev.items()}
-    learn = finetune_learner(cfg, glue_task, model, train_dl, next(iter(dev_dls.values())))
-    learn.fit(cfg.task_epochs(task))
+    learn = finetune_learner(cfg, glue_task, model, train_dl, next(iter(dev_dls.values())), name=f'{task} run {run_index}: ')
+    learn.fit(task_epochs(cfg, task))
     metrics = evaluate(model, task, dev_dls, glue_task.is_regression)  # every rank: the full dev set, the same weights
     record = dict(task=task, run=run_index, seed=seed, score=metrics[MAIN_METRIC[task]], metrics=metrics,
                   synthetic=glue_task.synthetic, checkpoint=str(cfg.checkpoint), seconds=round(time.time() - start, 1))
@@ -419,7 +470,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     barrier()
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c052
+# %% ../nbs/09_glue_finetune.ipynb #c062
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -428,7 +479,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09_glue_finetune.ipynb #c055
+# %% ../nbs/09_glue_finetune.ipynb #c065
 from transformers import DebertaV2Config, ElectraConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -462,7 +513,7 @@ class ElectraGlueClassifier(GlueClassifierPreTrainedModel):
     _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True   # as ElectraModel
 class DebertaV2GlueClassifier(GlueClassifierPreTrainedModel): config_class = DebertaV2Config
 
-# %% ../nbs/09_glue_finetune.ipynb #c056
+# %% ../nbs/09_glue_finetune.ipynb #c066
 from .glue_data import glue_spec
 
 HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClassifier}
@@ -546,7 +597,7 @@ def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
         out[task] = path
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c058
+# %% ../nbs/09_glue_finetune.ipynb #c068
 RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'batch_size',
                  'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
 
@@ -572,7 +623,8 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
     check_group_config(cfg)
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
-    log = print if is_rank0() else noop  # under torchrun: one log, one tracker, one config file
+    log = partial(print, flush=True) if is_rank0() else noop  # under torchrun: one log, one tracker, one config file
+    quiet_progress_bars()   # stderr a file: no `\r` redraws from the saves' and exports' progress bars
     log(f'{cfg.runs * len(cfg.tasks) - len(todo)} runs already finished, {len(todo)} to go')
     if glue_tasks is None: glue_tasks = check_glue_tasks(cfg)  # every selected task's files, before the first run trains
     if todo:  # a bad checkpoint fails here, before anything is written; a collapsed one is flagged before hours of runs
@@ -588,7 +640,7 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
             metrics = finetune_run(cfg, task, i, glue_tasks[task])
             for t in trackers: t.log(metrics, i, prefix=f'glue/{task}')
             eta = (time.time() - start) / n * (len(todo) - n)
-            log(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {eta:.0f} s)')
+            log(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {format_time(eta)})')
     finally: close_trackers(trackers)
     results = read_results(results_path(cfg))
     if is_rank0():
@@ -597,7 +649,7 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
     barrier()
     return results
 
-# %% ../nbs/09_glue_finetune.ipynb #c066
+# %% ../nbs/09_glue_finetune.ipynb #c076
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -621,7 +673,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c067
+# %% ../nbs/09_glue_finetune.ipynb #c077
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -648,7 +700,7 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     finally: plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c070
+# %% ../nbs/09_glue_finetune.ipynb #c080
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])

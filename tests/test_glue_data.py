@@ -1,5 +1,5 @@
 "GLUE data: the official TSV layouts (fixtures), the hub path, bad input, truncation, doubling, tokenization, the practice suite."
-import os, random, shutil, time, warnings
+import json, os, random, shutil, time, warnings
 from pathlib import Path
 
 import datasets
@@ -330,5 +330,23 @@ def test_load_glue_practice_uses_cache_dir(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match='SYNTHETIC'):
         t = load_glue('wnli', practice=True, cache_dir=tmp_path)
     assert t.synthetic and Path(t.source) == tmp_path/glue_data.PRACTICE_FOLDER
-    assert (len(t.train), len(t.dev['dev']), len(t.test['test'])) == (300, 100, 100)
+    sizes = glue_data.PRACTICE_SIZES
+    assert (len(t.train), len(t.dev['dev']), len(t.test['test'])) == (sizes['n_train'], sizes['n_dev'], sizes['n_test'])
     with pytest.raises(ValueError, match='not both'): load_glue('wnli', glue_dir=FIX, practice=True)
+
+
+def test_an_older_practice_suite_is_written_again(tmp_path, monkeypatch):
+    "A suite in the cache made with other sizes (an earlier release's 300 rows) or an older version is replaced, a current one kept."
+    texts = (FIX/'corpus.txt').read_text().split('\n\n')
+    monkeypatch.setattr(glue_data, '_default_texts', lambda cache_dir: texts)
+    old = make_practice_glue(tmp_path/glue_data.PRACTICE_FOLDER, texts, n_train=30, n_dev=10, n_test=10)
+    with pytest.warns(UserWarning, match='SYNTHETIC'): t = load_glue('sst2', practice=True, cache_dir=tmp_path)
+    assert len(t.train) == glue_data.PRACTICE_SIZES['n_train'] and Path(t.source) == old
+    made = json.loads((old/'practice.json').read_text())
+    assert made['version'] == glue_data.PRACTICE_VERSION
+    (old/'practice.json').write_text(json.dumps(dict(made, version=glue_data.PRACTICE_VERSION - 1)))
+    glue_data.practice_suite(tmp_path)
+    assert json.loads((old/'practice.json').read_text())['version'] == glue_data.PRACTICE_VERSION   # written again
+    stamp = (old/'SST-2'/'train.tsv').stat().st_mtime_ns
+    glue_data.practice_suite(tmp_path)
+    assert (old/'SST-2'/'train.tsv').stat().st_mtime_ns == stamp   # current: kept
