@@ -112,12 +112,16 @@ MUTANTS = [
     ('model.py', '_scaled(cfg.intermediate_size, w)', 'cfg.intermediate_size', 'generator FFN not scaled'),
     ('model.py', "pos_att_type='p2c|c2p'", "pos_att_type='c2p'", 'DeBERTa attention c2p only'),
     ('model.py', 'position_biased_input=False', 'position_biased_input=True', 'DeBERTa absolute position bias in the input'),
-    # train: what the training loop actually samples with (the split-independent samplers of RTDModel.sample)
-    ('train.py', "SPLIT_INDEPENDENT_SAMPLERS = {'gumbel': gumbel_sample_at,", "SPLIT_INDEPENDENT_SAMPLERS = {'gumbel': position_sample,",
+    # what the training loop actually samples with (RTDModel.sample at the counter-based uniforms)
+    ('rtd.py', "SAMPLER_FUNCS = {'gumbel': gumbel_sample,", "SAMPLER_FUNCS = {'gumbel': multinomial_sample,",
      'training samples gumbel by inverse CDF', ['tests/test_train.py::test_training_gumbel_noise_comes_from_rtd']),
-    ('train.py', 'return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)',
+    ('rtd.py', 'return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)',
      'return gumbel.add_(logits).argmax(-1)', 'training Gumbel-max ignores the temperature',
      ['tests/test_train.py::test_training_samples_by_gumbel_max_at_the_known_uniforms']),
+    ('rtd.py', 'x = x * 0x7FEB352D', 'x = x * 0x7FEB352F', 'the uniforms hash with another multiplier',
+     ['tests/test_train.py::test_training_samples_by_gumbel_max_at_the_known_uniforms']),
+    ('rtd.py', "torch.mul(((x >> 8) & 0xFFFFFF).float(), 2.0 ** -24,", "torch.mul(((x >> 8) & 0xFFFFFF).float(), 2.0 ** -23,",
+     'uniforms over [0, 2) instead of [0, 1)', ['tests/test_train.py::test_training_samples_by_gumbel_max_at_the_known_uniforms']),
 ]
 
 
