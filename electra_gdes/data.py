@@ -551,7 +551,7 @@ def stop_cleanly(what: str, signals=(signal.SIGTERM, signal.SIGINT)):
     finally:
         for s, h in previous.items(): signal.signal(s, h)
 
-# %% ../nbs/01_data.ipynb #c049
+# %% ../nbs/01_data.ipynb #c051
 def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = None):
     "(input_ids, attention_mask, token_type_ids) LongTensors of `examples` (dicts of lists), padded to the longest."
     length = max(len(e['input_ids']) for e in examples)
@@ -564,7 +564,7 @@ def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = No
         if e.get('token_type_ids') is not None: types[i, :n] = torch.as_tensor(e['token_type_ids'])
     return ids, mask, types
 
-# %% ../nbs/01_data.ipynb #c052
+# %% ../nbs/01_data.ipynb #c054
 def pretrain_data_summary(ds: Dataset, max_length: int | None = None) -> dict:
     "Examples, tokens, mean length, shares of single-segment and shorter-than-`max_length` examples of a built dataset."
     tbl = ds.with_format('arrow')[:]
