@@ -503,7 +503,7 @@ def write_cache_digest(folder) -> dict:
     "Write `cache_digest(folder)` into `folder` as `cache_digest.json` (a finished cache's last file); returns it."
     d = cache_digest(folder)
     tmp = Path(folder)/f'.{CACHE_DIGEST}.tmp'
-    with open(tmp, 'w') as f: json.dump(d, f, indent=1); f.flush(); os.fsync(f.fileno())
+    with open(tmp, 'w') as f: json.dump(d, f, indent=1)   # a digest lost in a crash only costs a rebuild
     os.replace(tmp, Path(folder)/CACHE_DIGEST)
     return d
 

@@ -114,7 +114,7 @@ class RunLock:
                     if alive and fcntl is None: raise self._refuse(info)
                     self.taken_over = info
                 os.ftruncate(fd, 0); os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, json.dumps(holder_info()).encode()); os.fsync(fd)
+                os.write(fd, json.dumps(holder_info()).encode())   # no fsync: after a crash the boot id tells it is stale
             except BaseException:
                 os.close(fd); raise
             self.fd = fd
