@@ -116,7 +116,8 @@ class NonFiniteCallback(Callback):
         self._n_skipped, self._in_a_row, self.last_reason, self._recorder_state = 0, 0, '', None
         self._longest = 0
         self.scalers = [cb for cb in self.learn.cbs if isinstance(cb, MixedPrecision)]
-        self.on_device = getattr(self.learn.opt, 'skips_on_device', False) and not self.scalers
+        scaler = getattr(self.learn, 'scaler', None)   # fp16's GradScaler decides on the host; bf16 runs without one
+        self.on_device = getattr(self.learn.opt, 'skips_on_device', False) and not (scaler is not None and scaler.is_enabled())
         if self.on_device and getattr(self.learn, 'recorder', None) is not None:
             self.learn.recorder.smooth_loss = FiniteSmoothLoss(beta=self.learn.recorder.smooth_loss.beta)
 

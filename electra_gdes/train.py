@@ -42,7 +42,7 @@ __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 
            'log_line', 'parse_log_line', 'shows_progress_bar', 'StepProgressCallback', 'RTDLogger', 'checkpoint_steps',
            'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint',
            'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'RTDLearner',
-           'default_device', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
+           'default_device', 'compile_step', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
            'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
@@ -86,7 +86,8 @@ class StepBatchSampler(Sampler):
 def pretrain_dataloaders(cfg: PretrainConfig, dataset, pad_token_id: int, valid_dataset=None, rank=0, world_size=1,
                          device=None) -> DataLoaders:
     "fastai `DataLoaders` of `(input_ids, attention_mask, token_type_ids)` batches: `cfg.steps` global batches for training."
-    collate = partial(pad_collate, pad_token_id=pad_token_id, pad_to_multiple_of=8)
+    # a compiled step needs static shapes: every batch padded to max_length (else to its longest example, a multiple of 8)
+    collate = partial(pad_collate, pad_token_id=pad_token_id, pad_to_multiple_of=cfg.max_length if cfg.compile else 8)
     accum = cfg.grad_accum
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, cfg.seed, rank, world_size, grad_accum=accum)
     # on a GPU the batches are padded in worker processes into pinned memory, so the host is never the GPU's bottleneck
@@ -453,9 +454,11 @@ class RTDLearner(Learner):
         mp, ddp = self._mixed_precision(), isinstance(self.model, DistributedDataParallel)
         want_counts = getattr(self, 'log_this_step', True)
         total, mlm, disc, stats = 0., 0., 0., 0.
+        graphs = self.cfg.compile and yb[0].device.type == 'cuda'
         for k in range(n):
             last = k == n - 1
             self.xb, self.yb = _rows(xb, k * m, m), _rows(yb, k * m, m)
+            if graphs: torch.compiler.cudagraph_mark_step_begin()   # the previous replay's outputs are no longer read
             with nullcontext() if last or not ddp else self.model.no_sync():
                 self.pred = self.model(*self.xb)
                 self('after_pred')
@@ -489,6 +492,14 @@ def default_device(rank=0) -> torch.device:
     "This process's device: its GPU (`cuda:<local rank>`) when there is one, else the CPU."
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
 
+def compile_step(model, loss_func: RTDLoss, device):
+    """Compile `model` (in place: checkpoints keep the plain parameter names) and `loss_func`'s arithmetic, each one graph
+    with static shapes (`dynamic=False`); on a GPU with CUDA graphs (`mode='reduce-overhead'`), which replay a whole
+    forward or backward with one launch."""
+    mode = 'reduce-overhead' if torch.device(device).type == 'cuda' else None
+    model.compile(mode=mode, dynamic=False)
+    loss_func.terms = torch.compile(RTDLoss.terms, mode=mode, dynamic=False)
+
 def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=None, cbs=None, rank=0, world_size=1,
                      valid_dataset=None, device=None, trackers=None) -> Learner:
     """A fastai `Learner` that pretrains `model` (default: `model.build_rtd_model`) on `dataset` for `cfg.steps` steps.
@@ -507,8 +518,11 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     device = torch.device(device or default_device(rank))
     if device.type == 'cuda':   # TF32 for the fp32 matmuls that autocast leaves in fp32 (and for all of them under --precision fp32)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    model = set_attention(model.to(device), resolve_attention(cfg.attention, device))
-    if cfg.compile: model.compile()
+    # compiled: SDPA with nn.Dropout (the compiler makes its own dropout masks; the CPU implementation's are host code)
+    attention = 'sdpa' if cfg.compile and cfg.attention in ('auto', 'cpu') else cfg.attention
+    model = set_attention(model.to(device), resolve_attention(attention, device))
+    loss_func = RTDLoss(cfg.disc_weight)
+    if cfg.compile: compile_step(model, loss_func, device)
     write, bar = rank == 0, shows_progress_bar()
     quiet_progress_bars()   # stderr a file: no `\r` redraws from the exports' progress bars
     dls = pretrain_dataloaders(cfg, dataset, tokenizer.pad_token_id, valid_dataset, rank, world_size, device)
@@ -523,7 +537,7 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     # act on the same step (and, under DDP, each run their own collective)
     given = list(cbs or [])
     callbacks = [d for d in defaults if not any(isinstance(c, type(d)) for c in given)] + given
-    learn = RTDLearner(dls, model, loss_func=RTDLoss(cfg.disc_weight), opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
+    learn = RTDLearner(dls, model, loss_func=loss_func, opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
                        splitter=no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
                        metrics=[AvgMetric(f) for f in RTD_METRICS])
     learn.remove_cbs([cb for cb in learn.cbs if type(cb) is ProgressCallback])

@@ -1,0 +1,66 @@
+"""Issue 21 item 4: the RTD step compiles as one graph with static shapes. On the CPU, dynamo shows it: no graph break
+in the model (generator, sampler with its counter-based uniforms, fixed-slot gather, discriminator) and the loss, and no
+recompile from one step to the next (other data, other step keys, same shapes). The GPU's CUDA graphs are
+`scripts/gpu_check.sh`'s to measure."""
+import torch
+import torch._dynamo as dynamo
+from torch._dynamo.testing import CompileCounterWithBackend
+from electra_gdes.model import build_rtd_model, set_attention, resolve_attention, SDPA_ATTENTION
+from electra_gdes.rtd import mask_tokens, masked_slots, RTDLoss
+from electra_gdes.train import pretrain_learner, sampling_uniforms
+from electra_gdes.data import pad_collate
+from helpers import word_level_data, tiny_pretrain_cfg
+
+MAX_LENGTH = 32
+
+def _setup(tmp_path):
+    tok, ds = word_level_data()
+    cfg = tiny_pretrain_cfg(tmp_path, max_length=MAX_LENGTH)
+    torch.manual_seed(0)
+    model = set_attention(build_rtd_model(cfg, tok), resolve_attention('sdpa', 'cpu'))
+    loss = RTDLoss(cfg.disc_weight)
+    def step(masked, attn, tt, is_masked, noise, ids):
+        return loss(model(masked, attn, tt, is_masked, noise), ids, is_masked, attn)
+    def batch(i):
+        ids, attn, tt = pad_collate([ds[j] for j in range(i * 8, i * 8 + 8)], tok.pad_token_id, pad_to_multiple_of=MAX_LENGTH)
+        masked, is_masked = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), cfg.mask_prob, cfg.mask_style,
+                                        torch.Generator().manual_seed(i), max_length=MAX_LENGTH)
+        slots = masked_slots(cfg.mask_prob, MAX_LENGTH, MAX_LENGTH)
+        return masked, attn, tt, is_masked, sampling_uniforms(cfg.seed, i, torch.arange(8), slots), ids
+    step.model = model
+    return step, batch
+
+def test_the_step_is_one_graph_without_breaks(tmp_path):
+    step, batch = _setup(tmp_path)
+    b = batch(0)
+    assert b[0].shape == (8, MAX_LENGTH)
+    explained = dynamo.explain(step)(*b)
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    assert explained.graph_count == 1
+
+def test_no_recompile_across_steps_forward_and_backward(tmp_path):
+    step, batch = _setup(tmp_path)
+    dynamo.reset()
+    counter = CompileCounterWithBackend('aot_eager')     # AOTAutograd traces the backward too
+    compiled = torch.compile(step, backend=counter, dynamic=False)
+    losses = []
+    for i in range(3):
+        loss = compiled(*batch(i))
+        loss.backward()
+        losses.append(loss.item())
+    assert counter.frame_count == 1, f'{counter.frame_count} compilations for 3 steps of the same shapes'
+    assert len(set(losses)) == 3                                    # three different batches did go through
+    step.model.eval()                                               # no dropout: the compiled step computes what eager does
+    torch.testing.assert_close(compiled(*batch(0)).detach(), step(*batch(0)).detach(), rtol=1e-5, atol=1e-5)
+
+def test_compiled_learner_pads_to_max_length_and_compiles_model_and_loss(tmp_path):
+    tok, ds = word_level_data()
+    learn = pretrain_learner(tiny_pretrain_cfg(tmp_path, max_length=MAX_LENGTH, compile=True), ds, tok, device=torch.device('cpu'))
+    ids, attn, tt = next(iter(learn.dls.train))
+    assert ids.shape[1] == MAX_LENGTH                                  # static shapes: every batch at max_length
+    assert {m.config._attn_implementation for m in learn.model.modules() if hasattr(m, 'config')} == {SDPA_ATTENTION}
+    assert learn.model._compiled_call_impl is not None                 # compiled in place: parameter names unchanged
+    assert not any('_orig_mod' in k for k in learn.model.state_dict())
+    assert learn.loss_func.terms is not RTDLoss.terms                  # the loss's arithmetic compiled too
+    plain = pretrain_learner(tiny_pretrain_cfg(tmp_path, max_length=MAX_LENGTH, run_name='plain'), ds, tok, device=torch.device('cpu'))
+    assert next(iter(plain.dls.train))[0].shape[1] < MAX_LENGTH         # not compiled: dynamic padding, as before
