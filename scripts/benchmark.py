@@ -468,6 +468,9 @@ HOST_SHAPE = dict(hidden_size=32, num_heads=4, intermediate_size=64, embedding_s
 # ops that make the host wait for the device: boolean-mask indexing (nonzero), .item()/float()/bool() of a tensor
 # (_local_scalar_dense), masked_select; a sync op called inside another one (nonzero inside masked_select) counts once
 HOST_SYNC_OPS = ('aten::nonzero', 'aten::_local_scalar_dense', 'aten::masked_select')
+# ops whose CPU kernel reads a tensor's value (the step counts, found_inf) while their CUDA kernel reads it on the device:
+# the reads they make are not counted as syncs (JSON: syncs_inside_ops)
+CPU_KERNEL_READS = ('aten::_fused_adamw_', 'aten::_fused_adam_', 'aten::_fused_sgd_', 'aten::_fused_adagrad_')
 CUDA_SYNC_CALLS = ('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize', 'cudaMemcpy')
 
 
@@ -511,11 +514,25 @@ class HostProbe(Callback):
         if self.n == self.warmup + self.timed and self.profiled:
             from torch.profiler import ProfilerActivity, profile
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.startswith('cuda') else [])
-            self.prof = profile(activities=acts); self.prof.__enter__()
+            self.prof = profile(activities=acts, with_stack=True); self.prof.__enter__()   # stacks: where the syncs come from
         elif self.prof is not None and self.n == self.warmup + self.timed + self.profiled:
             sync(self.device); self.prof.__exit__(None, None, None)
             self.events, self.prof = self.prof.events(), None
         self.last = time.perf_counter()
+
+
+def sync_source(e) -> str:
+    """The innermost Python function outside torch that called the op `e` (with `with_stack`, the profiler records
+    Python calls as events, parents of the ops they call), as a package-relative path."""
+    p = e.cpu_parent
+    while p is not None:
+        name = p.name.replace('\\', '/')
+        if not name.startswith(('aten::', 'torch/', '<built-in')) and '/torch/' not in name and '.py(' in name:
+            for anchor in ('/site-packages/', '/electra_gdes/', '/scripts/'):
+                if anchor in name: return ('' if anchor == '/site-packages/' else anchor.strip('/') + '/') + name.split(anchor, 1)[1]
+            return name.rsplit('/', 1)[-1]
+        p = p.cpu_parent
+    return '?'
 
 
 def host_counts(events, steps: int) -> dict:
@@ -528,14 +545,27 @@ def host_counts(events, steps: int) -> dict:
             if p.name in HOST_SYNC_OPS: return True
             p = p.cpu_parent
         return False
-    syncs = [e for e in aten if e.name in HOST_SYNC_OPS and not inside_sync(e)]
+    def inside_op(e):   # called by the CPU kernel of an op whose CUDA kernel reads the value on the device
+        p = e.cpu_parent
+        while p is not None and p.name.startswith('aten::'):
+            if p.name in CPU_KERNEL_READS: return p.name
+            p = p.cpu_parent
+        return None
+    found = [e for e in aten if e.name in HOST_SYNC_OPS and not inside_sync(e)]
+    # e.g. the CPU kernel of torch._fused_adamw_ reads each step count with .item(): no device to wait for on a CPU, and
+    # the CUDA kernel reads it on the device; kept apart, by the op that called it
+    in_kernels = Counter(f'{inside_op(e)} ({e.name[6:]})' for e in found if inside_op(e))
+    syncs = [e for e in found if not inside_op(e)]
     by_op = {op: sum(e.name == op for e in syncs) / steps for op in HOST_SYNC_OPS}
+    sources = Counter(f'{sync_source(e)} ({e.name[6:]})' for e in syncs)
     top = Counter(e.name for e in leaf)
     own_ms = Counter()
     for e in aten: own_ms[e.name] += e.self_cpu_time_total / 1e3   # host (CPU) time of the op itself, ms
     res = dict(aten_ops=len(aten) / steps, leaf_aten_ops=len(leaf) / steps, syncs=len(syncs) / steps, syncs_by_op=by_op,
-               events=len(events) / steps, top_leaf_ops={k: v / steps for k, v in top.most_common(12)},
-               op_ms=sum(own_ms.values()) / steps, top_ops_ms={k: v / steps for k, v in own_ms.most_common(12)})
+               top_leaf_ops={k: v / steps for k, v in top.most_common(12)},
+               op_ms=sum(own_ms.values()) / steps, top_ops_ms={k: v / steps for k, v in own_ms.most_common(12)},
+               sync_sources={k: v / steps for k, v in sources.most_common(12)},
+               syncs_inside_ops={k: v / steps for k, v in in_kernels.most_common(12)})
     cuda = [e for e in events if getattr(e, 'device_type', None) is not None and 'CUDA' in str(e.device_type)]
     if cuda:   # on a GPU: kernels launched and the runtime calls that wait for the device
         res.update(cuda_kernels=len(cuda) / steps,
@@ -682,6 +712,13 @@ def print_host(res: dict, device_desc: str):
             print(f"  {name:9s} {b:>5s} {r['aten_ops']:9.0f} {r['leaf_aten_ops']:9.0f} {r['syncs']:6.1f} {s['aten::nonzero']:7.1f} "
                   f"{s['aten::_local_scalar_dense']:5.1f} {s['aten::masked_select']:5.1f} {r['host_ms']:8.1f} "
                   + (f"{r['host_ms_vs_baseline']:6.2f}x" if 'host_ms_vs_baseline' in r else f"{'':>7s}"))
+    for name, rows in res['variants'].items():
+        r = next((r for r in rows.values() if r.get('status') == 'ok'), None)   # the sources, at the first batch measured
+        if r and r['sync_sources']:
+            print(f"  {name} syncs per step from: " + ', '.join(f'{k} {v:g}' for k, v in r['sync_sources'].items()))
+        if r and r['syncs_inside_ops']:
+            print(f"  {name}, not counted (read by an op's CPU kernel; its CUDA kernel reads on the device): "
+                  + ', '.join(f'{k} {v:g}' for k, v in r['syncs_inside_ops'].items()))
     for name, rows in res['variants'].items():
         g = next((r['ops_growth_with_batch'] for r in rows.values() if 'ops_growth_with_batch' in r), None)
         if g is not None: print(f"  {name}: leaf ops at the largest batch / the smallest = {g:.3f} (1.000: independent of the batch)")

