@@ -83,7 +83,7 @@ def building_dir(parent, prefix='.building-'):
     "A new build folder `<prefix><host>-<pid>-<random>` in `parent` (stale ones removed first), removed when the block ends."
     parent = Path(parent)
     remove_stale_builds(parent, (prefix,))
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}{socket.gethostname().replace('-', '_')}-{os.getpid()}-"))
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}{socket.gethostname()}-{os.getpid()}-"))
     try: yield tmp
     finally: shutil.rmtree(tmp, ignore_errors=True)
 

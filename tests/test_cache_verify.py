@@ -64,7 +64,7 @@ def test_a_cache_without_a_digest_is_rebuilt(built):
 def test_a_killed_builds_folder_is_removed(tmp_path):
     tiny_corpus(tmp_path)
     gone = subprocess.Popen([sys.executable, '-c', 'pass']); gone.wait()   # a pid that has ended, as a kill -9'd build's
-    left = tmp_path/'cache'/'pretrain'/f".building-{socket.gethostname().replace('-', '_')}-{gone.pid}-abc123"
+    left = tmp_path/'cache'/'pretrain'/f".building-{socket.gethostname()}-{gone.pid}-abc123"
     (left/'ds').mkdir(parents=True); (left/'ds'/'data-00000-of-00001.arrow').write_bytes(b'\0' * 100_000)
     r = script('electra-pretrain', *tiny_pretrain_args(tmp_path, steps=2))
     assert r.returncode == 0, r.stderr[-3000:]
