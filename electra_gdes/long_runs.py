@@ -18,7 +18,6 @@ import torch.distributed as dist
 from fastai.callback.core import Callback, CancelFitException, CancelStepException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import AvgSmoothLoss
-from fastai.torch_core import to_detach
 
 # %% auto #0
 __all__ = ['PreemptionCallback', 'NonFiniteTrainingError', 'FiniteSmoothLoss', 'NonFiniteCallback', 'OutputWriteError',
@@ -98,10 +97,10 @@ def _grads_finite(params) -> torch.Tensor:
     return torch.isfinite(torch.nn.utils.get_total_norm(grads))
 
 class FiniteSmoothLoss(AvgSmoothLoss):
-    "fastai's smoothed loss, leaving a non-finite loss out on the device (no host sync)."
+    "fastai's smoothed loss of this process, leaving a non-finite loss out on the device (no host sync, no collective)."
     def accumulate(self, learn):
         self.count += 1
-        loss = to_detach(learn.loss.mean())
+        loss = learn.loss.mean().detach()   # fastai's `to_detach` would all-gather it from every rank, every step
         self.val = torch.where(torch.isfinite(loss), torch.lerp(loss, torch.as_tensor(self.val, device=loss.device), self.beta),
                                torch.as_tensor(self.val, device=loss.device))
 

@@ -18,16 +18,19 @@ from .config import MASK_STYLES
 
 # %% auto #0
 __all__ = ['MASK_SPLITS', 'SAMPLER_FUNCS', 'RTD_COUNTS', 'mlm_accuracy', 'disc_accuracy', 'replaced_precision', 'replaced_recall',
-           'replaced_f1', 'RTD_METRICS', 'masked_count', 'uniform_positions', 'windowed_positions', 'mask_tokens',
-           'masked_slots', 'masked_positions', 'masking_excluded_ids', 'mix32', 'counter_keys', 'counter_uniforms',
-           'CounterUniforms', 'gumbel_noise', 'gumbel_sample', 'inverse_cdf_sample', 'multinomial_sample', 'rtd_labels',
-           'masked_targets', 'RTDLoss', 'rtd_counts', 'metrics_from_counts']
+           'replaced_f1', 'RTD_METRICS', 'max_predictions', 'masked_count', 'uniform_positions', 'windowed_positions',
+           'mask_tokens', 'masked_slots', 'masked_positions', 'masking_excluded_ids', 'mix32', 'counter_keys',
+           'counter_uniforms', 'CounterUniforms', 'gumbel_noise', 'gumbel_sample', 'inverse_cdf_sample',
+           'multinomial_sample', 'rtd_labels', 'masked_targets', 'RTDLoss', 'rtd_counts', 'metrics_from_counts']
 
 # %% ../nbs/03_rtd.ipynb #c008
+def max_predictions(mask_prob: float, max_length: int) -> int:
+    "ELECTRA's `max_predictions_per_seq`, the most tokens masked in one sequence: `int((mask_prob + 0.005) * max_length)`."
+    return int((mask_prob + 0.005) * max_length)
+
 def masked_count(n_tokens: torch.Tensor, n_candidates: torch.Tensor, mask_prob: float, max_length: int) -> torch.Tensor:
-    "Tokens to mask per sequence: `round(mask_prob * n_tokens)`, at least 1, at most `int((p+0.005)*max_length)` and `n_candidates`."
-    max_predictions = int((mask_prob + 0.005) * max_length)
-    n = torch.round(n_tokens.double() * mask_prob).long().clamp(1, max_predictions)
+    "Tokens to mask per sequence: `round(mask_prob * n_tokens)`, at least 1, at most `max_predictions` and `n_candidates`."
+    n = torch.round(n_tokens.double() * mask_prob).long().clamp(1, max_predictions(mask_prob, max_length))
     return torch.minimum(n, n_candidates)
 
 # %% ../nbs/03_rtd.ipynb #c011
@@ -84,7 +87,7 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
 # %% ../nbs/03_rtd.ipynb #c016
 def masked_slots(mask_prob: float, max_length: int, length: int) -> int:
     "Slots per row of the masked-position gather: the most positions `masked_count` masks in a row of a batch padded to `length`."
-    return max(1, min(int((mask_prob + 0.005) * max_length), round(length * mask_prob)))
+    return max(1, min(max_predictions(mask_prob, max_length), round(length * mask_prob)))
 
 def masked_positions(is_masked: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`(positions, valid)`, both `[batch, slots]`: slot `k` of a row holds the position of its `k`-th masked token

@@ -37,7 +37,7 @@ from .trackers import make_trackers
 # %% auto #0
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT', 'LOG_COLUMNS',
            'RTD_LOG_METRICS', 'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices', 'StepBatchSampler',
-           'pretrain_dataloaders', 'global_step', 'step_seed', 'max_masked', 'sampling_uniforms', 'RTDCallback',
+           'pretrain_dataloaders', 'global_step', 'step_seed', 'sampling_uniforms', 'RTDCallback',
            'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_callbacks', 'read_log',
            'log_line', 'parse_log_line', 'shows_progress_bar', 'StepProgressCallback', 'RTDLogger', 'checkpoint_steps',
            'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint',
@@ -111,10 +111,6 @@ def step_seed(seed: int, stream: int, step: int, rank: int) -> int:
     "A 63-bit seed for the RNG of (`stream`, `step`, `rank`) of a run seeded `seed`."
     hi, lo = np.random.SeedSequence([seed, stream, step, rank]).generate_state(2)
     return int(hi) << 31 ^ int(lo)
-
-def max_masked(mask_prob: float, max_length: int) -> int:
-    "The most positions `rtd.masked_count` masks in one sequence: ELECTRA's `int((mask_prob + 0.005) * max_length)`."
-    return int((mask_prob + 0.005) * max_length)
 
 def sampling_uniforms(seed: int, step: int, rows: torch.Tensor, slots: int) -> rtd.CounterUniforms:
     "The uniforms of the samples of global rows `rows` (a tensor on the batch's device) of training step `step`."

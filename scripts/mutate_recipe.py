@@ -69,7 +69,7 @@ MUTANTS = [
     ('rtd.py', "'electra': (0.85, 0.0)", "'electra': (0.8, 0.05)", 'ELECTRA split (0.85, 0) -> (0.8, 0.05)'),
     ('rtd.py', "'bert': (0.8, 0.1)", "'bert': (0.7, 0.2)", 'BERT split (0.8, 0.1) -> (0.7, 0.2)'),
     ('rtd.py', "'deberta': (1.0, 0.0)", "'deberta': (0.9, 0.0)", 'DeBERTa split (1, 0) -> (0.9, 0)'),
-    ('rtd.py', 'max_predictions = int((mask_prob + 0.005) * max_length)', 'max_predictions = int(mask_prob * max_length)', 'mask cap without +0.005'),
+    ('rtd.py', 'return int((mask_prob + 0.005) * max_length)', 'return int(mask_prob * max_length)', 'mask cap without +0.005'),
     ('rtd.py', 'size = int(1 / mask_prob)', 'size = int(1 / mask_prob) + 1', 'DeBERTa window 6 -> 7'),
     ('rtd.py', 'u.float().add_(1e-9).log_().neg_()', 'u.float().log_().neg_()', 'gumbel inner 1e-9 removed'),
     ('rtd.py', '.neg_().add_(1e-9).log_().neg_()', '.neg_().log_().neg_()', 'gumbel outer 1e-9 removed'),
