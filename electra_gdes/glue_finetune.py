@@ -292,7 +292,8 @@ def clip_stsb(preds) -> np.ndarray:
 
 def _correlation(f, a, b) -> float:
     # a constant prediction (a collapsed run) has no correlation: score it 0, as sklearn does for the MCC
-    return 0.0 if np.std(a) == 0 or np.std(b) == 0 else float(f(a, b)[0])
+    # (np.ptp, not np.std: the std of a constant float array can come out at 1e-16, and scipy then returns nan)
+    return 0.0 if np.ptp(a) == 0 or np.ptp(b) == 0 else float(f(a, b)[0])
 
 def glue_metrics(task: str, preds, labels) -> dict:
     "GLUE's metrics for `task` from predicted classes (STS-B: scores) and gold labels."
@@ -314,7 +315,8 @@ def majority_score(task: str, glue_task) -> float:
     labels = np.asarray(glue_task.train['label'])
     constant = labels.mean() if glue_task.is_regression else np.bincount(labels).argmax()
     dev = next(iter(glue_task.dev.values()))
-    return glue_metrics(task, np.full(len(dev), constant), dev['label'])[MAIN_METRIC[task].removesuffix(DEV_SUFFIX['dev_matched'])]
+    gold = np.asarray(dev['label'])
+    return glue_metrics(task, np.full(len(gold), constant), gold)[MAIN_METRIC[task].removesuffix(DEV_SUFFIX['dev_matched'])]
 
 # %% ../nbs/09_glue_finetune.ipynb #c044
 def group_dir(cfg: FinetuneConfig) -> Path: return Path(cfg.output_dir)/cfg.group
