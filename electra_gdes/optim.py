@@ -117,9 +117,10 @@ def lr_schedule(cfg):
     return lambda pct: lr_at_step(cfg, round(pct*cfg.steps))
 
 class StepLRScheduler(Callback):
-    "Set the learning rate before every training batch from the global step `start_step + train_iter`."
+    "Set the learning rate before every training batch from the global step `first_step + train_iter`."
     order, run_valid = 60, False
-    def __init__(self, cfg, start_step=0): self.cfg, self.start_step = cfg, start_step
+    # `first_step`, not `start_step`: a callback attribute named like the Learner's own would shadow it (fastai warns)
+    def __init__(self, cfg, first_step=0): self.cfg, self.first_step = cfg, first_step
     def before_fit(self): self.lrs = []
-    def before_batch(self): self.opt.set_hyper('lr', lr_at_step(self.cfg, self.start_step + self.train_iter))
+    def before_batch(self): self.opt.set_hyper('lr', lr_at_step(self.cfg, self.first_step + self.train_iter))
     def after_batch(self): self.lrs.append(self.opt.hypers[-1]['lr'])

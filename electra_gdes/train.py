@@ -40,10 +40,10 @@ __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 
            'pretrain_dataloaders', 'global_step', 'step_seed', 'sampling_uniforms', 'RTDCallback',
            'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_callbacks', 'read_log',
            'log_line', 'parse_log_line', 'shows_progress_bar', 'StepProgressCallback', 'RTDLogger', 'checkpoint_steps',
-           'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'latest_checkpoint',
-           'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback', 'load_checkpoint', 'RTDLearner',
-           'default_device', 'compile_step', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError',
-           'export_checkpoint', 'export_main']
+           'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'usable_checkpoints',
+           'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback',
+           'CheckpointFormatError', 'load_checkpoint', 'RTDLearner', 'default_device', 'compile_step',
+           'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -344,16 +344,22 @@ def read_checkpoint(path) -> dict:
     if problem: raise RuntimeError(f'Checkpoint {path} cannot be used: {problem}. Use `latest_checkpoint` to find a good one.')
     return torch.load(path, map_location='cpu', weights_only=True)
 
+def usable_checkpoints(run_dir):
+    "The checkpoints of `run_dir` whose SHA-256 matches, newest first; each corrupt or unfinished one is reported and skipped."
+    for p in sorted((Path(run_dir)/'checkpoints').glob('step-*.pt'), reverse=True):
+        problem = checkpoint_problem(p)
+        if problem is None: yield p
+        else: warnings.warn(f'Skipping checkpoint {p}: {problem}. Falling back to the one before it.')
+
+def _no_usable_checkpoint(run_dir):
+    return RuntimeError(f'No usable checkpoint in {Path(run_dir)/"checkpoints"} (all are corrupt, unfinished or do not fit '
+                        'the model): delete that folder to start over, or run without --resume.')
+
 def latest_checkpoint(run_dir) -> Path | None:
     "The newest usable checkpoint of `run_dir` (None if there is none); a corrupt or unfinished one is reported and skipped."
-    paths = sorted((Path(run_dir)/'checkpoints').glob('step-*.pt'), reverse=True)
-    for p in paths:
-        problem = checkpoint_problem(p)
-        if problem is None: return p
-        warnings.warn(f'Skipping checkpoint {p}: {problem}. Falling back to the one before it.')
-    if paths: raise RuntimeError(f'No usable checkpoint in {Path(run_dir)/"checkpoints"} (all are corrupt or unfinished): '
-                                 'delete that folder to start over, or run without --resume.')
-    return None
+    p = next(usable_checkpoints(run_dir), None)
+    if p is None and any((Path(run_dir)/'checkpoints').glob('step-*.pt')): raise _no_usable_checkpoint(run_dir)
+    return p
 
 # %% ../nbs/05_train.ipynb #c029
 def rng_states() -> dict:
@@ -382,7 +388,7 @@ def set_start_step(learn, step: int):
     learn.start_step = step
     learn.dls.train.batch_sampler.start_step = step
     for cb in learn.cbs:
-        if isinstance(cb, StepLRScheduler): cb.start_step = step
+        if isinstance(cb, StepLRScheduler): cb.first_step = step
 
 class CheckpointCallback(Callback):
     "Save a checkpoint after the batches ending at `steps`, atomically, under `run_dir/'checkpoints'` (rank 0 only)."
@@ -411,11 +417,14 @@ class CheckpointCallback(Callback):
     def after_batch(self):
         if self.training and global_step(self.learn) in self.steps: self.save()
 
+class CheckpointFormatError(RuntimeError):
+    "A checkpoint written by another version of the checkpoint format: resuming it needs that version."
+
 def load_checkpoint(learn, path) -> int:
     "Load the checkpoint at `path` into `learn` (a `pretrain_learner`); returns its step."
     state = read_checkpoint(path)
     if state.get('format') != CHECKPOINT_FORMAT:
-        raise RuntimeError(f'Checkpoint {path} has format {state.get("format")!r}, this version reads {CHECKPOINT_FORMAT}: '
+        raise CheckpointFormatError(f'Checkpoint {path} has format {state.get("format")!r}, this version reads {CHECKPOINT_FORMAT}: '
                            'resume it with the version of electra_gdes that wrote it.')
     learn.model.load_state_dict(state['model'])
     if learn.opt is None: learn.create_opt()
@@ -547,12 +556,23 @@ def fit_steps(learn) -> Learner:
     return learn
 
 def resume(learn) -> int:
-    "Load the newest usable checkpoint of `learn.cfg.run_dir` if there is one; the step training goes on from."
-    path = latest_checkpoint(learn.cfg.run_dir)
-    if path is None: return 0
-    step = load_checkpoint(learn, path)
-    print(f'Resuming from {path} at step {step} of {learn.cfg.steps}.')
-    return step
+    """Load the newest usable checkpoint of `learn.cfg.run_dir` if there is one; the step training goes on from. A
+    checkpoint whose digest matches but that cannot be read back (it does not unpickle) or does not fit the model (another
+    shape) is reported and skipped like a corrupt one: the one before it is loaded, which sets every weight again."""
+    run_dir, tried = learn.cfg.run_dir, False
+    for path in usable_checkpoints(run_dir):
+        tried = True
+        try: step = load_checkpoint(learn, path)
+        except CheckpointFormatError: raise
+        except Exception as e:   # unpickling, size-mismatch and missing-key errors come in many types
+            first = str(e).strip().splitlines()
+            warnings.warn(f'Skipping checkpoint {path}: it cannot be loaded into this model ({type(e).__name__}: '
+                          f'{first[-1] if first else e}). Falling back to the one before it.')
+            continue
+        print(f'Resuming from {path} at step {step} of {learn.cfg.steps}.')
+        return step
+    if tried or any((Path(run_dir)/'checkpoints').glob('step-*.pt')): raise _no_usable_checkpoint(run_dir)
+    return 0
 
 # %% ../nbs/05_train.ipynb #c038
 def plot_losses(log_path, png_path=None):
