@@ -79,6 +79,7 @@ def lock_holder(folder) -> dict | None:
 
 # %% ../nbs/06a_run_lock.ipynb #c008
 def _locked_elsewhere(e: OSError) -> bool: return e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)   # a file system without locks: the pid check decides
 
 class RunLock:
     """Hold `folder` for this process: `with RunLock(folder): ...`. `what` names the folder in messages, `fix` says what
@@ -98,11 +99,13 @@ class RunLock:
         for _ in range(20):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                if fcntl is not None:
+                flocked = fcntl is not None
+                if flocked:
                     try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except OSError as e:
-                        if not _locked_elsewhere(e): raise
-                        raise self._refuse(_read(fd)) from None
+                        if _locked_elsewhere(e): raise self._refuse(_read(fd)) from None
+                        if e.errno not in _NO_FLOCK: raise
+                        flocked = False
                 try: same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
                 except FileNotFoundError: same = False
                 if not same: os.close(fd); continue   # released and removed meanwhile: try the new file
@@ -111,7 +114,7 @@ class RunLock:
                     alive = holder_alive(info)
                     if alive is None: raise self._refuse(info, ', on another host: it cannot be checked from here; if it has ended, '
                                                                'delete the lock file')
-                    if alive and fcntl is None: raise self._refuse(info)
+                    if alive and not flocked: raise self._refuse(info)
                     self.taken_over = info
                 os.ftruncate(fd, 0); os.lseek(fd, 0, os.SEEK_SET)
                 os.write(fd, json.dumps(holder_info()).encode())   # no fsync: after a crash the boot id tells it is stale

@@ -85,3 +85,17 @@ def test_torchrun_ranks_run_under_one_lock(tmp_path):
     assert 'in use by another job' not in p.stderr and '2 process(es)' in p.stdout
     run = tmp_path/'out'/'r'
     assert (run/'discriminator').is_dir() and not lock_path(run).exists()
+
+def test_without_flock_the_holders_pid_decides(tmp_path, monkeypatch):
+    "A file system without locks (flock: ENOLCK): a live holder's file still refuses, a dead holder's is taken over."
+    import errno
+    import electra_gdes.run_lock as rl
+    run = tmp_path/'r'
+    holder = _holder(run)   # a process with a working flock, which wrote its details
+    def no_locks(fd, op): raise OSError(errno.ENOLCK, 'No locks available')
+    monkeypatch.setattr(rl.fcntl, 'flock', no_locks)
+    try:
+        with pytest.raises(rl.RunLockedError, match=f'pid {holder.pid}'): rl.RunLock(run).acquire()
+    finally: holder.kill(); holder.wait()
+    with rl.RunLock(run, quiet=True) as lock: assert lock.taken_over['pid'] == holder.pid
+    assert not lock_path(run).exists()
