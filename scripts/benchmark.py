@@ -672,7 +672,7 @@ def run_host(args) -> dict:
             t = time.perf_counter()
             rows = res['variants'][name] = host_subprocess(dict(base, batches=args.host_batches, compile=v['compile'],
                                                                 compile_config=args.compile_config),
-                                                           args.host_timeout, v.get('library'))
+                                                           args.host_timeout, v.get('library') or root)
             for r in rows.values():
                 if name == 'baseline' and r.get('status') == 'ok' and not r['library'].startswith(tmp):
                     r['status'] = f"failed: the baseline ran the library at {r['library']}, not the extracted copy"
