@@ -118,9 +118,10 @@ def counter_keys(base: int, rows: torch.Tensor, slots: int) -> torch.Tensor:
     row_key = mix32(mix32(rows.to(torch.int32) ^ lo) ^ hi)
     return mix32(row_key[:, None] ^ torch.arange(slots, dtype=torch.int32, device=rows.device))
 
-def counter_uniforms(keys: torch.Tensor, n: int, block_elems: int | None = None) -> torch.Tensor:
+def counter_uniforms(keys: torch.Tensor, n: int, block_elems: int | None = None, transform=None) -> torch.Tensor:
     """fp32 uniforms `[*keys.shape, n]` in [0, 1): entry `v` of key `k` is the top 24 bits of `mix32(k ^ mix32(v))`.
-    `block_elems`: evaluate this many entries at a time (default: all at once on a GPU, cache-sized blocks on a CPU)."""
+    `block_elems`: evaluate this many entries at a time (default: all at once on a GPU, cache-sized blocks on a CPU);
+    `transform`: an in-place function applied to each block while it is in cache (e.g. `gumbel_noise`)."""
     out = torch.empty(*keys.shape, n, device=keys.device)
     flat_keys, flat_out = keys.reshape(-1, 1).to(torch.int32), out.view(-1, n)
     table = mix32(torch.arange(n, dtype=torch.int32, device=keys.device))
@@ -129,7 +130,10 @@ def counter_uniforms(keys: torch.Tensor, n: int, block_elems: int | None = None)
     # on a CPU each block stays in cache through the hash's passes: several times faster than one pass over all
     for i in range(0, flat_keys.shape[0], step):
         x = mix32(flat_keys[i:i + step] ^ table)
-        torch.mul(((x >> 8) & 0xFFFFFF).float(), 2.0 ** -24, out=flat_out[i:i + step])
+        block = torch.mul(((x >> 8) & 0xFFFFFF).float(), 2.0 ** -24, out=flat_out[i:i + step])
+        if transform is not None:
+            noise = transform(block)
+            if noise is not block: block.copy_(noise)   # a transform that is not in place
     return out
 
 class CounterUniforms:
@@ -138,9 +142,9 @@ class CounterUniforms:
     def __len__(self): return self.keys.shape[0]
     def __getitem__(self, rows: slice) -> CounterUniforms: return CounterUniforms(self.keys[rows])
     def __repr__(self): return f'{type(self).__name__}({tuple(self.keys.shape)} keys)'
-    def uniforms(self, n: int) -> torch.Tensor:
-        "`[rows, slots, n]` uniforms: `n` per masked slot."
-        return counter_uniforms(self.keys, n)
+    def uniforms(self, n: int, transform=None) -> torch.Tensor:
+        "`[rows, slots, n]` uniforms: `n` per masked slot (`transform`: see `counter_uniforms`)."
+        return counter_uniforms(self.keys, n, transform=transform)
 
 # %% ../nbs/03_rtd.ipynb #c031
 def gumbel_noise(u: torch.Tensor) -> torch.Tensor:
@@ -149,19 +153,21 @@ def gumbel_noise(u: torch.Tensor) -> torch.Tensor:
     # the two 1e-9 keep it finite at u = 0 and u = 1
     return u.float().add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()
 
-def _uniforms(shape, rng, device) -> torch.Tensor:
+def _uniforms(shape, rng, device, transform=None) -> torch.Tensor:
     if isinstance(rng, CounterUniforms):
         if tuple(rng.keys.shape) != tuple(shape[:-1]):
             raise ValueError(f'CounterUniforms keys {tuple(rng.keys.shape)} do not match the logits {tuple(shape)}: '
                              'pass one key per row and masked slot of the batch.')
-        return rng.uniforms(shape[-1])
+        return rng.uniforms(shape[-1], transform)
     return torch.rand(shape, generator=rng, device=device)
 
 @torch.no_grad()
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, rng: torch.Generator | CounterUniforms | None = None) -> torch.Tensor:
     "A sample of each row of `logits` (its last dimension) by the Gumbel-max trick, computed in fp32 (ELECTRA's sampler)."
     logits = logits.float()   # bf16 logits / T would round to 8 bits and shift which token wins
-    gumbel = gumbel_noise(_uniforms(logits.shape, rng, logits.device))
+    if isinstance(rng, CounterUniforms):   # the noise made block by block while each is in cache: the same numbers
+        gumbel = _uniforms(logits.shape, rng, logits.device, transform=gumbel_noise)
+    else: gumbel = gumbel_noise(_uniforms(logits.shape, rng, logits.device))
     return gumbel.add_(logits if temperature == 1.0 else logits / temperature).argmax(-1)
 
 @torch.no_grad()
