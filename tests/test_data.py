@@ -120,3 +120,27 @@ def test_interrupted_build_leaves_no_cache(tmp_path, bert, monkeypatch):
     assert list((tmp_path/'pretrain').iterdir()) == []
     ds = build_pretrain_dataset(cfg, bert, corpus)
     assert len(ds) > 0 and all(len(x) <= 32 for x in ds['input_ids'])
+
+
+def test_bad_corpus_input_is_a_corpus_error(tmp_path):
+    "Every bad corpus input is a `CorpusError` (the script's exit 2, like a bad option), with the fix in its message."
+    from electra_gdes.data import CorpusError, corpus_from_files
+    (tmp_path/'latin1.txt').write_bytes('caf\xe9'.encode('latin1'))
+    (tmp_path/'blank.txt').write_text('\n \n')
+    (tmp_path/'x.png').write_bytes(b'\x89PNG\r\n\x1a\n')
+    for corpus, words in [(tmp_path/'latin1.txt', 'iconv'), (tmp_path/'x.png', 'is not UTF-8 text'), (tmp_path/'blank.txt', 'only blank lines'),
+                          (str(tmp_path/'*.csv'), 'No file matches'), (tmp_path/'missing', 'does not exist')]:
+        with pytest.raises(CorpusError, match=words): corpus_from_files(corpus)
+
+
+def test_cache_check_ignores_files_datasets_adds_later(tmp_path, bert):
+    "Files the digest does not list (a later `datasets.map` cache file) do not make a sound cache damaged; a missing one does."
+    from electra_gdes.data import cache_problem, pretrain_cache_path
+    cfg = pretrain_config('electra', 'tiny', cache_dir=str(tmp_path), max_length=32)
+    corpus = Dataset.from_dict({'text': ['A first sentence here. And a second one there. ' * 20]})
+    build_pretrain_dataset(cfg, bert, corpus)
+    path = pretrain_cache_path(cfg, corpus, bert)
+    (path/'cache-0123456789abcdef.arrow').write_bytes(b'later')
+    assert cache_problem(path) is None
+    (path/'state.json').unlink()
+    assert cache_problem(path) == 'state.json is missing'
