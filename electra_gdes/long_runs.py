@@ -113,7 +113,7 @@ class NonFiniteCallback(Callback):
 
     def before_fit(self):
         self._n_skipped, self._in_a_row, self.last_reason, self._recorder_state = 0, 0, '', None
-        self._longest = 0
+        self._stop_at, self._stop_reason = -1, 0
         self.scalers = [cb for cb in self.learn.cbs if isinstance(cb, MixedPrecision)]
         scaler = getattr(self.learn, 'scaler', None)   # fp16's GradScaler decides on the host; bf16 runs without one
         self.on_device = getattr(self.learn.opt, 'skips_on_device', False) and not (scaler is not None and scaler.is_enabled())
@@ -131,27 +131,26 @@ class NonFiniteCallback(Callback):
         self._restore_recorder()
 
     def _before_step_on_device(self):
-        grads_finite = _grads_finite(self.learn.model.parameters())
+        loss_ok, grads_ok = torch.isfinite(self.loss_grad.detach()).all(), _grads_finite(self.learn.model.parameters())
         distributed = dist.is_available() and dist.is_initialized()
-        ok = grads_finite if distributed else grads_finite & torch.isfinite(self.loss_grad.detach()).all()
+        ok = grads_ok if distributed else grads_ok & loss_ok   # all-reduced gradients: the same verdict on every rank
         self.learn.opt.found_inf = (~ok).float()
         self._n_skipped = self._n_skipped + (~ok).long()
         self._in_a_row = torch.where(ok, 0, self._in_a_row + 1)
-        self._longest = torch.maximum(torch.as_tensor(self._longest, device=ok.device), self._in_a_row)
+        # the first step at which a streak reached max_in_a_row (-1: none yet), and what was not finite there
+        first = (self._in_a_row >= self.max_in_a_row) & (self._stop_at < 0)
+        self._stop_at = torch.where(first, _step(self.learn), self._stop_at)
+        self._stop_reason = torch.where(first, torch.where(loss_ok, 2, 1), self._stop_reason)
 
     def after_batch(self):
         if self.on_device and self.training and _step(self.learn) % self.check_every == 0: self._check()
 
     def _check(self):
         "Read the device counts (a sync): stop when a streak reached `max_in_a_row`."
-        longest = int(self._longest)
-        if longest < self.max_in_a_row: return
-        self.last_reason = 'loss or gradient'
-        raise NonFiniteTrainingError(
-            f'{longest} non-finite steps in a row (found at step {_step(self.learn)}); {self.n_skipped} skipped in all. '
-            f'The weights were not updated by these steps, so the last checkpoint{_checkpoint_dir(self.learn)} is good: '
-            f'resume from it with --resume and a lower --lr, or check the data; --max_nonfinite sets how many in a row '
-            f'are tolerated.')
+        stop_at = int(self._stop_at)
+        if stop_at < 0: return
+        self._in_a_row, self.last_reason = self.max_in_a_row, ('loss', 'gradient')[int(self._stop_reason) - 1]
+        self._raise(stop_at)
 
     def before_step(self):
         if self.on_device: return self._before_step_on_device()
@@ -184,12 +183,14 @@ class NonFiniteCallback(Callback):
         self._counted, self.last_reason = True, reason
         if not torch.isfinite(self.loss_grad.detach()).all(): self._keep_recorder()
         self._n_skipped += 1; self._in_a_row += 1
-        if self._in_a_row >= self.max_in_a_row:
-            raise NonFiniteTrainingError(
-                f'{self._in_a_row} non-finite steps in a row (the last at step {_step(self.learn)}: non-finite {reason}); '
-                f'{self.n_skipped} skipped in all. The weights were not updated by these steps, so the last checkpoint'
-                f'{_checkpoint_dir(self.learn)} is good: resume from it with --resume and a lower --lr, or --precision bf16 '
-                f'instead of fp16, or check the data; --max_nonfinite sets how many in a row are tolerated.')
+        if self._in_a_row >= self.max_in_a_row: self._raise(_step(self.learn))
+
+    def _raise(self, step):
+        raise NonFiniteTrainingError(
+            f'{self.in_a_row} non-finite steps in a row (the last at step {step}: non-finite {self.last_reason}); '
+            f'{self.n_skipped} skipped in all. The weights were not updated by these steps, so the last checkpoint'
+            f'{_checkpoint_dir(self.learn)} is good: resume from it with --resume and a lower --lr, or --precision bf16 '
+            f'instead of fp16, or check the data; --max_nonfinite sets how many in a row are tolerated.')
 
 # %% ../nbs/06_long_runs.ipynb #c027
 class OutputWriteError(OSError):
