@@ -416,7 +416,7 @@ def epoch_line(names, log, n_epochs: int, prefix: str = '') -> str:
 
 # %% ../nbs/09_glue_finetune.ipynb #c055
 CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
-PRACTICE_EPOCHS = 3  # --practice without --epochs, every task: the rules that can be learned at this size are by then (Finetune_GLUE)
+PRACTICE_EPOCHS = 10  # --practice without --epochs, every task: the default run's discriminator needs them (Finetune_GLUE)
 
 def task_epochs(cfg: FinetuneConfig, task: str) -> int:
     "Epochs of `task`: `cfg.epochs` if given, else `PRACTICE_EPOCHS` for `--practice`, else the published ones (`cfg.task_epochs`)."
