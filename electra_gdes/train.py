@@ -16,6 +16,7 @@ from torch.amp import GradScaler, autocast
 from torch.utils.data import DataLoader, Sampler
 from fastai.learner import Learner, AvgMetric
 from fastai.torch_core import set_seed, to_device
+from fastcore.basics import noop
 from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback, CancelValidException, CancelBackwardException, CancelStepException
 from fastai.callback.progress import ProgressCallback
@@ -547,6 +548,7 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
                        metrics=[AvgMetric(f) for f in RTD_METRICS])
     learn.remove_cbs([cb for cb in learn.cbs if type(cb) is ProgressCallback])
     if bar: learn.add_cb(StepProgressCallback())   # in a file no bar at all: no `\r` redraws
+    else: learn.logger = noop   # nor fastai's end-of-epoch list (RTDLogger has written every row already)
     learn.cfg, learn.tokenizer, learn.rank, learn.world_size, learn.start_step = cfg, tokenizer, rank, world_size, 0
     return learn
 

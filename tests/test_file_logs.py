@@ -50,6 +50,7 @@ def test_stdout_to_a_file_gets_one_line_per_logged_step(file_run):
     # everything else the script prints (the config, the data summary, the exports) does not grow with the steps
     other = [l for l in out.decode().splitlines() if not l.startswith('step ')]
     assert len(other) <= 150, len(other)
+    assert not any(l.startswith('[0, ') for l in other), 'fastai printed its own epoch summary'
 
 def test_a_million_step_electra_small_run_writes_a_few_mb_to_stdout(file_run):
     "Measured on the tiny run (bytes per logged line, widened to 7-digit steps), then scaled to the ELECTRA-small preset."
