@@ -76,12 +76,15 @@ def main(args=None):
     from electra_gdes.glue_data import GlueDataError
     from electra_gdes.glue_finetune import GlueSetupError
     from electra_gdes.pretrain import HubPushError
+    from electra_gdes.run_lock import RunLockedError
     try:
         with distributed():  # joins the process group when launched by torchrun; a single process otherwise
             if is_rank0(): print(format_config(cfg))
             run_glue(cfg)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
     # bad data, an unusable checkpoint, a group of another recipe, a task without runs, a failed write or push: the message
     # names the file and the fix, a traceback would only hide it
+    except RunLockedError as e:   # another sweep holds the group: like a bad option, exit 2 with one line
+        print(f'electra-finetune: error: {e}', file=sys.stderr); sys.exit(2)
     except (GlueDataError, GlueSetupError, HubPushError, OSError) as e: sys.exit(f'electra-finetune: error: {e}')
 
 # %% ../nbs/Finetune_GLUE.ipynb #c027

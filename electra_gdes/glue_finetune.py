@@ -39,6 +39,7 @@ from .train import shows_progress_bar   # the bar in a terminal or a notebook, l
 from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .trackers import check_log_requirements, close_trackers, make_trackers, parse_log_option
+from .run_lock import job_lock
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'DOUBLED_TASKS', 'STSB_RANGE', 'MAIN_METRIC',
@@ -324,21 +325,29 @@ def run_dir(cfg: FinetuneConfig, task: str, run_index: int) -> Path: return grou
 def results_path(cfg: FinetuneConfig) -> Path: return group_dir(cfg)/'results.jsonl'
 
 def append_result(path, record: dict):
-    "Append `record` to the JSON-lines file `path`, atomically."
+    "Append `record` to the JSON-lines file `path`, atomically (on a line of its own, also after a cut-off last line)."
     path = Path(path)
-    text = (path.read_text() if path.exists() else '') + json.dumps(record) + '\n'
+    text = path.read_text() if path.exists() else ''
+    text += ('' if not text or text.endswith('\n') else '\n') + json.dumps(record) + '\n'
     atomic_file(path, lambda p: p.write_text(text))
 
 def read_results(path) -> list:
-    "The records of results file `path`, the latest one per (task, run); [] if there is none yet."
+    """The records of results file `path`, the latest one per (task, run); [] if there is none yet. A cut-off last line
+    (a write that never finished) is left out with a warning, so its run is done again; any other line that is not a
+    record is reported with its number and skipped. The file itself is never rewritten here."""
     path = Path(path)
     if not path.exists(): return []
-    latest = {}
-    for line in path.read_text().splitlines():
-        if line.strip(): r = json.loads(line); latest[r['task'], r['run']] = r
+    latest, lines = {}, path.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip(): continue
+        try: r = json.loads(line); latest[r['task'], r['run']] = r
+        except (ValueError, KeyError, TypeError) as e:
+            why = ('its last line is cut off (a write that did not finish): that run is done again' if n == len(lines)
+                   else f'line {n} is not a result record ({type(e).__name__}: {e}); it is skipped')
+            warnings.warn(f'{path}: {why}.')
     return list(latest.values())
 
-# %% ../nbs/09_glue_finetune.ipynb #c047
+# %% ../nbs/09_glue_finetune.ipynb #c049
 def run_seed(cfg: FinetuneConfig, run_index: int) -> int:
     "The seed of run `run_index`: different for every run, reproducible from `cfg.seed`."
     return cfg.seed + run_index
@@ -360,7 +369,7 @@ def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
         metrics.update({k + DEV_SUFFIX[split]: v for k, v in glue_metrics(task, preds, labels).items()})
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c048
+# %% ../nbs/09_glue_finetune.ipynb #c050
 def save_run(model: GlueClassifier, tokenizer, path: Path, info: dict):
     "Save the fine-tuned classifier (encoder, head, tokenizer, `info`) to `path` atomically."
     def write(tmp):
@@ -379,7 +388,7 @@ def load_run(path) -> tuple:
     model.head.load_state_dict(torch.load(path/'head.pt', map_location='cpu'))
     return model.eval(), tokenizer, info
 
-# %% ../nbs/09_glue_finetune.ipynb #c050
+# %% ../nbs/09_glue_finetune.ipynb #c052
 class GradAccumulation(Callback):
     "Accumulate `n` micro-batches (fewer at the end of an epoch) into one optimizer step on their mean gradient; no DDP all-reduce in between."
     order, run_valid = MixedPrecision.order - 4, False   # before the grad scaler and GradientClip act on the step
@@ -401,7 +410,7 @@ class GradAccumulation(Callback):
         if self.no_sync is not None: self.no_sync.__exit__(None, None, None); self.no_sync = None
     after_fit = after_batch
 
-# %% ../nbs/09_glue_finetune.ipynb #c052
+# %% ../nbs/09_glue_finetune.ipynb #c054
 def dev_metric(task: str, is_regression: bool = False) -> AccumMetric:
     "fastai metric: `task`'s main GLUE metric (`MAIN_METRIC`) on the validation loader, computed as `evaluate` computes it."
     key = MAIN_METRIC[task].removesuffix(DEV_SUFFIX['dev_matched'])   # MNLI's validation loader is dev_matched
@@ -414,7 +423,7 @@ def epoch_line(names, log, n_epochs: int, prefix: str = '') -> str:
     values = [f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}' for n, v in zip(names[1:], log[1:])]
     return ' '.join([f'{prefix}epoch {log[0] + 1}/{n_epochs}', *values])
 
-# %% ../nbs/09_glue_finetune.ipynb #c055
+# %% ../nbs/09_glue_finetune.ipynb #c057
 CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
 PRACTICE_EPOCHS = 10  # --practice without --epochs, every task: the default run's discriminator needs them (Finetune_GLUE)
 
@@ -441,7 +450,7 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
             learn.logger = lambda log: print(epoch_line(learn.recorder.metric_names, log, learn.n_epoch, name), flush=True)
     return learn
 
-# %% ../nbs/09_glue_finetune.ipynb #c060
+# %% ../nbs/09_glue_finetune.ipynb #c062
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
@@ -472,7 +481,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     barrier()
     return metrics
 
-# %% ../nbs/09_glue_finetune.ipynb #c062
+# %% ../nbs/09_glue_finetune.ipynb #c064
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -481,7 +490,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09_glue_finetune.ipynb #c065
+# %% ../nbs/09_glue_finetune.ipynb #c067
 from transformers import DebertaV2Config, ElectraConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -515,7 +524,7 @@ class ElectraGlueClassifier(GlueClassifierPreTrainedModel):
     _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True   # as ElectraModel
 class DebertaV2GlueClassifier(GlueClassifierPreTrainedModel): config_class = DebertaV2Config
 
-# %% ../nbs/09_glue_finetune.ipynb #c066
+# %% ../nbs/09_glue_finetune.ipynb #c068
 from .glue_data import glue_spec
 
 HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClassifier}
@@ -599,7 +608,7 @@ def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
         out[task] = path
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c068
+# %% ../nbs/09_glue_finetune.ipynb #c070
 RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'batch_size',
                  'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
 
@@ -622,6 +631,11 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
     `glue_tasks`: the tasks `check_glue_tasks(cfg)` already loaded (task -> `GlueTask`); default: loaded here.
     Each run's dev metrics go to the trackers of `cfg.log` (`glue/<task>/<metric>` at the run index), in `<output_dir>/<group>`."""
     check_log_requirements(parse_log_option(cfg.log))
+    # one sweep at a time in a group: a second one is refused before it writes anything (torchrun's ranks share rank 0's lock)
+    with job_lock(group_dir(cfg), what='fine-tuning group', fix='wait for that sweep to end, or choose another --group'):
+        return _sweep(cfg, glue_tasks)
+
+def _sweep(cfg: FinetuneConfig, glue_tasks):
     check_group_config(cfg)
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
@@ -651,7 +665,7 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
     barrier()
     return results
 
-# %% ../nbs/09_glue_finetune.ipynb #c076
+# %% ../nbs/09_glue_finetune.ipynb #c078
 GLUE_AVERAGE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte')
 PUBLISHED_DEV = {
     'ELECTRA-Small-OWT': dict(cola=56.8, sst2=88.3, mrpc=87.4, stsb=86.8, qqp=88.3, mnli=78.9, qnli=87.9, rte=68.5),
@@ -675,7 +689,7 @@ def summary_table(results: list, tasks=GLUE_TASKS) -> pd.DataFrame:
         df.loc['GLUE avg'] = {'metric': f'{len(in_avg)} tasks', 'runs': df.loc[in_avg, 'runs'].sum(), 'std': np.nan, **avg}
     return df.round(2)
 
-# %% ../nbs/09_glue_finetune.ipynb #c077
+# %% ../nbs/09_glue_finetune.ipynb #c079
 def markdown_table(df: pd.DataFrame) -> str:
     "`df` as a GitHub markdown table."
     cells = [[str(df.index.name or '')] + [str(c) for c in df.columns]]
@@ -702,7 +716,7 @@ def save_summary(df: pd.DataFrame, out_dir, title='') -> Path:
     finally: plt.close(fig)
     return out
 
-# %% ../nbs/09_glue_finetune.ipynb #c080
+# %% ../nbs/09_glue_finetune.ipynb #c082
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = run_dir(cfg, record['task'], record['run'])
