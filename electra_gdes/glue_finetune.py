@@ -631,11 +631,6 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
     `glue_tasks`: the tasks `check_glue_tasks(cfg)` already loaded (task -> `GlueTask`); default: loaded here.
     Each run's dev metrics go to the trackers of `cfg.log` (`glue/<task>/<metric>` at the run index), in `<output_dir>/<group>`."""
     check_log_requirements(parse_log_option(cfg.log))
-    # one sweep at a time in a group: a second one is refused before it writes anything (torchrun's ranks share rank 0's lock)
-    with job_lock(group_dir(cfg), what='fine-tuning group', fix='wait for that sweep to end, or choose another --group'):
-        return _sweep(cfg, glue_tasks)
-
-def _sweep(cfg: FinetuneConfig, glue_tasks):
     check_group_config(cfg)
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
@@ -648,6 +643,11 @@ def _sweep(cfg: FinetuneConfig, glue_tasks):
         check_max_length(backbone.config, cfg.max_length, cfg.checkpoint)
         first = glue_tasks[todo[0][0]]
         if is_rank0(): check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
+    # one sweep at a time in a group: taken once the checks have passed, before the first write (torchrun's ranks share rank 0's)
+    with job_lock(group_dir(cfg), what='fine-tuning group', fix='wait for that sweep to end, or choose another --group'):
+        return _sweep(cfg, glue_tasks, todo, log)
+
+def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log):
     if is_rank0(): save_config(cfg, group_dir(cfg)/'config.json')
     trackers = make_trackers(cfg, group_dir(cfg), 0 if is_rank0() else 1)
     start = time.time()

@@ -63,7 +63,8 @@ def test_a_complete_cache_in_a_read_only_folder_is_used(tmp_path, can_mount):
 def test_an_unwritable_cache_dir_is_one_message(tmp_path, can_mount):
     "EACCES for real: the run as user nobody (root may write anywhere) into a cache folder nobody may not write."
     if shutil.which('setpriv') is None: pytest.skip('no setpriv on this machine')
-    probe = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', str(BIN/'python'), '-c', 'import electra_gdes'],
+    # the console script as the run starts it (in a path with a space it is a shell wrapper that execs the interpreter)
+    probe = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', str(BIN/'electra-pretrain'), '--help'],
                            capture_output=True, text=True, cwd='/')
     if probe.returncode != 0: pytest.skip(f'user nobody cannot run this environment here: {probe.stderr.strip()[-200:]}')
     import tempfile
