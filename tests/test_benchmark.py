@@ -2,6 +2,7 @@
 import importlib.util, json
 from pathlib import Path
 import pytest
+from electra_gdes.train import cpu_has_fast_bf16
 from electra_gdes.model import CPU_ATTENTION
 
 SCRIPT = Path(__file__).parents[1]/'scripts'/'benchmark.py'
@@ -30,7 +31,9 @@ def test_pretrain_and_finetune_sections(tmp_path, benchmark):
         # one timed batch of 4 examples: real tokens per second are its tokens over its step time
         assert x['tokens_per_s'] == pytest.approx(tiny['mean_length'] * 4 / x['sec_per_step'], rel=1e-6)
         assert x['speedup_vs_baseline'] == pytest.approx(x['tokens_per_s'] / v['baseline']['tokens_per_s'])
-        assert 0 < x['fraction_of_bf16_peak'] < x['fraction_of_fp32_peak']
+        assert 0 < x['fraction_of_bf16_peak']
+        # bf16's matmul peak is above fp32's only where the CPU multiplies bf16 natively (AVX512-BF16 / AMX)
+        if cpu_has_fast_bf16(): assert x['fraction_of_bf16_peak'] < x['fraction_of_fp32_peak']
     loop = tiny['learner']   # ours-bf16 inside pretrain_learner's loop: one timed step after the one that starts the timer
     assert len(loop['step_times']) == 1 and loop['sec_per_step'] > 0
     assert loop['hours_per_1M_steps'] == pytest.approx(loop['sec_per_step'] * 1e6 / 3600)
