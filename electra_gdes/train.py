@@ -190,7 +190,7 @@ def resolve_precision(precision: str, device) -> str:
     if device.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
     return 'bf16' if device.type == 'cpu' and cpu_has_fast_bf16() else 'fp32'
 
-def precision_callbacks(cfg: PretrainConfig, device='cpu') -> list:
+def precision_callbacks(cfg: PretrainConfig, device) -> list:
     "The mixed-precision callback for `cfg.precision` on `device` (none for fp32)."
     precision = resolve_precision(cfg.precision, device)
     return [] if precision == 'fp32' else [DeviceMixedPrecision(amp_mode=precision)]
@@ -561,9 +561,8 @@ def resume(learn) -> int:
     """Load the newest usable checkpoint of `learn.cfg.run_dir` if there is one; the step training goes on from. A
     checkpoint whose digest matches but that cannot be read back (it does not unpickle) or does not fit the model (another
     shape) is reported and skipped like a corrupt one: the one before it is loaded, which sets every weight again."""
-    run_dir, tried = learn.cfg.run_dir, False
+    run_dir = learn.cfg.run_dir
     for path in usable_checkpoints(run_dir):
-        tried = True
         try: step = load_checkpoint(learn, path)
         except CheckpointFormatError: raise
         except Exception as e:   # unpickling, size-mismatch and missing-key errors come in many types
@@ -573,7 +572,7 @@ def resume(learn) -> int:
             continue
         print(f'Resuming from {path} at step {step} of {learn.cfg.steps}.')
         return step
-    if tried or any((Path(run_dir)/'checkpoints').glob('step-*.pt')): raise _no_usable_checkpoint(run_dir)
+    if any((Path(run_dir)/'checkpoints').glob('step-*.pt')): raise _no_usable_checkpoint(run_dir)   # none loaded
     return 0
 
 # %% ../nbs/05_train.ipynb #c038
