@@ -2,7 +2,7 @@
 
 `load_squad(version, squad_dir, practice)` returns a `SquadSet`: the train and dev questions as rows in the layout of the hub's `rajpurkar/squad` (`id`, `title`, `context`, `question`, `answers` with `text` and `answer_start`), read from the official files (`train-v1.1.json` / `dev-v1.1.json`, or the v2.0 pair) by `read_squad_json`, from the hub, or from the offline practice set `make_practice_squad` writes from the default corpus.
 Every question is checked first (`check_squad_rows`): a file that is not JSON, not the official layout, an answer whose text is not the context at its `answer_start`, or a 2.0 file read as 1.1 is one `SquadDataError` listing each problem with its file and question id.
-`normalize_answer`, `exact_match`, `f1_v1` / `f1_v2`, `squad_v1_eval` and `squad_v2_eval` (with `find_best_thresh`) are the official evaluation scripts' metrics, rewritten here line for line; `write_json_atomic` writes `predictions.json` and `null_odds.json` in the official format.
+`normalize_answer`, `exact_match`, `f1_v1` / `f1_v2`, `squad_v1_eval` and `squad_v2_eval` (with `find_best_thresh`) are the official evaluation scripts' metrics, rewritten here line for line.
 
 Docs: https://electra-gdes.github.io/electra_gdes/squad_data.html.md"""
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections, json, os, random, re, shutil, string, sys, tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
-from .glue_data import atomic_file   # written through a temporary file, renamed into place
+# the standard library only at import: the script's --help and the metrics stay light (datasets, torch: inside functions)
 
 # %% auto #0
 __all__ = ['SQUAD_VERSIONS', 'SQUAD_FILES', 'SQUAD_FILE_VERSION', 'SQUAD_HUB', 'MAX_LISTED', 'PRACTICE_MARKER', 'PRACTICE_FOLDER',
@@ -21,8 +21,7 @@ __all__ = ['SQUAD_VERSIONS', 'SQUAD_FILES', 'SQUAD_FILE_VERSION', 'SQUAD_HUB', '
            'check_squad_rows', 'read_squad_json', 'SquadSet', 'load_squad', 'split_sentences', 'answer_candidates',
            'practice_question', 'is_practice_squad', 'make_practice_squad', 'practice_squad', 'normalize_answer',
            'exact_match', 'f1_v1', 'answer_tokens', 'f1_v2', 'gold_texts', 'squad_v1_eval', 'qid_to_has_ans',
-           'squad_v2_raw_scores', 'apply_no_ans_threshold', 'find_best_thresh', 'squad_v2_eval', 'write_json_atomic',
-           'squad_json_rows']
+           'squad_v2_raw_scores', 'apply_no_ans_threshold', 'find_best_thresh', 'squad_v2_eval', 'squad_json_rows']
 
 # %% ../nbs/12_squad_data.ipynb #c006
 SQUAD_VERSIONS = ('1.1', '2.0')
@@ -415,10 +414,6 @@ def squad_v2_eval(rows: list, predictions: dict, na_probs: dict | None = None, n
     return out
 
 # %% ../nbs/12_squad_data.ipynb #c034
-def write_json_atomic(obj, path) -> Path:
-    "`obj` as JSON at `path`, written to a temporary file and renamed into place."
-    return atomic_file(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
-
 def squad_json_rows(path, version: str) -> list:
     "The checked rows of one official SQuAD file (a `SquadDataError` naming each problem)."
     problems = []
