@@ -105,9 +105,12 @@ def format_squad_config(cfg: SquadConfig) -> str:
 # %% ../nbs/Finetune_SQuAD.ipynb #c017
 def run_squad(cfg: SquadConfig) -> str:
     "The sweep of `cfg` (checks first, nothing written on bad input), the summary, the best run exported; the result line, printed last."
+    from electra_gdes.squad_data import load_squad
+    # the data first: its module needs the standard library only, so that a bad file is reported in a second
+    squad = load_squad(cfg.version, cfg.squad_dir, cfg.practice and not cfg.squad_dir)
     from electra_gdes.glue_finetune import markdown_table
     from electra_gdes.squad_finetune import group_dir, squad_sweep
-    results, table, line = squad_sweep(cfg, log=lambda *a: print(*a, flush=True))
+    results, table, line = squad_sweep(cfg, log=lambda *a: print(*a, flush=True), squad=squad)
     print(f'{cfg.group}: dev scores ({len(results)} run(s))'); print(markdown_table(table))
     print(f'Summary written to {group_dir(cfg)} (summary.md, summary.csv, summary.png; predictions.json'
           f"{', null_odds.json' if cfg.version == '2.0' else ''} of the best run)")
@@ -143,7 +146,6 @@ def squad_config_from_args(args=None) -> SquadConfig:
 def main(args=None):
     "Entry point of `electra-squad`: every `SquadConfig` field is an option."
     cfg = squad_config_from_args(args)
-    from electra_gdes.glue_finetune import GlueSetupError
     from electra_gdes.run_lock import RunLockedError
     from electra_gdes.squad_data import SquadDataError
     print(format_squad_config(cfg), flush=True)
@@ -151,7 +153,11 @@ def main(args=None):
     except RunLockedError as e: print(f'electra-squad: error: {e}', file=sys.stderr); sys.exit(2)
     # bad data, an unusable checkpoint or tokenizer, a group of another recipe, a failed write: the message names the file
     # and the fix, a traceback would only hide it
-    except (SquadDataError, GlueSetupError, OSError) as e: sys.exit(f'electra-squad: error: {e}')
+    except (SquadDataError, OSError) as e: sys.exit(f'electra-squad: error: {e}')
+    except ValueError as e:   # GlueSetupError (SquadSetupError): its module is loaded once anything can raise one
+        setup_error = getattr(sys.modules.get('electra_gdes.glue_finetune'), 'GlueSetupError', ())
+        if isinstance(e, setup_error): sys.exit(f'electra-squad: error: {e}')
+        raise
 
 # %% ../nbs/Finetune_SQuAD.ipynb #c022
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

@@ -406,7 +406,7 @@ def squad_v2_eval(rows: list, predictions: dict, na_probs: dict | None = None, n
     f1 = apply_no_ans_threshold(f1_raw, probs, has_ans, na_prob_thresh)
     out = _eval_dict(exact, f1)
     for prefix, want in (('HasAns', True), ('NoAns', False)):
-        qids = [k for k, v in has_ans.items() if v is want]
+        qids = [k for k, v in has_ans.items() if v is want and k in exact]   # (the script stops at a missing one: KeyError)
         if qids: out.update({f'{prefix}_{k}': v for k, v in _eval_dict(exact, f1, qids).items()})
     if na_probs is not None:
         out['best_exact'], out['best_exact_thresh'] = find_best_thresh(predictions, exact_raw, na_probs, has_ans)

@@ -575,15 +575,15 @@ def result_line(name: str, metrics: dict, best: dict, n_runs: int) -> str:
         line += ' (' + ', '.join(parts) + f", no-answer threshold {metrics['null_threshold']:.3f})"
     return line + f" [best of {n_runs} run(s): run {best['run']}, seed {best['seed']}]"
 
-def squad_sweep(cfg, log=print) -> tuple:
-    "Every unfinished run of `cfg` after the checks; the results, the summary table and the result line."
+def squad_sweep(cfg, log=print, squad: SquadSet | None = None) -> tuple:
+    "Every unfinished run of `cfg` after the checks; the results, the summary table and the result line. `squad`: the set, if loaded."
     from electra_gdes.config import save_config
     check_group_config(cfg)
     quiet_progress_bars()
     done = finished_runs(cfg)
     todo = [i for i in range(cfg.runs) if i not in done]
     log(f'{len(done & set(range(cfg.runs)))} runs already finished, {len(todo)} to go')
-    squad = load_squad(cfg.version, cfg.squad_dir, cfg.practice and not cfg.squad_dir)
+    squad = squad or load_squad(cfg.version, cfg.squad_dir, cfg.practice and not cfg.squad_dir)
     model, tokenizer = squad_model(cfg.checkpoint)   # a discriminator with a fast tokenizer, and the QA head builds on it
     check_max_length(model.qa.config, cfg.max_length, cfg.checkpoint)
     del model

@@ -1,8 +1,9 @@
-"""Throughput of pretraining (RTD step, earlier kits' way vs ours), GLUE fine-tuning (dynamic vs fixed padding) and data.
+"""Throughput of pretraining (RTD step, earlier kits' way vs ours), GLUE and SQuAD fine-tuning (dynamic vs fixed padding) and data.
 
     python scripts/benchmark.py --threads 1                      # all three sections, writes bench_results.json
     python scripts/benchmark.py --sizes tiny --steps 2 --out /tmp/bench.json
     python scripts/benchmark.py --sections finetune data         # only the fine-tuning and data pipeline sections
+    python scripts/benchmark.py --sections squad --threads 1     # SQuAD windows: padded to 512 vs to the batch, batched by length
     python scripts/benchmark.py --sections host --threads 1      # host overhead of the real Learner step (--compile: compiled too)
     python scripts/benchmark.py --sections learner --sizes small --compile   # the real Learner's steps/s and MFU (a GPU)
 
@@ -54,6 +55,17 @@ shortest one); the JSON also has the rate over all steps and the median over bat
 timing, the eval-mode losses of one batch under the two paddings must
 agree to fp32 rounding (the attention mask makes padding invisible).
 
+Section `squad`: SQuAD fine-tuning windows per second (forward, span loss, backward, AdamW step) of an ELECTRA-small
+`SquadQA` built by the SQuAD code (`squad_model`) on a randomly initialised discriminator, on windows of the SQuAD 1.1
+training questions (`--squad-dir`, default the offline practice set) cut as the fine-tuning cuts them (`squad_features`:
+512 tokens, doc stride 128, questions of at most 64 tokens). Three variants on the same `--squad-steps` batches of
+windows and the same weights: `pad-512`, random batches with every window padded to 512 (what a fixed-shape loader
+does); `dynamic`, the same batches padded to their longest window; `length-grouped`, the same windows batched by length
+as the training loader batches them (`LengthGroupedBatches`), padded to their longest. Before timing, the eval-mode
+losses of one batch padded to 512 and not must agree to fp32 rounding (the answer mask makes padding invisible).
+Windows per second divide all windows by the sum of each batch's fastest of `--squad-repeats` steps; the ratios to
+`pad-512` are in the JSON and the printout.
+
 Section `data`: MB/s of building the pretraining dataset from the default corpus into a fresh temporary cache
 (`scripts/bench_data.py`'s measurement, ELECTRA's builder in one process by default).
 
@@ -79,7 +91,7 @@ peak (`BF16_SPEC_TFLOPS`, by device name; None for an unknown GPU or a CPU), hou
 reports these.
 """
 from __future__ import annotations
-import argparse, importlib.util, json, math, os, platform, random, statistics, sys, tempfile, time
+import argparse, importlib.util, json, math, os, platform, random, statistics, sys, tempfile, time, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -447,6 +459,67 @@ def bench_finetune(args, tokenizer) -> dict:
     res.update(speedup_dynamic_vs_fixed=dyn['examples_per_s'] / fixed['examples_per_s'],
                speedup_dynamic_vs_fixed_all_steps=dyn['examples_per_s_all_steps'] / fixed['examples_per_s_all_steps'],
                speedup_per_batch_median=statistics.median(f / d for f, d in zip(fixed['sec_per_batch'], dyn['sec_per_batch'])))
+    return res
+
+
+SQUAD_VARIANTS = ('pad-512', 'dynamic', 'length-grouped')
+
+
+def bench_squad(args, tokenizer) -> dict:
+    """SQuAD fine-tuning examples/s: every window padded to 512 (random batches) vs padded to the batch's longest (random
+    batches, then windows batched by length as `squad_dataloader` trains), on the same windows and weights."""
+    from electra_gdes.squad_data import load_squad
+    from electra_gdes.squad_finetune import (LengthGroupedBatches, span_loss, squad_collate, squad_features, squad_model)
+    cfg = pretrain_config('electra', args.squad_size)
+    with quiet_hf(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # the synthetic practice set says so once more
+        squad = load_squad('1.1', args.squad_dir, practice=not args.squad_dir, cache_dir=args.cache_dir)
+    feats = squad_features(squad.train, tokenizer, max_length=512, doc_stride=128, max_query_length=64)
+    bs, n_batches = args.batch_size, args.squad_steps + 1
+    if len(feats) < bs * n_batches:
+        raise ValueError(f'{len(feats)} SQuAD windows cannot fill {n_batches} batches of {bs}: pass fewer --squad-steps or a smaller --batch-size.')
+    sample = [feats[i] for i in random.Random(args.seed).sample(range(len(feats)), bs * n_batches)]
+    lengths = [len(f['input_ids']) for f in sample]
+    random_batches = [list(range(i, i + bs)) for i in range(0, len(sample), bs)]
+    grouped = list(LengthGroupedBatches(lengths, bs, seed=args.seed))   # one epoch of the training sampler over the sample
+    order = {'pad-512': random_batches, 'dynamic': random_batches, 'length-grouped': grouped}
+    batches = {v: [squad_collate([sample[i] for i in b], tokenizer.pad_token_id, 512 if v == 'pad-512' else None) for b in order[v]]
+               for v in SQUAD_VARIANTS}
+    batches = {v: [tuple(t.to(args.device) for t in b) for b in bb] for v, bb in batches.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(args.seed)
+        save_pretrained_atomic(MODEL_CLASSES['electra'][1](discriminator_config(cfg, tokenizer)), tokenizer, Path(tmp)/'discriminator')
+        models = {v: squad_model(Path(tmp)/'discriminator', seed=args.seed)[0].to(args.device) for v in SQUAD_VARIANTS}
+    for m in models.values(): set_attention(m, resolve_attention(args.attention, args.device))
+    res = dict(model=f'ELECTRA-{args.squad_size} discriminator (random init) + SquadQA span head', batch_size=bs, max_length=512, doc_stride=128,
+               data=str(squad.source), optimizer='torch.optim.AdamW(lr=1e-4, weight_decay=0.01)',
+               window_tokens=dict(mean=statistics.mean(lengths), median=statistics.median(lengths), max=max(lengths),
+                                  p95=sorted(lengths)[int(0.95 * len(lengths))], n=len(lengths)),
+               padded_length={v: [b[0].shape[1] for b in batches[v]] for v in SQUAD_VARIANTS})
+    with torch.no_grad():   # the answer mask makes padding invisible: the same loss padded to 512 or not
+        losses = {v: span_loss(models[v].eval()(*batches[v][0][:3]), batches[v][0][3]).item() for v in ('pad-512', 'dynamic')}
+    res.update(losses_eval=losses, loss_rel_diff=abs(losses['dynamic'] - losses['pad-512']) / abs(losses['pad-512']))
+    opts = {v: torch.optim.AdamW(m.train().parameters(), lr=1e-4, weight_decay=0.01) for v, m in models.items()}
+
+    def step(v, b):
+        span_loss(models[v](*b[:3]), b[3]).backward()
+        opts[v].step(); opts[v].zero_grad(set_to_none=True)
+
+    for v in SQUAD_VARIANTS: step(v, batches[v][0])   # warmup (allocations, AdamW state)
+    times = {v: [] for v in SQUAD_VARIANTS}   # per variant, per batch: its fastest of --squad-repeats steps
+    for i in tqdm(range(1, n_batches), desc=f'SQuAD batches ({len(SQUAD_VARIANTS)} variants x {args.squad_repeats})', file=sys.stdout):
+        for v in SQUAD_VARIANTS:   # the variants take turns on every batch, so that a change in the machine's load hits them alike
+            t_batch = []
+            for _ in range(args.squad_repeats):
+                sync(args.device); t = time.perf_counter()
+                step(v, batches[v][i])
+                sync(args.device); t_batch.append(time.perf_counter() - t)
+            times[v].append(min(t_batch))
+    n = bs * args.squad_steps
+    res['variants'] = {v: dict(sec_per_batch=times[v], examples_per_s=n / sum(times[v])) for v in SQUAD_VARIANTS}
+    base = res['variants']['pad-512']['examples_per_s']
+    res.update(speedup_dynamic_vs_pad512=res['variants']['dynamic']['examples_per_s'] / base,
+               speedup_length_grouped_vs_pad512=res['variants']['length-grouped']['examples_per_s'] / base)
     return res
 
 
@@ -834,7 +907,7 @@ def write_json_atomic(obj, path):
     os.replace(tmp, path)
 
 
-SECTIONS = ('pretrain', 'finetune', 'data', 'host', 'learner')
+SECTIONS = ('pretrain', 'finetune', 'squad', 'data', 'host', 'learner')
 
 
 def main(argv=None):
@@ -853,6 +926,10 @@ def main(argv=None):
     p.add_argument('--finetune-repeats', type=int, default=2, help='timed steps per variant on each fine-tuning batch')
     p.add_argument('--finetune-lengths', default='sst2-like', choices=['sst2-like', 'practice'],
                    help="fine-tuning sentences: SST-2-like word counts, or the practice suite's SST-2 sentences as they are")
+    p.add_argument('--squad-steps', type=int, default=4, help='timed SQuAD fine-tuning batches (squad)')
+    p.add_argument('--squad-repeats', type=int, default=2, help='timed steps per variant on each SQuAD batch (squad)')
+    p.add_argument('--squad-size', default='small', choices=['tiny', 'small', 'base'], help='ELECTRA preset of the squad section')
+    p.add_argument('--squad-dir', default='', help='SQuAD 1.1 folder (official layout) for the squad section; default: the practice set')
     p.add_argument('--data-builder', default='electra', choices=['electra', 'deberta'], help='example builder (data)')
     p.add_argument('--data-num-proc', type=int, default=1, help='processes building the dataset (data)')
     p.add_argument('--cache-dir', default='data_cache', help='where the default corpus and the GLUE practice suite are')
@@ -901,8 +978,8 @@ def main(argv=None):
         spec, out = args.host_worker
         host_worker(json.loads(Path(spec).read_text()), Path(out))
         return 0
-    if min(args.steps, args.finetune_steps, args.finetune_repeats) < 1:
-        p.error('--steps, --finetune-steps and --finetune-repeats must be at least 1')
+    if min(args.steps, args.finetune_steps, args.finetune_repeats, args.squad_steps, args.squad_repeats) < 1:
+        p.error('--steps, --finetune-steps, --finetune-repeats, --squad-steps and --squad-repeats must be at least 1')
     gpu = args.device.startswith('cuda')
     if args.threads: torch.set_num_threads(args.threads)
     load, cores = os.getloadavg()[0], os.cpu_count()
@@ -935,6 +1012,17 @@ def main(argv=None):
         print(f"  dynamic padding vs padding to 128: x{r['speedup_dynamic_vs_fixed']:.2f} (all steps x{r['speedup_dynamic_vs_fixed_all_steps']:.2f}, "
               f"median over batches x{r['speedup_per_batch_median']:.2f})")
         checks['finetune losses'] = r['loss_rel_diff'] < 1e-5
+    if 'squad' in args.sections:
+        r = results['squad'] = bench_squad(args, tokenizer)
+        t = r['window_tokens']
+        print(f"\nSQuAD fine-tuning, {r['model']}, batch {r['batch_size']} windows of {r['data']}: tokens per window "
+              f"mean {t['mean']:.1f}, median {t['median']}, p95 {t['p95']}, max {t['max']}")
+        print(f"  eval loss dynamic {r['losses_eval']['dynamic']:.6f} vs pad-512 {r['losses_eval']['pad-512']:.6f} (rel. diff {r['loss_rel_diff']:.1e})")
+        for v, x in r['variants'].items():
+            print(f"  {v:15s} {x['examples_per_s']:8.2f} windows/s (each batch's fastest step), padded lengths {r['padded_length'][v]}")
+        print(f"  padded to the batch's longest vs every window to 512: x{r['speedup_dynamic_vs_pad512']:.2f}; "
+              f"windows batched by length too: x{r['speedup_length_grouped_vs_pad512']:.2f}")
+        checks['squad losses'] = r['loss_rel_diff'] < 1e-5
     if 'data' in args.sections:
         r = results['data'] = bench_data_pipeline(args)
         print(f"\ndata pipeline ({r['builder']} builder, {r['num_proc']} process(es), default corpus {r['corpus_mb']} MB, fresh cache): "
