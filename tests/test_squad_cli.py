@@ -152,3 +152,25 @@ def test_question_longer_than_max_length(setup, tmp_path):
     msg = _main_error('--checkpoint', disc, '--squad_dir', bad, '--output_dir', tmp_path/'out', *SMALL)
     assert f"question(s) longer than --max_length 64 allows" in msg and f"question {qa['id']!r} has 71 tokens" in msg
     assert _untouched(tmp_path/'out')
+
+
+def test_hub_source_on_local_data(setup, monkeypatch):
+    "The hub path (`rajpurkar/squad_v2`) on a local DatasetDict in the hub's layout: the same rows, checked, not synthetic."
+    import datasets
+    from electra_gdes.squad_data import SquadDataError, load_squad
+    d, practice, *_ = setup
+    rows = {s: squad_json_rows(practice/f'{s}-v2.0.json', '2.0') for s in ('train', 'dev')}
+    hub = lambda rs: datasets.Dataset.from_list([{k: r[k] for k in ('id', 'title', 'context', 'question', 'answers')} for r in rs])
+    asked = []
+    def load_dataset(name, *a, **k):
+        asked.append(name)
+        return datasets.DatasetDict(train=hub(rows['train']), validation=hub(rows['dev']))
+    monkeypatch.setattr(datasets, 'load_dataset', load_dataset)
+    s = load_squad('2.0')
+    assert asked == ['rajpurkar/squad_v2'] and (s.source, s.synthetic, s.name) == ('rajpurkar/squad_v2', False, 'SQuAD v2.0')
+    assert [r['answers'] for r in s.dev] == [r['answers'] for r in rows['dev']] and len(s.train) == len(rows['train'])
+    rows['dev'][0] = dict(rows['dev'][0], id=rows['dev'][1]['id'])   # a duplicate id: named with the hub split
+    with pytest.raises(SquadDataError, match=r"rajpurkar/squad_v2 validation: question id .* appears twice"): load_squad('2.0')
+    monkeypatch.undo()
+    with pytest.raises(SquadDataError, match=r'(?s)Could not load SQuAD 1\.1 from the Hugging Face hub \(rajpurkar/squad\).*--squad_dir'):
+        load_squad('1.1')   # HF_DATASETS_OFFLINE=1 (conftest): fails at once, saying what to pass instead
