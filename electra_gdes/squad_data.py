@@ -17,11 +17,12 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['SQUAD_VERSIONS', 'SQUAD_FILES', 'SQUAD_FILE_VERSION', 'SQUAD_HUB', 'MAX_LISTED', 'PRACTICE_MARKER', 'PRACTICE_FOLDER',
-           'PRACTICE_SIZES', 'PRACTICE_VERSION', 'NUMBER', 'NAME', 'CUE_WORDS', 'SquadDataError', 'squad_rows',
-           'check_squad_rows', 'read_squad_json', 'SquadSet', 'load_squad', 'split_sentences', 'answer_candidates',
-           'practice_question', 'is_practice_squad', 'make_practice_squad', 'practice_squad', 'normalize_answer',
-           'exact_match', 'f1_v1', 'answer_tokens', 'f1_v2', 'gold_texts', 'squad_v1_eval', 'qid_to_has_ans',
-           'squad_v2_raw_scores', 'apply_no_ans_threshold', 'find_best_thresh', 'squad_v2_eval', 'squad_json_rows']
+           'PRACTICE_SIZES', 'PRACTICE_VERSION', 'NUMBER', 'NAME', 'CUE_WORDS', 'ANSWER_KINDS', 'SquadDataError',
+           'squad_rows', 'check_squad_rows', 'read_squad_json', 'SquadSet', 'load_squad', 'split_sentences',
+           'answer_candidates', 'pick_candidate', 'practice_question', 'is_practice_squad', 'make_practice_squad',
+           'practice_squad', 'normalize_answer', 'exact_match', 'f1_v1', 'answer_tokens', 'f1_v2', 'gold_texts',
+           'squad_v1_eval', 'qid_to_has_ans', 'squad_v2_raw_scores', 'apply_no_ans_threshold', 'find_best_thresh',
+           'squad_v2_eval', 'squad_json_rows']
 
 # %% ../nbs/12_squad_data.ipynb #c006
 SQUAD_VERSIONS = ('1.1', '2.0')
@@ -176,7 +177,7 @@ def load_squad(version: str, squad_dir='', practice=False, cache_dir='data_cache
 PRACTICE_MARKER = 'SYNTHETIC SQuAD practice set'
 PRACTICE_FOLDER = 'squad_practice_SYNTHETIC'
 PRACTICE_SIZES = dict(n_train=2000, n_dev=300)   # questions per split
-PRACTICE_VERSION = 1   # raised whenever the generator or the sizes change: an older set is written again
+PRACTICE_VERSION = 2   # raised whenever the generator or the sizes change: an older set is written again
 NUMBER = re.compile(r'\d+(?:,\d{3})*(?:\.\d+)?')
 NAME = re.compile(r'[A-Z][a-z]+(?: [A-Z][a-z]+)*')   # capitalised words (not at a sentence start)
 CUE_WORDS = (2, 4)   # words in the cue phrase before the answer
@@ -185,11 +186,19 @@ def split_sentences(text: str) -> list:
     "Sentences of `text` (split after . ! ?), whitespace collapsed."
     return [s for s in re.split(r'(?<=[.!?])\s+', re.sub(r'\s+', ' ', text).strip()) if s]
 
+ANSWER_KINDS = ('number', 'name')
+
 def answer_candidates(context: str, sentence_starts: set) -> list:
-    "(kind, start, end) of the numbers and of the names (capitalised words not opening a sentence) in `context`."
+    "(kind, start, end) of the numbers and of the names (capitalised words not opening a sentence, not an article) in `context`."
     out = [('number', m.start(), m.end()) for m in NUMBER.finditer(context)]
-    out += [('name', m.start(), m.end()) for m in NAME.finditer(context) if m.start() not in sentence_starts]
+    # 'The' or 'An' inside a sentence (after a colon, a quote) would be an answer the official metrics normalise away
+    out += [('name', m.start(), m.end()) for m in NAME.finditer(context) if m.start() not in sentence_starts and m.group() not in ('An', 'The')]
     return out
+
+def pick_candidate(cands: list, rng, kind: str):
+    "A random candidate of `kind`, or None."
+    of_kind = [c for c in cands if c[0] == kind]
+    return rng.choice(of_kind) if of_kind else None
 
 def practice_question(context: str, kind: str, start: int, end: int, rng, cue_words=CUE_WORDS):
     "A question about the answer `context[start:end]`: the number or name after a cue of 2-4 words; None if that cue is not unique."
@@ -207,6 +216,7 @@ def _paragraphs(doc_sentences, rng, long_share=0.1):
 def _make_split(docs, n_questions, rng, unanswerable_share, split):
     "Articles of `n_questions` questions (for SQuAD 2.0 with `unanswerable_share` of them unanswerable) from the documents `docs`."
     articles, made, tries, n_impossible = {}, 0, 0, 0
+    kinds = collections.Counter({k: 0 for k in ANSWER_KINDS})   # numbers and names equally often (names are far more frequent)
     while made < n_questions:
         tries += 1
         if tries > 50 * n_questions + 1000: raise ValueError(f"Only {made} of {n_questions} practice questions could be made from "
@@ -222,22 +232,25 @@ def _make_split(docs, n_questions, rng, unanswerable_share, split):
         if impossible:
             held_s = sents[held]
             cands = answer_candidates(held_s, {0} | {m.end() for m in re.finditer(r'[.!?] ', held_s)})
-            if not cands: continue
-            kind, s, e = rng.choice(cands)
+            c = pick_candidate(cands, rng, min(ANSWER_KINDS, key=lambda k: kinds[k]))
+            if c is None: continue
+            kind, s, e = c
             q = practice_question(held_s, kind, s, e, rng)
             if q is None or q.split('"')[1] in context or not answer_candidates(context, starts): continue
-            qas = [dict(id='', question=q, answers=[], is_impossible=True, plausible_answers=[])]
+            qas = [dict(id='', question=q, answers=[], is_impossible=True, plausible_answers=[], kind=kind)]
             n_impossible += 1
         else:
-            cands = answer_candidates(context, starts)
-            rng.shuffle(cands)
-            qas = []
-            for kind, s, e in cands[:rng.randint(1, 3)]:
+            cands, qas = answer_candidates(context, starts), []
+            for _ in range(rng.randint(1, 3)):
+                c = pick_candidate(cands, rng, min(ANSWER_KINDS, key=lambda k: kinds[k] + sum(q['kind'] == k for q in qas)))
+                if c is None: continue
+                kind, s, e = c
                 q = practice_question(context, kind, s, e, rng)
                 if q is not None and all(q != x['question'] for x in qas):
-                    qas.append(dict(id='', question=q, answers=[dict(text=context[s:e], answer_start=s)], is_impossible=False))
+                    qas.append(dict(id='', question=q, answers=[dict(text=context[s:e], answer_start=s)], is_impossible=False, kind=kind))
             if not qas: continue
         for qa in qas[:n_questions - made]:
+            kinds[qa.pop('kind')] += 1
             qa['id'] = f'synthetic-{split}-{made:06d}'; made += 1
             articles.setdefault(d, {}).setdefault(context, []).append(qa)
     return [dict(title=f'Practice article {d} (SYNTHETIC)', paragraphs=[dict(context=c, qas=q) for c, q in pars.items()])
