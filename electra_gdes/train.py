@@ -43,8 +43,9 @@ __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 
            'log_line', 'parse_log_line', 'shows_progress_bar', 'StepProgressCallback', 'RTDLogger', 'checkpoint_steps',
            'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'usable_checkpoints',
            'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback',
-           'CheckpointFormatError', 'load_checkpoint', 'RTDLearner', 'default_device', 'compile_step',
-           'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint', 'export_main']
+           'CheckpointFormatError', 'load_checkpoint', 'RTDLearner', 'default_device', 'link_torch_without_spaces',
+           'compile_step', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint',
+           'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -498,11 +499,29 @@ def default_device(rank=0) -> torch.device:
     "This process's device: its GPU (`cuda:<local rank>`) when there is one, else the CPU."
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
 
+def link_torch_without_spaces() -> str | None:
+    """On the CPU, inductor links its kernels with `-L<torch>/lib` unquoted (pytorch/pytorch#191010, torch <= 2.13), so a
+    torch installed under a path with a space (a clone in `~/My Projects`) fails to compile. Point inductor at a link to
+    torch's library folder from a path without one; returns that link (None when nothing needed changing)."""
+    import tempfile, torch.utils.cpp_extension as cpp
+    lib = cpp.TORCH_LIB_PATH
+    if not any(c.isspace() for c in lib): return None
+    link = Path(tempfile.gettempdir())/f'electra_gdes-torch-lib-{hashlib.sha256(lib.encode()).hexdigest()[:12]}'
+    if any(c.isspace() for c in str(link)): return None   # nowhere without a space to put the link: the error stays torch's
+    if not link.is_symlink():
+        try: link.symlink_to(lib, target_is_directory=True)
+        except FileExistsError: pass   # another process made it
+    cpp.TORCH_LIB_PATH = str(link)
+    return cpp.TORCH_LIB_PATH
+
 def compile_step(model, loss_func: RTDLoss, device):
     """Compile `model` (in place: checkpoints keep the plain parameter names) and `loss_func`'s arithmetic, each one graph
     with static shapes (`dynamic=False`); on a GPU with CUDA graphs (`mode='reduce-overhead'`), which replay a whole
-    forward or backward with one launch."""
+    forward or backward with one launch. Compilation happens at the first step, inside `DistributedDataParallel`'s
+    forward when `DDPCallback` has wrapped the model, so dynamo's DDPOptimizer splits the graphs at DDP's gradient buckets
+    (their all-reduce overlaps the backward) as when compiling after wrapping."""
     mode = 'reduce-overhead' if torch.device(device).type == 'cuda' else None
+    if torch.device(device).type == 'cpu': link_torch_without_spaces()
     model.compile(mode=mode, dynamic=False)
     loss_func.terms = torch.compile(RTDLoss.terms, mode=mode, dynamic=False)
 

@@ -14,7 +14,9 @@ Variants, all with the same model weights, batches, masks and sampling noise:
              labels -100 outside the mask), batches padded to max_length, eager fp32, torch.optim.AdamW
   ours-fp32  `RTDModel`: generator logits at masked positions only, batches padded to their longest example (fp32),
              the training code's optimiser (`adam_no_bias_correction` on the no-decay groups, multi-tensor step)
-  ours-bf16  the same under bf16 autocast
+  ours-bf16  the same under bf16 autocast; timed where the device multiplies bf16 natively (a GPU with bf16, a CPU
+             with AVX512-BF16 or AMX), elsewhere only with --bf16: emulated bf16 is tens of times slower than fp32, and
+             ours-fp32 is then the headline variant that the learner loop, --compile and the breakdown use
 Our variants use the attention and dropout implementation the training code picks by default (`--attention auto`,
 `model.resolve_attention`: on a CPU, eager attention and dropout masks from 31-bit random integers; SDPA on a GPU);
 the baseline keeps HF's default (SDPA, `F.dropout`).
@@ -28,14 +30,14 @@ them alike and as little as possible. Batches are drawn with ELECTRA's example
 builder (`electra_gdes.data`) from synthetic documents of random tokens: most examples fill max_length, 5% have a
 random target length, document ends flush short ones.
 
-With `--compile`, a fourth variant, ours-bf16 under `torch.compile` (as `--compile` trains), is compiled once (its
-compile time is reported), checked against the eager bf16 loss and timed with the others.
-Then (`--learner`, on by default) the ours-bf16 step runs inside the real training loop, `pretrain_learner` with its
+With `--compile`, a fourth variant, the headline one under `torch.compile` (as `--compile` trains), is compiled once (its
+compile time is reported), checked against the eager loss at its precision and timed with the others.
+Then (`--learner`, on by default) the headline step runs inside the real training loop, `pretrain_learner` with its
 default callbacks (masking on the device, schedule, clipping, non-finite and preemption checks, logging) on the same
-synthetic examples: the loop's own overhead shows as the gap to the bare ours-bf16 step. Steps per second and the
+synthetic examples: the loop's own overhead shows as the gap to the bare step. Steps per second and the
 projected hours for 1M steps (at the benchmark's batch size) are in the JSON and the printout.
 
-After timing, one step of each variant named by `--breakdown` (default: ours-bf16) runs under torch's profiler: the
+After timing, one step of each variant named by `--breakdown` (default: the headline variant) runs under torch's profiler: the
 JSON and the printout give the time of forward+backward and of the optimizer step, and the share of the ops' own time
 that goes to matrix products, random numbers (dropout masks and Gumbel noise), copies and casts, softmax, GELU and
 LayerNorm, and everything else, with the top ops by name: what takes the time the matrix products do not.
@@ -106,7 +108,7 @@ from tqdm.auto import tqdm
 
 from electra_gdes.config import ATTENTIONS, PRECISIONS, pretrain_config
 from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
-from electra_gdes.train import fit_steps, pretrain_learner
+from electra_gdes.train import cpu_has_fast_bf16, fit_steps, pretrain_learner
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_finetune import glue_classifier, quiet_hf
 from electra_gdes.model import (MODEL_CLASSES, build_rtd_model, discriminator_config, resolve_attention,
@@ -189,8 +191,15 @@ def ours_forward(model, b, rng) -> tuple[torch.Tensor, RTDOutput]:
 
 
 VARIANTS = {'baseline': ('baseline', baseline_forward, None), 'ours-fp32': ('ours', ours_forward, None),
-            'ours-bf16': ('ours', ours_forward, torch.bfloat16), 'ours-bf16-compiled': ('ours', ours_forward, torch.bfloat16)}
-COMPILED = 'ours-bf16-compiled'   # measured with --compile only: torch.compile of the whole RTD model (cfg.compile)
+            'ours-bf16': ('ours', ours_forward, torch.bfloat16),
+            # measured with --compile only: torch.compile of the whole RTD model (cfg.compile), at the headline precision
+            'ours-bf16-compiled': ('ours', ours_forward, torch.bfloat16), 'ours-fp32-compiled': ('ours', ours_forward, None)}
+
+def headline(args) -> str:
+    "Our variant that the learner loop, the compiled variant and the breakdown use: bf16 where the device has it (--bf16)."
+    return 'ours-bf16' if args.bf16 else 'ours-fp32'
+
+def compiled_variant(args) -> str: return headline(args) + '-compiled'
 
 
 def attention_of(variant, device, attention='auto') -> str:
@@ -283,11 +292,12 @@ class StepTimer(Callback):
 
 
 def bench_learner(size, args, tokenizer) -> dict:
-    """The ours-bf16 step inside the real training loop: `pretrain_learner` (default callbacks: masking on the device,
-    schedule, clipping, non-finite and preemption checks, logging) on the same synthetic examples, no checkpoints."""
+    """The headline step (ours-bf16, or ours-fp32 with --no-bf16) inside the real training loop: `pretrain_learner`
+    (default callbacks: masking on the device, schedule, clipping, non-finite and preemption checks, logging) on the same
+    synthetic examples, no checkpoints."""
     n = args.warmup + args.steps + 1          # the first step only starts the timer
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = pretrain_config('electra', size, embedding_sharing=args.sharing, precision='bf16', attention=args.attention,
+        cfg = pretrain_config('electra', size, embedding_sharing=args.sharing, precision='bf16' if args.bf16 else 'fp32', attention=args.attention,
                               batch_size=args.batch_size, steps=n, warmup_steps=1, checkpoint_fractions=(1.0,), output_dir=tmp,
                               log_every=n, seed=args.seed)
         examples = synthetic_examples(tokenizer, args.batch_size * n, cfg.max_length, args.seed)
@@ -303,7 +313,8 @@ def bench_learner(size, args, tokenizer) -> dict:
 
 def bench_size(size, args, tokenizer) -> dict:
     cfg = pretrain_config('electra', size, embedding_sharing=args.sharing)
-    variants = [v for v in VARIANTS if args.compile or v != COMPILED]
+    COMPILED, ours = compiled_variant(args), headline(args)
+    variants = ['baseline', 'ours-fp32', *(['ours-bf16'] if args.bf16 else []), *([COMPILED] if args.compile else [])]
     batches = make_batches(cfg, tokenizer, args.batch_size, args.warmup + args.steps, args.device, args.seed)
     check = fresh_model(cfg, tokenizer, args.device).eval()
     losses = {v: loss_of(v, check, batches[0], args.device, args.attention) for v in variants if v != COMPILED}
@@ -315,8 +326,9 @@ def bench_size(size, args, tokenizer) -> dict:
                mean_length=sum(b['tokens'] for b in batches) / (len(batches) * args.batch_size),
                padded_length=[b['ours']['ids'].shape[1] for b in batches], losses_eval=losses,
                fp32_loss_rel_diff=abs(losses['ours-fp32'] - losses['baseline']) / abs(losses['baseline']),
-               bf16_loss_rel_diff=abs(losses['ours-bf16'] - losses['ours-fp32']) / abs(losses['ours-fp32']), variants={})
-    if args.compile: res['compiled_loss_rel_diff'] = abs(losses[COMPILED] - losses['ours-bf16']) / abs(losses['ours-bf16'])
+               bf16_loss_rel_diff=abs(losses['ours-bf16'] - losses['ours-fp32']) / abs(losses['ours-fp32']) if args.bf16 else None,
+               variants={})
+    if args.compile: res['compiled_loss_rel_diff'] = abs(losses[COMPILED] - losses[ours]) / abs(losses[ours])
     models = {v: set_attention(fresh_model(cfg, tokenizer, args.device), attention_of(v, args.device, args.attention)).train()
               for v in variants}
     opts = {v: pretrain_opt_func(cfg)(no_decay_param_groups(m), lr=cfg.lr) if VARIANTS[v][0] == 'ours' else
@@ -324,7 +336,7 @@ def bench_size(size, args, tokenizer) -> dict:
                                  weight_decay=cfg.weight_decay) for v, m in models.items()}
     flops = {v: step_flops(v, models[v], batches[0], args.device) for v in variants if v != COMPILED}
     if args.compile:
-        flops[COMPILED] = flops['ours-bf16']   # the same math; the counter does not see inside compiled graphs
+        flops[COMPILED] = flops[ours]   # the same math; the counter does not see inside compiled graphs
         models[COMPILED].compile()
         t = time.perf_counter()
         train_step(COMPILED, models[COMPILED], opts[COMPILED], batches[0], args.device)   # compiles forward and backward
@@ -920,8 +932,13 @@ def main(argv=None):
                    help='also time ours-bf16 under torch.compile (as --compile trains), after compiling it once (minutes on a CPU)')
     p.add_argument('--learner', action=argparse.BooleanOptionalAction, default=True,
                    help='also time ours-bf16 inside the fastai training loop (pretrain_learner), after the three variants')
-    p.add_argument('--breakdown', nargs='*', default=['ours-bf16'], choices=list(VARIANTS),
-                   help="variants whose step is profiled after timing, to show what its time goes to (none: no profile)")
+    p.add_argument('--breakdown', nargs='*', default=None, choices=list(VARIANTS),
+                   help="variants whose step is profiled after timing, to show what its time goes to (default: the headline "
+                        "variant, ours-bf16 or ours-fp32; none: no profile)")
+    p.add_argument('--bf16', action=argparse.BooleanOptionalAction, default=None,
+                   help='time the ours-bf16 variant and make it the headline (learner loop, --compile, breakdown); default: '
+                        'where the device multiplies bf16 natively (a GPU; a CPU with AVX512-BF16 or AMX), since elsewhere '
+                        'bf16 is emulated, tens of times slower than fp32')
     p.add_argument('--finetune-steps', type=int, default=8, help='timed fine-tuning batches')
     p.add_argument('--finetune-repeats', type=int, default=2, help='timed steps per variant on each fine-tuning batch')
     p.add_argument('--finetune-lengths', default='sst2-like', choices=['sst2-like', 'practice'],
@@ -980,6 +997,8 @@ def main(argv=None):
         return 0
     if min(args.steps, args.finetune_steps, args.finetune_repeats, args.squad_steps, args.squad_repeats) < 1:
         p.error('--steps, --finetune-steps, --finetune-repeats, --squad-steps and --squad-repeats must be at least 1')
+    if args.bf16 is None: args.bf16 = torch.cuda.is_bf16_supported() if args.device.startswith('cuda') else cpu_has_fast_bf16()
+    if args.breakdown is None: args.breakdown = [headline(args)]
     gpu = args.device.startswith('cuda')
     if args.threads: torch.set_num_threads(args.threads)
     load, cores = os.getloadavg()[0], os.cpu_count()
@@ -998,7 +1017,7 @@ def main(argv=None):
             raise SystemExit(f'the pretrain section needs internals the library no longer has ({RTD_INTERNALS_ERROR}); '
                              'the host section needs only its public API (--sections host)')
         results.update(run_pretrain(args, tokenizer))
-        checks['pretrain losses'] = all(r['fp32_loss_rel_diff'] < 1e-5 and r['bf16_loss_rel_diff'] < 1e-2
+        checks['pretrain losses'] = all(r['fp32_loss_rel_diff'] < 1e-5 and (r['bf16_loss_rel_diff'] or 0) < 1e-2
                                         and r.get('compiled_loss_rel_diff', 0) < 1e-2 for r in results['sizes'].values())
     if 'finetune' in args.sections:
         r = results['finetune'] = bench_finetune(args, tokenizer)
@@ -1046,17 +1065,24 @@ def run_pretrain(args, tokenizer) -> dict:
     "The pretraining section: every size of `args.sizes`, with the matmul peaks measured before and after."
     gpu = args.device.startswith('cuda')
     n = 8192 if gpu else 2048
-    measure_peaks = lambda: {'fp32': matmul_peak(torch.float32, args.device, n), 'bf16': matmul_peak(torch.bfloat16, args.device, n)}
+    # a CPU without native bf16 (no AVX512-BF16 / AMX) multiplies bf16 ~50x slower than fp32: a 2048 cube would take
+    # minutes there, and 512 already shows its (low) rate
+    n_bf16 = n if gpu or cpu_has_fast_bf16() else 512
+    measure_peaks = lambda: {'fp32': matmul_peak(torch.float32, args.device, n), 'bf16': matmul_peak(torch.bfloat16, args.device, n_bf16)}
     before = measure_peaks()
     print(f"matmul peak fp32 {before['fp32'] / 1e9:.0f} GFLOP/s, bf16 {before['bf16'] / 1e9:.0f} GFLOP/s")
+    if not args.bf16:
+        print('ours-bf16 not timed: this device has no native bf16 matmul (see the peaks); ours-fp32 is the headline '
+              'variant (--bf16 times bf16 anyway)')
     results = dict(steps=args.steps, warmup=args.warmup, sizes={})
     for size in args.sizes:
         r = results['sizes'][size] = bench_size(size, args, tokenizer)
         print(f"ELECTRA-{size}, batch {r['batch_size']}, mean length {r['mean_length']:.1f} of {r['max_length']}, "
               f"eval losses {', '.join(f'{k} {v:.6f}' for k, v in r['losses_eval'].items())}")
-        print(f"  fp32 loss rel. diff ours vs baseline {r['fp32_loss_rel_diff']:.1e}; bf16 vs fp32 {r['bf16_loss_rel_diff']:.1e}")
+        print(f"  fp32 loss rel. diff ours vs baseline {r['fp32_loss_rel_diff']:.1e}"
+              + (f"; bf16 vs fp32 {r['bf16_loss_rel_diff']:.1e}" if r['bf16_loss_rel_diff'] is not None else ''))
         if 'compile_seconds' in r:
-            print(f"  torch.compile: {r['compile_seconds']:.0f} s to compile; loss rel. diff compiled vs eager bf16 {r['compiled_loss_rel_diff']:.1e}")
+            print(f"  torch.compile: {r['compile_seconds']:.0f} s to compile; loss rel. diff compiled vs eager {r['compiled_loss_rel_diff']:.1e}")
     # the peak is measured before and after (best of both), so that other load on the machine at one moment counts less
     after = measure_peaks()
     peaks = {k: max(before[k], after[k]) for k in before}
@@ -1073,9 +1099,9 @@ def run_pretrain(args, tokenizer) -> dict:
                   f"{100 * v['fraction_of_fp32_peak']:.0f}% of fp32 / {100 * v['fraction_of_bf16_peak']:.0f}% of bf16 peak")
         if 'learner' in r:
             x = r['learner']
-            print(f"  ours-bf16 in the fastai training loop (masking, callbacks, data loading included): {x['sec_per_step']:.3f} s/step "
+            print(f"  {headline(args)} in the fastai training loop (masking, callbacks, data loading included): {x['sec_per_step']:.3f} s/step "
                   f"{x['tokens_per_s']:9.0f} tok/s  x{x['speedup_vs_baseline']:.2f}")
-        best = r.get('learner', r['variants']['ours-bf16'])
+        best = r.get('learner', r['variants'][headline(args)])
         print(f"  at {best['steps_per_s']:.2f} steps/s (batch {r['batch_size']}), 1M steps take {best['hours_per_1M_steps']:.0f} h")
         for name, b in r['breakdown'].items():
             print(f"  {name}: where a step's time goes (one profiled step: forward+backward {b['forward_backward_s']:.3f} s, "

@@ -13,20 +13,29 @@ def benchmark():
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     return mod
 
-def test_pretrain_and_finetune_sections(tmp_path, benchmark):
+# bf16 is timed where this CPU multiplies it natively (AVX512-BF16 / AMX); elsewhere it is emulated, tens of times slower
+BF16 = cpu_has_fast_bf16()
+OURS = 'ours-bf16' if BF16 else 'ours-fp32'
+
+def test_pretrain_and_finetune_sections(tmp_path, benchmark, capsys):
     out = tmp_path/'bench.json'
     rc = benchmark.main(['--sections', 'pretrain', 'finetune', '--sizes', 'tiny', '--steps', '1', '--batch-size', '4',
-                         '--finetune-steps', '1', '--finetune-repeats', '1', '--breakdown', 'ours-bf16', 'baseline',
+                         '--finetune-steps', '1', '--finetune-repeats', '1', '--breakdown', OURS, 'baseline',
                          '--cache-dir', str(tmp_path/'cache'), '--out', str(out)])
     assert rc == 0   # the losses of the variants agreed (fp32 to 1e-5, bf16 to 1e-2; fine-tuning paddings to 1e-5)
     res = json.loads(out.read_text())
     tiny = res['sizes']['tiny']
-    assert tiny['fp32_loss_rel_diff'] < 1e-5 and tiny['bf16_loss_rel_diff'] < 1e-2
+    assert tiny['fp32_loss_rel_diff'] < 1e-5
     v = tiny['variants']
-    # the baseline computes generator logits at every position: more FLOPs than ours, whose two variants do the same work
+    assert set(v) == {'baseline', 'ours-fp32', *(['ours-bf16'] if BF16 else [])}
+    if BF16:
+        assert tiny['bf16_loss_rel_diff'] < 1e-2
+        assert v['ours-fp32']['flops_per_step'] == pytest.approx(v['ours-bf16']['flops_per_step'], rel=1e-3)
+    else:
+        assert tiny['bf16_loss_rel_diff'] is None and 'ours-bf16 not timed' in capsys.readouterr().out
+    # the baseline computes generator logits at every position: more FLOPs than ours
     assert v['baseline']['flops_per_step'] > v['ours-fp32']['flops_per_step'] > 0
-    assert v['ours-fp32']['flops_per_step'] == pytest.approx(v['ours-bf16']['flops_per_step'], rel=1e-3)
-    assert v['ours-bf16']['attention'] == v['ours-fp32']['attention'] == CPU_ATTENTION and v['baseline']['attention'] == 'sdpa'
+    assert v[OURS]['attention'] == v['ours-fp32']['attention'] == CPU_ATTENTION and v['baseline']['attention'] == 'sdpa'
     for x in v.values():
         # one timed batch of 4 examples: real tokens per second are its tokens over its step time
         assert x['tokens_per_s'] == pytest.approx(tiny['mean_length'] * 4 / x['sec_per_step'], rel=1e-6)
@@ -34,11 +43,11 @@ def test_pretrain_and_finetune_sections(tmp_path, benchmark):
         assert 0 < x['fraction_of_bf16_peak']
         # bf16's matmul peak is above fp32's only where the CPU multiplies bf16 natively (AVX512-BF16 / AMX)
         if cpu_has_fast_bf16(): assert x['fraction_of_bf16_peak'] < x['fraction_of_fp32_peak']
-    loop = tiny['learner']   # ours-bf16 inside pretrain_learner's loop: one timed step after the one that starts the timer
+    loop = tiny['learner']   # the headline variant inside pretrain_learner's loop: one timed step after the one that starts the timer
     assert len(loop['step_times']) == 1 and loop['sec_per_step'] > 0
     assert loop['hours_per_1M_steps'] == pytest.approx(loop['sec_per_step'] * 1e6 / 3600)
     assert loop['speedup_vs_baseline'] == pytest.approx(loop['tokens_per_s'] / v['baseline']['tokens_per_s'])
-    assert set(tiny['breakdown']) == {'ours-bf16', 'baseline'}
+    assert set(tiny['breakdown']) == {OURS, 'baseline'}
     for b in tiny['breakdown'].values():
         assert sum(b['groups_s'].values()) == pytest.approx(b['op_time_s'])
         assert b['groups_s']['matrix products'] > 0 and b['optimizer_s'] > 0
@@ -47,15 +56,15 @@ def test_pretrain_and_finetune_sections(tmp_path, benchmark):
     assert all(n == 128 for n in ft['padded_length']['fixed-128']) and max(ft['padded_length']['dynamic']) <= 128
 
 def test_compiled_variant(tmp_path, benchmark):
-    "--compile: the RTD model under torch.compile (as `--compile` trains it) gives the eager bf16 loss and is timed too."
+    "--compile: the RTD model under torch.compile (as `--compile` trains it) gives the eager loss at its precision and is timed too."
     out = tmp_path/'bench.json'
     rc = benchmark.main(['--sections', 'pretrain', '--sizes', 'tiny', '--steps', '1', '--batch-size', '4', '--compile',
                          '--no-learner', '--breakdown', '--cache-dir', str(tmp_path/'cache'), '--out', str(out)])
     assert rc == 0
     tiny = json.loads(out.read_text())['sizes']['tiny']
     assert tiny['compiled_loss_rel_diff'] < 1e-2 and tiny['compile_seconds'] > 0
-    x = tiny['variants']['ours-bf16-compiled']
-    assert x['sec_per_step'] > 0 and x['flops_per_step'] == tiny['variants']['ours-bf16']['flops_per_step']
+    x = tiny['variants'][OURS + '-compiled']
+    assert x['sec_per_step'] > 0 and x['flops_per_step'] == tiny['variants'][OURS]['flops_per_step']
     assert 'learner' not in tiny and tiny['breakdown'] == {}
 
 def test_host_section(tmp_path):

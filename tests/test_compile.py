@@ -64,3 +64,54 @@ def test_compiled_learner_pads_to_max_length_and_compiles_model_and_loss(tmp_pat
     assert learn.loss_func.terms is not RTDLoss.terms                  # the loss's arithmetic compiled too
     plain = pretrain_learner(tiny_pretrain_cfg(tmp_path, max_length=MAX_LENGTH, run_name='plain'), ds, tok, device=torch.device('cpu'))
     assert next(iter(plain.dls.train))[0].shape[1] < MAX_LENGTH         # not compiled: dynamic padding, as before
+
+def test_compiled_under_ddp_the_graphs_are_split_at_ddps_buckets(tmp_path, monkeypatch):
+    """`compile_step` compiles in place before `DDPCallback` wraps the model; the compilation happens at the first step,
+    inside DDP's forward, so dynamo's DDPOptimizer splits the graph at the gradient buckets (each bucket's all-reduce can
+    start while the backward goes on), as compiling the wrapped model would. A one-process gloo group; dynamo's `eager`
+    backend instead of inductor (seconds, not minutes: what is checked is where dynamo cuts, not the kernels)."""
+    import torch.distributed as dist
+    from torch._dynamo.backends.distributed import DDPOptimizer
+    from electra_gdes.distributed import DDPCallback, RTDDataParallel
+    plain_compile = torch.compile   # nn.Module.compile calls it too
+    monkeypatch.setattr(torch, 'compile', lambda f, **kw: plain_compile(f, backend='eager', dynamic=False))
+    splits = []
+    compile_fn = DDPOptimizer.compile_fn
+    def counting(self, gm, inputs):
+        splits.append(self.bucket_bytes_cap)
+        return compile_fn(self, gm, inputs)
+    monkeypatch.setattr(DDPOptimizer, 'compile_fn', counting)
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1'); monkeypatch.setenv('MASTER_PORT', str(29500 + __import__('os').getpid() % 1000))
+    dynamo.reset()
+    dist.init_process_group('gloo', rank=0, world_size=1)
+    try:
+        tok, ds = word_level_data()
+        cfg = tiny_pretrain_cfg(tmp_path, max_length=MAX_LENGTH, compile=True, steps=2)
+        learn = pretrain_learner(cfg, ds, tok, device=torch.device('cpu'), cbs=[DDPCallback()])
+        wrapped = []
+        learn.add_cb(type('Peek', (__import__('fastai.callback.core', fromlist=['Callback']).Callback,),
+                          {'before_batch': lambda self: wrapped.append(isinstance(self.learn.model, RTDDataParallel))})())
+        learn.fit(1)
+    finally:
+        dist.destroy_process_group(); dynamo.reset()
+    assert wrapped and all(wrapped)            # the steps ran wrapped in DDP
+    # DDP's default buckets (25 MiB) sized the split: the compiler saw the DDP it ran under
+    assert splits and set(splits) == {25 * 1024 * 1024}, 'the compiled model did not go through the DDPOptimizer: it was compiled outside DDP'
+
+def test_inductor_links_torch_from_a_path_without_spaces(tmp_path, monkeypatch):
+    """A clone under a path with a space (`~/My Projects/...`): inductor's unquoted `-L<torch>/lib` would split there, so
+    `link_torch_without_spaces` points it at a link without spaces to the same folder; nothing changes otherwise."""
+    import os, torch.utils.cpp_extension as cpp
+    from electra_gdes.train import link_torch_without_spaces
+    real = cpp.TORCH_LIB_PATH
+    plain = tmp_path/'torch_lib'
+    plain.symlink_to(real, target_is_directory=True)
+    monkeypatch.setattr(cpp, 'TORCH_LIB_PATH', str(plain))
+    assert link_torch_without_spaces() is None and cpp.TORCH_LIB_PATH == str(plain)   # no space: left as it is
+    spaced = tmp_path/'My Projects'/'lib'
+    spaced.parent.mkdir(); spaced.symlink_to(real, target_is_directory=True)
+    monkeypatch.setattr(cpp, 'TORCH_LIB_PATH', str(spaced))
+    link = link_torch_without_spaces()
+    assert link == cpp.TORCH_LIB_PATH and not any(c.isspace() for c in link)
+    assert os.path.samefile(link, real) and os.path.isfile(os.path.join(link, 'libtorch_cpu.so'))
+    assert link_torch_without_spaces() is None   # made once: the second call finds nothing to change
