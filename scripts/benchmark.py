@@ -116,7 +116,7 @@ from electra_gdes.model import (MODEL_CLASSES, build_rtd_model, discriminator_co
 from electra_gdes.optim import no_decay_param_groups, pretrain_opt_func
 try:   # internals of the RTD step that only the `pretrain` section uses; the `host` section needs the public API only
     from electra_gdes.model import RTDOutput
-    from electra_gdes.rtd import RTDLoss, mask_tokens, rtd_labels
+    from electra_gdes.rtd import RTDLoss, mask_tokens, masked_positions, masked_slots, rtd_labels
     RTD_INTERNALS_ERROR = None
 except ImportError as e: RTD_INTERNALS_ERROR = e
 
@@ -166,7 +166,9 @@ def make_batches(cfg, tokenizer, batch_size: int, n_batches: int, device: str, s
         fixed = dict(ids=full(ids, tokenizer.pad_token_id), attn=full(attn, 0), tt=full(tt, 0),
                      masked=full(masked, tokenizer.pad_token_id), is_masked=full(is_masked, False))
         batches.append(dict(ours={k: v.to(device) for k, v in dyn.items()},
-                            baseline={k: v.to(device) for k, v in fixed.items()},
+                            # the baseline draws its samples in ours' slot layout: the same noise, the same samples
+                            baseline={**{k: v.to(device) for k, v in fixed.items()},
+                                      'slots': masked_slots(cfg.mask_prob, cfg.max_length, ids.shape[1])},
                             tokens=int(attn.sum()), seed=seed + i))
     return batches
 
@@ -177,8 +179,11 @@ def baseline_forward(model, b, rng) -> tuple[torch.Tensor, None]:
     logits = gen(b['masked'], attention_mask=b['attn'], token_type_ids=b['tt']).logits           # [B, L, V]
     labels = b['ids'].masked_fill(~b['is_masked'], -100)
     mlm = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.view(-1), ignore_index=-100)
-    sampled = model.sample(logits[b['is_masked']].detach(), cfg.temperature, rng)
-    disc_input = b['masked'].masked_scatter(b['is_masked'], sampled)
+    # sampled at the masked positions laid out as ours lays them out ([batch, slots]), so that one generator's noise
+    # gives both the same samples and the losses can be compared
+    positions, valid = masked_positions(b['is_masked'], b['slots'])
+    sampled = model.sample(logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1])).detach().float(), cfg.temperature, rng)
+    disc_input = b['masked'].scatter(1, positions, torch.where(valid, sampled, b['masked'].gather(1, positions)))
     disc_logits = disc(disc_input, attention_mask=b['attn'], token_type_ids=b['tt']).logits
     real = b['attn'].bool()
     disc_loss = F.binary_cross_entropy_with_logits(disc_logits[real].float(), rtd_labels(disc_input, b['ids'])[real].float())
