@@ -10,7 +10,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/finetune_squad.html.md"""
 
 # %% ../nbs/Finetune_SQuAD.ipynb #c003
 from __future__ import annotations
-import argparse, json, os, sys
+import os, sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK

@@ -1,4 +1,4 @@
-"""Extractive question answering on a pretrained discriminator: overlapping windows with character offsets, the span head and its loss, layer-wise decayed fine-tuning, n-best span search, the SQuAD 2.0 no-answer score and threshold, seeded runs, best-run selection and the export `pipeline('question-answering')` loads.
+"""Extractive question answering on a pretrained discriminator: overlapping windows with character offsets, the span head and its loss, layer-wise decayed fine-tuning, n-best span search, the SQuAD 2.0 no-answer score and threshold, seeded runs, best-run selection and an export that `pipeline('question-answering', trust_remote_code=True)` loads.
 
 `squad_features` turns questions into model inputs as ELECTRA's (and BERT's) SQuAD code does: the question cut to `max_query_length` tokens, the context split into windows of `max_length` tokens whose starts are `doc_stride` tokens apart, each window `[CLS] question [SEP] context part [SEP]` with the character offsets of its context tokens and, per token, whether this window gives it its longest context (`max_context_masks`); training labels are the answer's token span, or [CLS] when the window does not hold it.
 `SquadQA` is transformers' `AutoModelForQuestionAnswering` (a linear start/end head) with ELECTRA's answer mask (only [CLS] and context tokens can be predicted), trained by `squad_learner` with the GLUE recipe's layer-wise learning rates, schedule and optimiser on batches of windows of similar length (`LengthGroupedBatches`, padded to the batch's longest).
@@ -11,9 +11,9 @@ Docs: https://electra-gdes.github.io/electra_gdes/squad_finetune.html.md"""
 
 # %% ../nbs/13_squad_finetune.ipynb #c003
 from __future__ import annotations
-import json, math, shutil, time, warnings
+import json, math, shutil, time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
