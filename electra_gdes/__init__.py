@@ -30,6 +30,7 @@ Modules:
 - `electra_gdes.config`: One config object per job, with presets per backbone and size, shared by the notebooks and the command-line scripts.
 - `electra_gdes.data`: Corpora, tokenizers, the ELECTRA and DeBERTa example builders, and the Arrow cache of pretraining examples.
 - `electra_gdes.distributed`: Data-parallel pretraining and fine-tuning with `torchrun` and PyTorch DDP, on one machine or several: rank 0 builds the data and writes everything, every rank trains on its own shard, and checkpoints resume with any number of processes.
+- `electra_gdes.files`: Writing files and folders so that a fault (a full disk, a read-only or unwritable folder) leaves every earlier file as it was, no temporary file behind, and one message that names the path and the fix.
 - `electra_gdes.finetune`: Fine-tune the discriminator on every GLUE task, pick the best runs and write the test submission; then the `electra-finetune` script.
 - `electra_gdes.glue_data`: The nine GLUE tasks from the Hugging Face hub, from the official GLUE download, or from an offline synthetic practice suite, all in one format; BERT-style pair truncation, `double_unordered` and tokenization.
 - `electra_gdes.glue_finetune`: The ELECTRA fine-tuning recipe: the classification head, layer-wise learning-rate decay, the simultaneous warmup/decay schedule, GLUE metrics, seeded runs with a results file, best-run selection, the summary table and test predictions.

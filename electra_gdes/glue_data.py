@@ -2,7 +2,7 @@
 
 `load_glue(task, ...)` returns a `GlueTask`: train, dev and test splits with the columns `idx`, `sentence1`, `sentence2` and `label`, from the official GLUE download (read by `read_glue_tsv` with each task's layout in `GLUE_SPECS`), from the Hugging Face hub, or from the offline synthetic practice suite that `make_practice_glue` writes from the default corpus.
 `load_glue_tasks` loads every selected task before anything trains, so one `GlueDataError` names every missing or malformed file.
-`truncate_pair`, `double_unordered`, `glue_tokenize` and `glue_collate` follow ELECTRA's pair truncation, the doubling of the symmetric MRPC and STS-B pairs, and its tokenization, and `atomic_file` and `atomic_dir` write fine-tuning outputs through a temporary path that is renamed into place.
+`truncate_pair`, `double_unordered`, `glue_tokenize` and `glue_collate` follow ELECTRA's pair truncation, the doubling of the symmetric MRPC and STS-B pairs, and its tokenization.
 
 Docs: https://electra-gdes.github.io/electra_gdes/glue_data.html.md"""
 
@@ -19,6 +19,7 @@ import torch
 from datasets import Dataset, Features, Value, concatenate_datasets
 from .config import GLUE_TASKS
 from .data import pad_collate
+from .files import atomic_dir, atomic_file   # atomic_file: squad_finetune still imports it from here
 
 # %% auto #0
 __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER', 'POSITIVE_WORDS',
@@ -27,7 +28,7 @@ __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER'
            'glue_split_path', 'read_glue_split', 'load_glue', 'GlueDataError', 'load_glue_tasks', 'acceptability_rule',
            'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule',
            'corpus_sentences', 'make_practice_glue', 'practice_suite', 'truncate_pair', 'double_unordered',
-           'glue_tokenize', 'glue_collate', 'write_error', 'atomic_file', 'atomic_dir']
+           'glue_tokenize', 'glue_collate']
 
 # %% ../nbs/08_glue_data.ipynb #c007
 @dataclass(frozen=True)
@@ -530,9 +531,7 @@ def make_practice_glue(out_dir, texts=None, n_train=PRACTICE_SIZES['n_train'], n
     cut2 = cut1 + max(10, (len(sents) - cut1) // 2)
     pools = {'train': sents[:cut1], 'dev': sents[cut1:cut2], 'test': sents[cut2:]}
     def rows(task, pool, n): return [_row(task, rng.choice(pools[pool]), rng.choice(pools[pool]), rng) for _ in range(n)]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + '.', suffix='.tmp', dir=out_dir.parent))
-    try:
+    def write(tmp):
         for name, spec in GLUE_SPECS.items():
             for split, (rel, _) in spec.files.items():
                 part = 'test' if split == 'ax' else split.split('_')[0]      # train, dev or test
@@ -546,14 +545,9 @@ def make_practice_glue(out_dir, texts=None, n_train=PRACTICE_SIZES['n_train'], n
         (tmp/'README.md').write_text(_PRACTICE_README)
         (tmp/'practice.json').write_text(json.dumps(dict(n_train=n_train, n_dev=n_dev, n_test=n_test, seed=seed,
                                                          version=PRACTICE_VERSION, sentences=len(sents)), indent=2))
-        old = out_dir.with_name(tmp.name + '.old') if out_dir.exists() else None
-        if old: os.replace(out_dir, old)
-        try: os.replace(tmp, out_dir)
-        except OSError:
-            if not is_practice_suite(out_dir): raise   # else another process has just written the same suite
-        if old: shutil.rmtree(old)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+    try: atomic_dir(out_dir, write, error=None)
+    except OSError as e:   # the last rename found a folder: another process has just written the same suite
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not is_practice_suite(out_dir): raise
     return out_dir
 
 # %% ../nbs/08_glue_data.ipynb #c037
@@ -611,54 +605,3 @@ def glue_collate(examples, pad_token_id=0, pad_to_multiple_of=None) -> dict:
     labels = [e['label'] for e in examples]
     return {'input_ids': ids, 'attention_mask': mask, 'token_type_ids': types,
             'labels': torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)}
-
-# %% ../nbs/08_glue_data.ipynb #c056
-_WRITE_FIX = {errno.ENOSPC: 'the disk is full: free some space (or write elsewhere, e.g. another --output_dir / --submission_dir) and run again',
-              errno.EDQUOT: 'the disk quota is exceeded: free some space (or write elsewhere) and run again',
-              errno.EACCES: 'no permission to write there: fix the permissions or choose another folder',
-              errno.EPERM: 'no permission to write there: fix the permissions or choose another folder',
-              errno.EROFS: 'the file system is read-only: choose another folder',
-              errno.ENOTDIR: 'a file is in the way where a folder should be: move it or choose another folder',
-              errno.EEXIST: 'a file is in the way where a folder should be: move it or choose another folder'}
-
-def write_error(path, e: OSError) -> OSError:
-    "An `OSError` of the same kind as `e` whose message names `path`, what failed and what to do."
-    fix = _WRITE_FIX.get(e.errno, 'check that the folder exists and is writable')
-    return OSError(e.errno, f"Could not write {path}: {e.strerror or e}; {fix}. Nothing half-written was left behind "
-                            f"and any earlier version is unchanged.")
-
-def atomic_file(path, write) -> Path:
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`; on failure remove it (OSError: `write_error`)."
-    path = Path(path)
-    tmp = path.with_name(f'.tmp-{path.name}')   # the same extension: np.savez and savefig go by it
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        if e.errno is None: raise
-        raise write_error(path, e) from e
-    finally:
-        with contextlib.suppress(OSError): tmp.unlink(missing_ok=True)
-    return path
-
-def atomic_dir(path, write) -> Path:
-    "Call `write(tmp)` on a temporary folder beside `path`, then put it in place of `path` (an earlier one replaced); on failure remove it."
-    path, tmp = Path(path), None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
-        write(tmp)
-        old = tmp.with_name(tmp.name + '.old') if path.exists() else None
-        if old: os.replace(path, old)
-        try: os.replace(tmp, path)
-        except OSError:
-            if old: os.replace(old, path)
-            raise
-        if old: shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
-        if e.errno is None: raise
-        raise write_error(path, e) from e
-    finally:
-        if tmp is not None and tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
-    return path

@@ -32,7 +32,8 @@ from transformers.utils import logging as hf_logging
 
 from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config
 from .optim import adam_no_bias_correction, electra_lr
-from .glue_data import atomic_dir, atomic_file, load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
+from .files import atomic_dir, atomic_file
+from .glue_data import load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
 from .train import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
 from .train import shows_progress_bar   # the bar in a terminal or a notebook, lines in a file, as in pretraining

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse, math, os, sys, zipfile
 from pathlib import Path
 
+from .files import atomic_dir
 from .glue_data import (
-    GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_FOLDER, GlueTask, atomic_dir, column_values, glue_spec,
+    GLUE_SPECS, GLUE_TEST_ROWS, SUBMISSION_FILES, PRACTICE_FOLDER, GlueTask, column_values, glue_spec,
     is_practice_suite, load_glue, read_glue_split)
 
 # %% auto #0

@@ -2,7 +2,7 @@
 
 fastai callbacks and helpers that keep a long pretraining run safe.
 `PreemptionCallback` turns SIGTERM or SIGINT into a checkpoint followed by a clean exit (status 143 or 130), and `NonFiniteCallback` skips every step whose loss or gradient norm is not finite (also counting fp16 `GradScaler` overflows) and raises `NonFiniteTrainingError` after `max_in_a_row` such steps in a row.
-`write_guard` and `check_writable` turn a full disk or an unwritable folder into an `OutputWriteError` that names the path and the fix, without leaving a temporary file, and `quiet_progress_bars` turns off the progress bars of `datasets` and `transformers` when stderr is not a terminal.
+`quiet_progress_bars` turns off the progress bars of `datasets` and `transformers` when stderr is not a terminal.
 
 Docs: https://electra-gdes.github.io/electra_gdes/long_runs.html.md"""
 
@@ -10,8 +10,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/long_runs.html.md"""
 
 # %% ../nbs/06_long_runs.ipynb #c003
 from __future__ import annotations
-import errno, signal, sys, tempfile
-from contextlib import contextmanager
+import signal, sys
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -20,8 +19,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import AvgSmoothLoss
 
 # %% auto #0
-__all__ = ['PreemptionCallback', 'NonFiniteTrainingError', 'FiniteSmoothLoss', 'NonFiniteCallback', 'OutputWriteError',
-           'output_write_error', 'write_guard', 'check_writable', 'quiet_progress_bars']
+__all__ = ['PreemptionCallback', 'NonFiniteTrainingError', 'FiniteSmoothLoss', 'NonFiniteCallback', 'quiet_progress_bars']
 
 # %% ../nbs/06_long_runs.ipynb #c006
 def _checkpoint_callback(learn):
@@ -193,52 +191,6 @@ class NonFiniteCallback(Callback):
             f'instead of fp16, or check the data; --max_nonfinite sets how many in a row are tolerated.')
 
 # %% ../nbs/06_long_runs.ipynb #c027
-class OutputWriteError(OSError):
-    "Writing one of the run's files failed; the message says which, why, and what to do."
-
-_ADVICE = {errno.ENOSPC: 'free space on that disk or choose another --output_dir',
-           errno.EDQUOT: 'free space within your disk quota or choose another --output_dir',
-           errno.EACCES: 'choose an --output_dir you may write to (or fix its permissions)',
-           errno.EPERM: 'choose an --output_dir you may write to (or fix its permissions)',
-           errno.EROFS: 'the file system is read-only: choose another --output_dir',
-           errno.ENOTDIR: 'a part of that path is a file, not a folder: choose another --output_dir',
-           errno.EEXIST: 'a file is in the way of that folder: choose another --output_dir'}
-
-def output_write_error(path, what: str, e: OSError) -> OutputWriteError:
-    "The `OutputWriteError` for an `OSError` `e` raised while writing `what` to `path`."
-    if isinstance(e, OutputWriteError): return e
-    reason = e.strerror or str(e) or type(e).__name__
-    advice = _ADVICE.get(e.errno, 'check that disk, or choose another --output_dir')
-    err = OutputWriteError(e.errno, f'Could not write {what} to {path}: {reason}. Files written before it are intact; {advice}.')
-    err.filename = str(path)
-    return err
-
-@contextmanager
-def write_guard(path, what: str, tmp=None):
-    "Within the block, an `OSError` removes `tmp` (if given) and becomes an `OutputWriteError` about writing `what` to `path`."
-    try: yield
-    except OSError as e:
-        if tmp is not None:
-            try: Path(tmp).unlink(missing_ok=True)
-            except OSError: pass
-        raise output_write_error(path, what, e) from e
-
-def check_writable(path, option='--output_dir') -> Path:
-    "Create the folder `path` if need be and check that a file can be written in it; else a clear `OutputWriteError`."
-    path = Path(path)
-    for p in (path, *path.parents):
-        if p.exists() and not p.is_dir():
-            raise OutputWriteError(errno.ENOTDIR, f'{option} {path} cannot be used: {p} is a file, not a folder. '
-                                                  f'Choose another {option} (or move that file).')
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix='.write-check-'): pass
-    except OSError as e:
-        raise OutputWriteError(e.errno, f'{option} {path} is not writable: {e.strerror or e}. '
-                                        f'{_ADVICE.get(e.errno, f"choose another {option}").capitalize()}.') from e
-    return path
-
-# %% ../nbs/06_long_runs.ipynb #c032
 def quiet_progress_bars(stream=None) -> bool:
     "Turn off the progress bars of `datasets` and `transformers` when `stream` (default: stderr) is not a terminal; True if it did."
     stream = sys.stderr if stream is None else stream

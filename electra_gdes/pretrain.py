@@ -15,6 +15,7 @@ import os, shutil, sys
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
 from .config import *
+from .files import OutputWriteError
 # torch, transformers, fastai and the data pipeline are imported inside the functions that use them: `--help`, a bad
 # option or a refused run directory answer in well under a second
 
@@ -109,7 +110,7 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
     """Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`.
     Under `torchrun` every process runs this: rank 0 holds the run folder's lock, builds the data first and is the only
     one to write. Another job holding the folder: a `RunLockedError` before anything is written."""
-    from electra_gdes.long_runs import check_writable
+    from electra_gdes.files import check_writable
     from electra_gdes.run_lock import job_lock
     check_writable(cfg.output_dir)   # the lock file goes there: an unusable --output_dir is one message, before the lock
     with job_lock(cfg.run_dir, what='run folder', fix='wait for that job to end, or pass another --run_name'):
@@ -209,7 +210,7 @@ def exit_status(e: Exception) -> int:
 def _explained_errors() -> tuple:
     "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push, a run stopped by non-finite steps."
     long_runs = sys.modules.get('electra_gdes.long_runs')
-    return (RunDirError, HubPushError) + ((long_runs.OutputWriteError, long_runs.NonFiniteTrainingError) if long_runs is not None else ())
+    return (RunDirError, HubPushError, OutputWriteError) + ((long_runs.NonFiniteTrainingError,) if long_runs is not None else ())
 
 # %% ../nbs/Pretrain.ipynb #c031
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

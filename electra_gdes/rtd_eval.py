@@ -18,6 +18,7 @@ from fastai.callback.core import Callback
 from fastai.torch_core import to_device
 from .rtd import RTDLoss, masked_targets, rtd_labels
 from .model import GDESEmbedding, unwrap_rtd_model
+from .files import atomic_file
 from .train import HELD_OUT_SAMPLING, RTDCallback, step_seed, global_step, read_log, rng_states, set_rng_states
 
 # %% auto #0
@@ -144,13 +145,10 @@ def read_eval(path) -> list:
 
 def write_eval(path, rows):
     "Write `rows` to the CSV `path` atomically (a temporary file, then a rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    try:
+    def write(tmp):
         with open(tmp, 'w', newline='') as f:
             w = csv.DictWriter(f, EVAL_COLUMNS); w.writeheader(); w.writerows(rows)
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
+    return atomic_file(path, write, error=None)
 
 def eval_line(row: dict) -> str:
     "One printed line of an evaluation row."
@@ -208,11 +206,6 @@ class RTDEvalCallback(Callback):
         return row
 
 # %% ../nbs/05a_rtd_eval.ipynb #c025
-def _save_png(fig, png_path):
-    png_path = Path(png_path); tmp = png_path.with_name(png_path.name + '.tmp')
-    try: fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
-    finally: tmp.unlink(missing_ok=True)
-
 def plot_run(run_dir, png_path=None):
     "Plot the training log and held-out evaluations of `run_dir` (`log.csv`, `eval.csv` if any); save to `png_path` if given."
     import matplotlib.pyplot as plt
@@ -246,5 +239,5 @@ def plot_run(run_dir, png_path=None):
         ax.set_xlabel('step')
         if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7)
     fig.tight_layout()
-    if png_path is not None: _save_png(fig, png_path)
+    if png_path is not None: atomic_file(png_path, lambda p: fig.savefig(p, format='png', dpi=100), error=None)
     return fig

@@ -31,7 +31,8 @@ from . import rtd
 from .rtd import (RTDLoss, mask_tokens, rtd_counts, metrics_from_counts, mlm_accuracy, disc_accuracy,
                                replaced_precision, replaced_recall, replaced_f1, RTD_METRICS)
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
-from .long_runs import PreemptionCallback, NonFiniteCallback, OutputWriteError, write_guard, quiet_progress_bars
+from .long_runs import PreemptionCallback, NonFiniteCallback, quiet_progress_bars
+from .files import OutputWriteError, atomic_bytes, atomic_file, run_file, write_guard
 from .model import resolve_attention, set_attention, unwrap_rtd_model
 from .trackers import make_trackers
 
@@ -208,11 +209,10 @@ def read_log(path) -> list:
         return [{k: int(v) if k == 'step' else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 def _rewrite_log(path, rows):
-    tmp = path.with_name(path.name + '.tmp')
-    with write_guard(path, 'the training log', tmp):
+    def write(tmp):
         with open(tmp, 'w', newline='') as f:
             w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader(); w.writerows(rows)
-        os.replace(tmp, path)
+    atomic_file(path, write, run_file('the training log'))
 
 _LINE_KEYS = (('lr', 'lr', '.3e'), ('loss', 'loss', '.4f'), ('mlm_loss', 'mlm', '.4f'), ('disc_loss', 'disc', '.4f'),
               ('gen_acc', 'gen_acc', '.4f'), ('disc_acc', 'disc_acc', '.4f'), ('replaced_precision', 'P', '.4f'),
@@ -312,20 +312,14 @@ def checkpoint_steps(cfg: PretrainConfig) -> list:
 
 def checkpoint_path(run_dir, step: int) -> Path: return Path(run_dir)/'checkpoints'/f'step-{step:08d}.pt'
 
-def _write_atomic(path: Path, data: bytes, what='a checkpoint'):
-    tmp = path.with_name(path.name + '.tmp')
-    with write_guard(path, what, tmp):
-        with open(tmp, 'wb') as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-
 def write_checkpoint(state: dict, path) -> Path:
     "Save `state` to `path` atomically, then its SHA-256 to `path.sha256`; on a disk or permission fault, leave the others as they were."
     path = Path(path)
     with write_guard(path, 'a checkpoint'): path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO(); torch.save(state, buf); data = buf.getvalue()
-    _write_atomic(path, data)
-    try: _write_atomic(path.with_name(path.name + '.sha256'), hashlib.sha256(data).hexdigest().encode(), 'the digest of a checkpoint')
+    atomic_bytes(path, data, run_file('a checkpoint'), fsync=True)
+    try: atomic_bytes(path.with_name(path.name + '.sha256'), hashlib.sha256(data).hexdigest().encode(),
+                      run_file('the digest of a checkpoint'), fsync=True)
     except OutputWriteError:
         path.unlink(missing_ok=True)   # without its digest it would be skipped anyway: keep the disk for the earlier ones
         raise
@@ -608,8 +602,7 @@ def plot_losses(log_path, png_path=None):
     for ax, title in zip(axs, ('losses', 'accuracy / F1')): ax.set_xlabel('step'); ax.set_title(title); ax.legend()
     fig.tight_layout()
     if png_path is not None:
-        png_path = Path(png_path); tmp = png_path.with_name(png_path.name + '.tmp')
-        with write_guard(png_path, 'the loss plot', tmp): fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, png_path)
+        atomic_file(png_path, lambda p: fig.savefig(p, format='png', dpi=100), run_file('the loss plot'))
     return fig
 
 # %% ../nbs/05_train.ipynb #c040

@@ -6,7 +6,7 @@ import errno, os, subprocess, sys, textwrap
 from pathlib import Path
 import pytest, torch
 import electra_gdes.train as train
-from electra_gdes.long_runs import OutputWriteError, check_writable, write_guard
+from electra_gdes.files import OutputWriteError, check_writable, write_guard
 from electra_gdes.train import (pretrain_learner, fit_steps, checkpoint_path, checkpoint_problem, latest_checkpoint,
                                 write_checkpoint, read_log)
 from test_grad_accum import word_data, cfg_for
@@ -46,7 +46,7 @@ def test_dev_full_gives_enospc_and_the_temporary_file_goes(tmp_path):
     p = checkpoint_path(tmp_path, 5)
     write_checkpoint({'format': 1, 'step': 5, 'w': torch.arange(3.)}, p)
     p2 = checkpoint_path(tmp_path, 6)
-    tmp = p2.with_name(p2.name + '.tmp'); tmp.symlink_to('/dev/full')
+    tmp = p2.with_name('.tmp-' + p2.name); tmp.symlink_to('/dev/full')
     with pytest.raises(OutputWriteError, match='No space left on device') as e:
         write_checkpoint({'format': 1, 'step': 6, 'w': torch.zeros(3)}, p2)
     assert str(p2) in str(e.value)

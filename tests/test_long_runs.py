@@ -83,7 +83,7 @@ def test_sigterm_writes_checkpoint_exits_cleanly_and_resume_finishes(tmp_path):
     ckpt = latest_checkpoint(out/'run')
     stopped_at = read_checkpoint(ckpt)['step']
     assert 8 <= stopped_at < STEPS and ckpt.name == f'step-{stopped_at:08d}.pt'
-    assert not list((out/'run'/'checkpoints').glob('*.tmp'))  # written atomically
+    assert not list((out/'run'/'checkpoints').glob('.tmp-*'))  # written atomically
     rc, stdout, stderr = run_child(tmp_path, out, 'resume')
     assert rc == 0, stderr[-3000:]
     assert f'at step {stopped_at} of {STEPS}' in stdout and f'finished at step {STEPS}' in stdout

@@ -101,7 +101,7 @@ def test_eval_rows_are_written_printed_and_kept(tmp_path):
     assert [r['step'] for r in rows] == [2, 4, 5]                          # every eval_every steps and the last one
     assert read_eval(learn.cfg.run_dir/'eval.csv') == rows and list(rows[0]) == list(EVAL_COLUMNS)
     assert len(lines) == 3 and lines[-1].startswith('held-out step 5: ') and 'AUC' in lines[-1] and 'tug-of-war' in lines[-1]
-    assert not list(learn.cfg.run_dir.glob('*.tmp'))
+    assert not list(learn.cfg.run_dir.glob('.tmp-*'))
 
 def test_resume_keeps_only_earlier_rows(tmp_path):
     learn = _learner(tmp_path, steps=6, cbs=[RTDEvalCallback(printer=lambda s: None)])
@@ -119,7 +119,7 @@ def test_write_eval_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(rtd_eval.os, 'replace', crash)
     with pytest.raises(OSError): write_eval(path, [row, {**row, 'step': 4}])
     monkeypatch.undo()
-    assert read_eval(path) == [row] and not (tmp_path/'eval.csv.tmp').exists()
+    assert read_eval(path) == [row] and not (tmp_path/'.tmp-eval.csv').exists()
 
 def test_collapse_warning_in_the_second_half_only(tmp_path):
     with pytest.warns(UserWarning, match=r'--steps.*--temperature 2') as rec:
@@ -191,7 +191,7 @@ def test_tug_of_war_gradient_paths(tmp_path, sharing):
 def test_plot_run_draws_log_and_held_out_points(tmp_path):
     learn = fit_steps(_learner(tmp_path, steps=6, log_every=1, cbs=[RTDEvalCallback(printer=lambda s: None)]))
     fig = plot_run(learn.cfg.run_dir, tmp_path/'run.png')
-    assert (tmp_path/'run.png').stat().st_size > 10_000 and not (tmp_path/'run.png.tmp').exists()
+    assert (tmp_path/'run.png').stat().st_size > 10_000 and not (tmp_path/'.tmp-run.png').exists()
     titles = [ax.get_title() for ax in fig.axes]
     for t in ('losses', 'learning rate', 'discriminator accuracy', 'held-out ranking', 'tug-of-war on the word table'): assert t in titles
     acc = fig.axes[titles.index('discriminator accuracy')]
