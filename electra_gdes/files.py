@@ -104,8 +104,9 @@ def atomic_bytes(path, data: bytes, error=write_error, fsync=False) -> Path:
             if fsync: f.flush(); os.fsync(f.fileno())
     return atomic_file(path, write, error)
 
-def atomic_dir(path, write, error=write_error) -> Path:
-    "Call `write(tmp)` on a temporary folder beside `path`, then put it in place of `path` (an earlier one replaced); on failure remove it."
+def atomic_dir(path, write, error=write_error, same=None) -> Path:
+    """Call `write(tmp)` on a temporary folder beside `path`, then put it in place of `path` (an earlier one replaced); on
+    failure remove it. `same(path)`: whether a folder that another process has just put at `path` is as good as ours."""
     path, tmp = Path(path), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,8 +116,9 @@ def atomic_dir(path, write, error=write_error) -> Path:
         if old: os.replace(path, old)
         try: os.replace(tmp, path)
         except OSError:
-            if old: os.replace(old, path)
-            raise
+            if not (same is not None and path.exists() and same(path)):
+                if old: os.replace(old, path)
+                raise
         if old: shutil.rmtree(old, ignore_errors=True)
     except OSError as e: _raise(path, e, error)
     finally:

@@ -19,7 +19,7 @@ import torch
 from datasets import Dataset, Features, Value, concatenate_datasets
 from .config import GLUE_TASKS
 from .data import pad_collate
-from .files import atomic_dir, atomic_file   # atomic_file: squad_finetune still imports it from here
+from .files import atomic_dir
 
 # %% auto #0
 __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER', 'PRACTICE_FOLDER', 'POSITIVE_WORDS',
@@ -545,9 +545,7 @@ def make_practice_glue(out_dir, texts=None, n_train=PRACTICE_SIZES['n_train'], n
         (tmp/'README.md').write_text(_PRACTICE_README)
         (tmp/'practice.json').write_text(json.dumps(dict(n_train=n_train, n_dev=n_dev, n_test=n_test, seed=seed,
                                                          version=PRACTICE_VERSION, sentences=len(sents)), indent=2))
-    try: atomic_dir(out_dir, write, error=None)
-    except OSError as e:   # the last rename found a folder: another process has just written the same suite
-        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not is_practice_suite(out_dir): raise
+    atomic_dir(out_dir, write, error=None, same=is_practice_suite)   # same: another process has just written the same suite
     return out_dir
 
 # %% ../nbs/08_glue_data.ipynb #c037

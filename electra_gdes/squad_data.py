@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections, json, os, random, re, shutil, string, sys, tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
+from .files import atomic_dir
 # the standard library only at import: the script's --help and the metrics stay light (datasets, torch: inside functions)
 
 # %% auto #0
@@ -299,23 +300,14 @@ def make_practice_squad(out_dir, texts=None, n_train=PRACTICE_SIZES['n_train'], 
     cut = min(cut, len(docs) - 1)
     splits = {'train': _make_split([docs[i] for i in order[:cut]], n_train, rng, unanswerable_share, 'train'),
               'dev': _make_split([docs[i] for i in order[cut:]], n_dev, rng, unanswerable_share, 'dev')}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + '.', suffix='.tmp', dir=out_dir.parent))
-    try:
+    def write(tmp):
         for split, articles in splits.items():
             (tmp/SQUAD_FILES['2.0'][split]).write_text(json.dumps(dict(version='v2.0', data=articles)))
             (tmp/SQUAD_FILES['1.1'][split]).write_text(json.dumps(dict(version='1.1', data=_v1(articles))))
         (tmp/'README.md').write_text(_PRACTICE_README)
         (tmp/'practice.json').write_text(json.dumps(dict(n_train=n_train, n_dev=n_dev, seed=seed, unanswerable_share=unanswerable_share,
                                                          version=PRACTICE_VERSION, documents=len(docs)), indent=2))
-        old = out_dir.with_name(tmp.name + '.old') if out_dir.exists() else None
-        if old: os.replace(out_dir, old)
-        try: os.replace(tmp, out_dir)
-        except OSError:
-            if not is_practice_squad(out_dir): raise   # else another process has just written the same set
-        if old: shutil.rmtree(old)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+    atomic_dir(out_dir, write, error=None, same=is_practice_squad)   # same: another process has just written the same set
     return out_dir
 
 def practice_squad(cache_dir='data_cache', texts=None) -> Path:

@@ -25,7 +25,7 @@ from fastprogress.fastprogress import format_time
 from transformers import AutoModelForQuestionAnswering
 
 from .optim import adam_no_bias_correction
-from .glue_data import atomic_dir, atomic_file
+from .files import atomic_dir, atomic_file
 from .glue_finetune import (CLIP_NORM, GlueSetupError, GradAccumulation, LayerwiseLRScheduler, append_result,
                                         check_max_length, epoch_line, layerwise_lrs, layerwise_splitter, load_backbone,
                                         markdown_table, optimizer_steps, quiet_hf, read_results)
