@@ -11,7 +11,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/model.html.md"""
 
 # %% ../nbs/02_model.ipynb #c003
 from __future__ import annotations
-import math, shutil, uuid
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +26,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrainedModel
 from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
+from .files import atomic_dir
 from .rtd import SAMPLER_FUNCS, masked_slots, masked_positions
 
 # %% auto #0
@@ -253,21 +254,11 @@ def set_attention(model: nn.Module, implementation: str) -> nn.Module:
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path, card: str | None = None) -> Path:
     """`model` and `tokenizer` (and the model card `card` as README.md) saved as an HF directory at `path`: written beside
     it under a temporary name, then renamed. A failure leaves an earlier export at `path` as it was and no temporary files."""
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}')
-    try:
+    def write(tmp):
         model.save_pretrained(tmp)
         if tokenizer is not None: tokenizer.save_pretrained(tmp)
         if card is not None: (tmp/'README.md').write_text(card)
-        old = path.with_name(f'.{path.name}.old-{uuid.uuid4().hex[:8]}') if path.exists() else None
-        if old is not None: path.rename(old)
-        try: tmp.rename(path)
-        except BaseException:
-            if old is not None: old.rename(path)   # put the earlier export back
-            raise
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return atomic_dir(path, write, error=None)
 
 def unwrap_rtd_model(model: nn.Module) -> RTDModel:
     "The `RTDModel` inside `model`, which may be wrapped by DDP / DataParallel (`.module`) or `torch.compile` (`._orig_mod`)."

@@ -314,7 +314,7 @@ def test_export_writes_a_model_card(tok, tmp_path):
 @pytest.mark.parametrize('fail_at', ['tokenizer', 'rename'])
 def test_failed_export_keeps_the_old_one(tok, tmp_path, monkeypatch, fail_at):
     "A save that fails midway (writing the tokenizer, or the final rename) leaves the earlier export and no temporary directory."
-    import pathlib
+    import os
     model = model_for('electra', 'gdes', tok)
     cfg = tiny('electra', 'gdes')
     save_discriminator(model, tok, tmp_path/'disc', cfg, {'held_out_auc': 0.5})
@@ -323,8 +323,8 @@ def test_failed_export_keeps_the_old_one(tok, tmp_path, monkeypatch, fail_at):
     def crash(*a, **k): raise OSError('disk full')
     if fail_at == 'tokenizer': monkeypatch.setattr(type(tok), 'save_pretrained', crash)
     else:
-        rename = pathlib.Path.rename
-        monkeypatch.setattr(pathlib.Path, 'rename', lambda self, t: crash() if '.tmp-' in self.name else rename(self, t))
+        replace = os.replace
+        monkeypatch.setattr(os, 'replace', lambda src, dst: crash() if str(src).endswith('.tmp') else replace(src, dst))
     with pytest.raises(OSError, match='disk full'): save_discriminator(model, tok, tmp_path/'disc', cfg)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ['disc']
