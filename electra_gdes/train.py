@@ -45,8 +45,7 @@ __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 
            'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'usable_checkpoints',
            'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback',
            'CheckpointFormatError', 'load_checkpoint', 'RTDLearner', 'default_device', 'link_torch_without_spaces',
-           'compile_step', 'pretrain_learner', 'fit_steps', 'resume', 'plot_losses', 'ExportError', 'export_checkpoint',
-           'export_main']
+           'compile_step', 'pretrain_learner', 'fit_steps', 'resume', 'ExportError', 'export_checkpoint', 'export_main']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -589,23 +588,6 @@ def resume(learn) -> int:
     return 0
 
 # %% ../nbs/05_train.ipynb #c038
-def plot_losses(log_path, png_path=None):
-    "Plot the MLM and discriminator losses and accuracies of `log_path` (a `log.csv`); save to `png_path` if given."
-    import matplotlib.pyplot as plt
-    rows = read_log(log_path)
-    if not rows: raise ValueError(f'{log_path} has no logged step yet: train for at least cfg.log_every steps first.')
-    steps = [r['step'] for r in rows]
-    fig, axs = plt.subplots(1, 2, figsize=(10, 3.5))
-    for k in ('mlm_loss', 'disc_loss'): axs[0].plot(steps, [r[k] for r in rows], label=k)
-    for k in ('gen_acc', 'disc_acc', 'replaced_f1'): axs[1].plot(steps, [r[k] for r in rows], label=k)
-    axs[0].set_yscale('log')
-    for ax, title in zip(axs, ('losses', 'accuracy / F1')): ax.set_xlabel('step'); ax.set_title(title); ax.legend()
-    fig.tight_layout()
-    if png_path is not None:
-        atomic_file(png_path, lambda p: fig.savefig(p, format='png', dpi=100), run_file('the loss plot'))
-    return fig
-
-# %% ../nbs/05_train.ipynb #c040
 class ExportError(ValueError):
     "What was given to `export_checkpoint` is not a usable checkpoint or run; the message says what to pass instead."
 
