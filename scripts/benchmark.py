@@ -108,7 +108,7 @@ from tqdm.auto import tqdm
 
 from electra_gdes.config import ATTENTIONS, PRECISIONS, pretrain_config
 from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
-from electra_gdes.train import cpu_has_fast_bf16, fit_steps, pretrain_learner
+from electra_gdes.train import cpu_has_fast_bf16, fit_steps, link_torch_without_spaces, pretrain_learner
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_finetune import glue_classifier, quiet_hf
 from electra_gdes.model import (MODEL_CLASSES, build_rtd_model, discriminator_config, resolve_attention,
@@ -319,6 +319,7 @@ def bench_learner(size, args, tokenizer) -> dict:
 def bench_size(size, args, tokenizer) -> dict:
     cfg = pretrain_config('electra', size, embedding_sharing=args.sharing)
     COMPILED, ours = compiled_variant(args), headline(args)
+    if args.compile and not args.device.startswith('cuda'): link_torch_without_spaces()   # as compile_step does for training
     variants = ['baseline', 'ours-fp32', *(['ours-bf16'] if args.bf16 else []), *([COMPILED] if args.compile else [])]
     batches = make_batches(cfg, tokenizer, args.batch_size, args.warmup + args.steps, args.device, args.seed)
     check = fresh_model(cfg, tokenizer, args.device).eval()
