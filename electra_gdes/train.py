@@ -199,8 +199,7 @@ def precision_callbacks(cfg: PretrainConfig, device) -> list:
 # %% ../nbs/05_train.ipynb #c023
 LOG_COLUMNS = ('step', 'lr', 'loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc',
                'replaced_precision', 'replaced_recall', 'replaced_f1', 'tokens_per_s')
-RTD_LOG_METRICS = {'gen_acc': mlm_accuracy, 'disc_acc': disc_accuracy, 'replaced_precision': replaced_precision,
-                   'replaced_recall': replaced_recall, 'replaced_f1': replaced_f1}
+RTD_LOG_METRICS = {f.__name__: f for f in RTD_METRICS}   # each metric under its log column (`gen_acc`, ...)
 
 def read_log(path) -> list:
     "The rows of a `log.csv` as dicts of floats (`step` as int)."
