@@ -2,8 +2,10 @@
 in the model (generator, sampler with its counter-based uniforms, fixed-slot gather, discriminator) and the loss, and no
 recompile from one step to the next (other data, other step keys, same shapes). The GPU's CUDA graphs are
 `scripts/gpu_check.sh`'s to measure."""
+import os
 import torch
 import torch._dynamo as dynamo
+from fastai.callback.core import Callback
 from torch._dynamo.testing import CompileCounterWithBackend
 from electra_gdes.model import build_rtd_model, set_attention, resolve_attention, SDPA_ATTENTION
 from electra_gdes.rtd import mask_tokens, masked_slots, RTDLoss
@@ -81,7 +83,7 @@ def test_compiled_under_ddp_the_graphs_are_split_at_ddps_buckets(tmp_path, monke
         splits.append(self.bucket_bytes_cap)
         return compile_fn(self, gm, inputs)
     monkeypatch.setattr(DDPOptimizer, 'compile_fn', counting)
-    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1'); monkeypatch.setenv('MASTER_PORT', str(29500 + __import__('os').getpid() % 1000))
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1'); monkeypatch.setenv('MASTER_PORT', str(29500 + os.getpid() % 1000))
     dynamo.reset()
     dist.init_process_group('gloo', rank=0, world_size=1)
     try:
@@ -89,8 +91,9 @@ def test_compiled_under_ddp_the_graphs_are_split_at_ddps_buckets(tmp_path, monke
         cfg = tiny_pretrain_cfg(tmp_path, max_length=MAX_LENGTH, compile=True, steps=2)
         learn = pretrain_learner(cfg, ds, tok, device=torch.device('cpu'), cbs=[DDPCallback()])
         wrapped = []
-        learn.add_cb(type('Peek', (__import__('fastai.callback.core', fromlist=['Callback']).Callback,),
-                          {'before_batch': lambda self: wrapped.append(isinstance(self.learn.model, RTDDataParallel))})())
+        class Peek(Callback):
+            def before_batch(self): wrapped.append(isinstance(self.learn.model, RTDDataParallel))
+        learn.add_cb(Peek())
         learn.fit(1)
     finally:
         dist.destroy_process_group(); dynamo.reset()
@@ -101,7 +104,7 @@ def test_compiled_under_ddp_the_graphs_are_split_at_ddps_buckets(tmp_path, monke
 def test_inductor_links_torch_from_a_path_without_spaces(tmp_path, monkeypatch):
     """A clone under a path with a space (`~/My Projects/...`): inductor's unquoted `-L<torch>/lib` would split there, so
     `link_torch_without_spaces` points it at a link without spaces to the same folder; nothing changes otherwise."""
-    import os, torch.utils.cpp_extension as cpp
+    import torch.utils.cpp_extension as cpp
     from electra_gdes.train import link_torch_without_spaces
     real = cpp.TORCH_LIB_PATH
     plain = tmp_path/'torch_lib'
