@@ -26,27 +26,30 @@ The same steps are in Python, in the walkthrough notebooks [Pretrain](Pretrain.i
 
 Modules:
 
+- `electra_gdes.checkpoint`: Checkpoints written atomically with their SHA-256, verified before use, the RNG states, exact resume into a learner, and the export of any checkpoint of a run as Hugging Face folders (`electra-export`).
+- `electra_gdes.cli`: Every config dataclass as a command line: an option per field with its preset's default in the help, a `--config` file under the options, `--resume` over a run's saved settings, the presets table, and trackers checked before anything is written.
 - `electra_gdes.compare`: Several pretraining runs' curves overlaid in one figure (the training log and the held-out evaluations), and several GLUE sweeps joined into one table and bar plot; the `electra-compare` command.
 - `electra_gdes.config`: One config object per job, with presets per backbone and size, shared by the notebooks and the command-line scripts.
 - `electra_gdes.data`: Corpora, tokenizers, the ELECTRA and DeBERTa example builders, and the Arrow cache of pretraining examples.
 - `electra_gdes.distributed`: Data-parallel pretraining and fine-tuning with `torchrun` and PyTorch DDP, on one machine or several: rank 0 builds the data and writes everything, every rank trains on its own shard, and checkpoints resume with any number of processes.
 - `electra_gdes.files`: Writing files and folders so that a fault (a full disk, a read-only or unwritable folder) leaves every earlier file as it was, no temporary file behind, and one message that names the path and the fix.
-- `electra_gdes.finetune`: Fine-tune the discriminator on every GLUE task, pick the best runs and write the test submission; then the `electra-finetune` script.
+- `electra_gdes.finetune`: `run_glue`, the whole fine-tuning job of a `FinetuneConfig` (the sweep, the summary, the best runs exported, the submission), and the `electra-finetune` command.
 - `electra_gdes.glue_data`: The nine GLUE tasks from the Hugging Face hub, from the official GLUE download, or from an offline synthetic practice suite, all in one format; BERT-style pair truncation, `double_unordered` and tokenization.
 - `electra_gdes.glue_finetune`: The ELECTRA fine-tuning recipe: the classification head, layer-wise learning-rate decay, the simultaneous warmup/decay schedule, GLUE metrics, seeded runs with a results file, best-run selection, the summary table and test predictions.
 - `electra_gdes.glue_submission`: The 11 files the GLUE leaderboard expects, written atomically with their zip, and a validator (also a command) that checks a submission folder against the test files.
+- `electra_gdes.logs`: The step counter of a run, its CSV log (one row every `log_every` steps), the one-line-per-row stdout of a run whose output goes to a file, and fastai's progress bar without its per-step device sync.
 - `electra_gdes.long_runs`: Surviving preemption (SIGTERM / SIGINT write a checkpoint, then the run exits cleanly) and non-finite steps (skipped, counted, and a clear stop when they keep coming).
 - `electra_gdes.model`: Generator and discriminator from HF configs (ELECTRA, DeBERTaV3), GDES / ES / NES embedding sharing, HF export.
 - `electra_gdes.optim`: Adam without bias correction, decoupled weight decay that skips LayerNorm and biases, and the ELECTRA and DeBERTa schedules, as fastai pieces.
-- `electra_gdes.pretrain`: Replaced token detection with GDES / ES / NES, step by step on one batch, then the `electra-pretrain` script.
+- `electra_gdes.pretrain`: `run_pretraining`, the whole job of a `PretrainConfig` (its run folder kept safe), and the `electra-pretrain` command.
 - `electra_gdes.rtd`: Masking, generator sampling, RTD labels, the combined loss and the metrics of ELECTRA / DeBERTaV3 pretraining.
 - `electra_gdes.rtd_eval`: Every `eval_every` steps, the discriminator and generator on the held-out examples with fixed masks and sampling noise (ROC-AUC, average precision, precision / recall / F1, the all-original baseline, MLM loss and accuracy), the tug-of-war between the MLM and RTD gradients on the embeddings, and the plot of a run.
 - `electra_gdes.run_lock`: One job at a time in a run folder (or a fine-tuning group): a lock file beside the folder, taken before anything is written, released on exit, taken over from a job that died.
-- `electra_gdes.sharing_study`: The three embedding-sharing modes trained under the same budget, data and seed: held-out RTD, the tug-of-war between the MLM and RTD gradients, fine-tuning on the practice suite, and the similarity of the token embeddings.
-- `electra_gdes.squad_cli`: SQuAD 1.1 / 2.0 from a pretrained discriminator, end to end: the published settings per size, one question through the pipeline, the sweep; then the `electra-squad` script.
+- `electra_gdes.sharing_study`: The runs, the embedding-similarity analysis, the plots and the fine-tuning of the study that `Sharing_Study.ipynb` runs: one tiny config per embedding-sharing mode under one budget.
+- `electra_gdes.squad`: `run_squad`, the whole SQuAD fine-tuning job of a `SquadConfig`, and the `electra-squad` command.
 - `electra_gdes.squad_data`: SQuAD 1.1 / 2.0 from the official JSON files, the Hugging Face hub or an offline synthetic practice set, every question checked before anything trains; EM and F1 exactly as the official evaluation scripts compute them.
 - `electra_gdes.squad_finetune`: Extractive question answering on a pretrained discriminator: overlapping windows with character offsets, the span head and its loss, layer-wise decayed fine-tuning, n-best span search, the SQuAD 2.0 no-answer score and threshold, seeded runs, best-run selection and an export that `pipeline('question-answering', trust_remote_code=True)` loads.
 - `electra_gdes.trackers`: `--log csv,tensorboard,wandb,neptune-offline`: TensorBoard, Weights & Biases and neptune trackers that get every row of `log.csv` (and the held-out rows) at the global step, with the run's config once, all their files in the run directory.
-- `electra_gdes.train`: The fastai `Learner` of RTD pretraining: step-based sampling, masking on the device, mixed precision, gradient clipping, the learning-rate schedule, atomic checkpoints with exact resume, and the CSV log (and the trackers of `--log`)."""
+- `electra_gdes.train`: The fastai `Learner` of RTD pretraining: step-based sampling, masking on the device, mixed precision, gradient clipping, the learning-rate schedule and gradient accumulation, with the log (`04a_logs`), the trackers of `--log` (`04b_trackers`) and the checkpoints (`04c_checkpoint`) as its callbacks."""
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ __all__ = ['CURVE_METRICS', 'LOG_SCALE', 'run_label', 'read_curves', 'run_curves
 CURVE_METRICS = ('mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'replaced_f1')
 LOG_SCALE = ('loss', 'mlm_loss', 'disc_loss')
 def run_label(run_dir) -> str:
-    "The `run_name` of the run's saved config (`run_config.json`, or an older run's `config.json`), else the name of `run_dir`."
+    "The `run_name` of the run's saved config (`run_config.json`), else the name of `run_dir`."
     from electra_gdes.config import saved_run_config
     path = saved_run_config(run_dir)
     name = json.loads(path.read_text()).get('run_name') if path is not None else None

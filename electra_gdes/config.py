@@ -2,7 +2,7 @@
 
 `PretrainConfig` holds every setting of a pretraining run, and `pretrain_config(backbone, size, **overrides)` builds one from `PRETRAIN_PRESETS`: the published ELECTRA (small, base, large) and DeBERTaV3 (xsmall, small, base, large) recipes, plus a `tiny` preset of each backbone for a CPU.
 `FinetuneConfig` holds every setting of a GLUE fine-tuning sweep, with the learning rate and layer-wise decay of its size (`FINETUNE_SIZE_PRESETS`; `size='auto'` reads the size from the checkpoint with `infer_size`); both classes check their fields when created, and `resume_conflicts` says which changed settings keep a saved run from resuming (`RESUME_FIXED`, `RESUME_ALLOWED` with `--allow_change`, `RESUME_FREE`).
-`pretrain_config_from_args` and `finetune_config_from_args` build a config from the command line (an option per field through `config_parser`, a `--config` JSON file, and for `--resume` the run's saved `run_config.json`), `format_config`, `parameter_count` and `presets_table` describe configs, and `save_config` / `load_config` write and read them as JSON, atomically.
+`save_config` / `load_config` write and read a config as JSON, atomically, `saved_run_config` finds a run's `run_config.json`, and `read_config_file` reads a `--config` file (the command lines are in `06b_cli`).
 
 Docs: https://electra-gdes.github.io/electra_gdes/config.html.md"""
 
@@ -10,23 +10,20 @@ Docs: https://electra-gdes.github.io/electra_gdes/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
-import argparse, base64, json, math, numbers, os, socket, sys, urllib.parse
+import json, math, numbers, os
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
-from fastcore.docments import docments
 from .files import atomic_file, write_error   # the standard library only too
-from .trackers import parse_log_option, check_log_requirements   # the standard library only: parsing stays fast
+from .trackers import parse_log_option   # the standard library only: parsing stays fast
 
 # %% auto #0
 __all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'FINETUNE_PRECISIONS',
            'ATTENTIONS', 'EXAMPLE_BUILDERS', 'ALL_SIZES', 'PRETRAIN_CHOICES', 'PRETRAIN_PRESETS',
            'CONTINUED_PRETRAINING', 'RESUME_FIXED', 'RESUME_ALLOWED', 'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS',
-           'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS', 'SELECTIONS', 'FINETUNE_CHOICES', 'RUN_CONFIG', 'PRETRAIN_GROUPS',
-           'FINETUNE_GROUPS', 'PretrainConfig', 'ConfigTypeError', 'check_field_types', 'pretrain_config',
-           'resume_conflicts', 'config_changed', 'FinetuneConfig', 'size_from_shape', 'infer_size', 'parameter_count',
-           'presets_table', 'field_groups', 'format_config', 'config_parser', 'read_config_file', 'saved_run_config',
-           'check_tracker_access', 'pretrain_config_from_args', 'finetune_config_from_args', 'save_config',
-           'load_config']
+           'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS', 'SELECTIONS', 'FINETUNE_CHOICES', 'SQUAD_SIZE_PRESETS',
+           'SQUAD_CHOICES', 'RUN_CONFIG', 'PretrainConfig', 'ConfigTypeError', 'check_field_types', 'pretrain_config',
+           'resume_conflicts', 'config_changed', 'FinetuneConfig', 'size_from_shape', 'infer_size', 'SquadConfig',
+           'read_config_file', 'saved_run_config', 'save_config', 'load_config']
 
 # %% ../nbs/00_config.ipynb #c006
 BACKBONES = ('electra', 'deberta')
@@ -396,120 +393,77 @@ def infer_size(checkpoint) -> tuple[str, str]:
                      "(or check the path).")
 
 # %% ../nbs/00_config.ipynb #c029
-def _layer_params(h, ffn): return 4 * h * h + 4 * h + 2 * h * ffn + ffn + h + 4 * h
+# ELECTRA paper, Appendix (Table 7, fine-tuning hyperparameters, GLUE and SQuAD alike): lr 3e-4 Small, 1e-4 Base, 5e-5 Large;
+# layer-wise decay 0.8 (Large 0.9). configure_finetuning.py: learning_rate 1e-4, layerwise_lr_decay 0.8; "large": 5e-5, 0.9.
+# DeBERTaV3 sizes: not published for SQuAD; ELECTRA's by size (tiny and xsmall as small).
+SQUAD_SIZE_PRESETS = {'tiny': dict(lr=3e-4, layer_decay=0.8), 'xsmall': dict(lr=3e-4, layer_decay=0.8),
+                      'small': dict(lr=3e-4, layer_decay=0.8), 'base': dict(lr=1e-4, layer_decay=0.8),
+                      'large': dict(lr=5e-5, layer_decay=0.9)}
+SQUAD_CHOICES = {'size': ('auto', *SQUAD_SIZE_PRESETS), 'version': ('1.1', '2.0'), 'precision': FINETUNE_PRECISIONS,
+                 'attention': ATTENTIONS}
 
-def parameter_count(cfg: PretrainConfig, part='discriminator', vocab_size=None) -> int:
-    "Parameters of `cfg`'s standalone `part` ('discriminator' or 'generator') with `vocab_size` tokens (default `cfg.vocab_size`)."
-    v, e, wide = vocab_size or cfg.vocab_size, cfg.embedding_size, part == 'generator'
-    scaled = lambda n, r: max(1, round(n * r))   # as model.generator_config
-    h, ffn = (scaled(cfg.hidden_size, cfg.gen_width_ratio), scaled(cfg.intermediate_size, cfg.gen_width_ratio)) if wide \
-             else (cfg.hidden_size, cfg.intermediate_size)
-    layers = scaled(cfg.num_layers, cfg.gen_depth_ratio) if wide else cfg.num_layers
-    if cfg.backbone == 'electra':   # word, position and token-type tables, LayerNorm; a projection when e != h
-        emb = (v + cfg.max_position_embeddings + 2) * e + 2 * e + (e * h + h if e != h else 0)
-        head = h * e + e + 2 * e + v if wide else h * h + h + h + 1   # MLM: dense to e, LayerNorm, tied decoder's bias
-    else:   # word table, LayerNorm, bias-free projection; relative-position table and its LayerNorm
-        emb = v * e + 2 * e + (e * h if e != h else 0) + 2 * cfg.position_buckets * h + 2 * h
-        head = h * h + h + 2 * h + v if wide else 2 * h + h * h + h + h + 1
-    return emb + layers * _layer_params(h, ffn) + head
+def _squad_fail(msg): raise ValueError(msg)
 
-def _short(n) -> str:
-    return f'{n / 1e6:g}M' if n >= 1e6 and n % 1e5 == 0 else f'{n / 1e3:g}k' if n >= 1e3 and n % 100 == 0 else f'{n:g}'
+@dataclass
+class SquadConfig:
+    "Every setting of a SQuAD fine-tuning sweep."
+    # model and data
+    checkpoint: str = 'checkpoints/pretrain/electra-tiny-gdes/discriminator'  # discriminator to fine-tune: HF directory or hub name
+    size: str = 'auto'                  # picks the lr and layer_decay defaults; auto: from the checkpoint's config.json (or its name)
+    version: str = '1.1'                # SQuAD 1.1, or 2.0 (with unanswerable questions)
+    squad_dir: str = ''                 # folder with the official train-v<version>.json and dev-v<version>.json; empty: the hub (rajpurkar/squad, rajpurkar/squad_v2) unless --practice
+    practice: bool = False              # the synthetic offline practice set (never reported as SQuAD)
+    # runs and outputs
+    runs: int = 1                       # seeded runs (the best on dev is selected; ELECTRA's num_trials default is 1)
+    group: str = ''                     # name of this sweep: <output_dir>/<group>; default v<version> (practice-v<version>)
+    output_dir: str = 'checkpoints/squad'  # where runs, results, predictions and the summary are kept
+    # optimisation
+    lr: float | None = None             # head learning rate (default: the size's published one)
+    layer_decay: float | None = None    # layer-wise lr decay (default: the size's published one)
+    official_head_depth: bool = False   # put the head at depth L+2 as the official code does (off-by-one)
+    epochs: int | None = None           # None: 2 (published); 10 on the practice set
+    batch_size: int = 32                # windows per optimizer step
+    grad_accum: int = 1                 # micro-batches accumulated into each optimizer step
+    weight_decay: float = 0.0           # decoupled weight decay
+    warmup_fraction: float = 0.1        # share of the steps that warm up linearly
+    seed: int = 42                      # seed of run 0 (run i uses seed + i)
+    precision: str = 'fp32'             # fp32 | bf16 | fp16
+    attention: str = 'auto'             # auto | eager | sdpa | cpu, as in pretraining
+    # features and predictions
+    max_length: int = 512               # tokens per window: [CLS] question [SEP] context part [SEP]
+    doc_stride: int = 128               # tokens between the starts of consecutive windows over a long context
+    max_query_length: int = 64          # questions are cut to this many tokens
+    n_best_size: int = 20               # best starts and ends searched per window
+    max_answer_length: int = 30         # longest answer, in tokens
+    null_threshold: float | None = None  # SQuAD 2.0: "no answer" when null score - best span score exceeds it; None: chosen on dev (best F1)
 
-def presets_table() -> str:
-    "Every backbone/size preset: shape, parameters, lr, batch, steps, mask rate and lambda (disc_weight), as a text table."
-    head = ('backbone', 'size', 'hidden', 'layers', 'heads', 'disc params', 'gen params', 'lr', 'batch', 'steps', 'mask', 'lambda')
-    rows = [head]
-    for (b, size) in PRETRAIN_PRESETS:
-        c = pretrain_config(b, size)
-        rows.append((b, size, c.hidden_size, c.num_layers, c.num_heads, f'{parameter_count(c) / 1e6:.1f}M',
-                     f"{parameter_count(c, 'generator') / 1e6:.1f}M", f'{c.lr:g}', c.batch_size, _short(c.steps), f'{c.mask_prob:g}',
-                     f'{c.disc_weight:g}'))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
-    return '\n'.join('  '.join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in rows)
+    def __post_init__(self):
+        check_field_types(self)
+        for name, choices in SQUAD_CHOICES.items():
+            if getattr(self, name) not in choices:
+                _squad_fail(f"{name}={getattr(self, name)!r} is not one of {', '.join(map(repr, choices))}; pass --{name} with one of these.")
+        for name in ('runs', 'batch_size', 'grad_accum', 'max_length', 'doc_stride', 'max_query_length', 'n_best_size', 'max_answer_length'):
+            if getattr(self, name) < 1: _squad_fail(f'{name}={getattr(self, name)!r} is out of range: it must be at least 1; pass --{name} 1 or more.')
+        if self.epochs is not None and self.epochs < 1: _squad_fail(f'epochs={self.epochs!r} is out of range: it must be at least 1; pass --epochs 1 or more.')
+        if self.lr is not None and not self.lr > 0: _squad_fail(f'lr={self.lr!r} is out of range: it must be > 0; pass a positive --lr.')
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            _squad_fail(f'layer_decay={self.layer_decay!r} is out of range: it must be in (0, 1]; pass --layer_decay with such a value.')
+        if self.weight_decay < 0: _squad_fail(f'weight_decay={self.weight_decay!r} is out of range: it must be at least 0.')
+        if not 0 <= self.warmup_fraction < 1: _squad_fail(f'warmup_fraction={self.warmup_fraction!r} is out of range: it must be in [0, 1).')
+        if self.batch_size % self.grad_accum:
+            _squad_fail(f'batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}: pass a --grad_accum that divides --batch_size.')
+        if self.max_length < self.max_query_length + 4:
+            _squad_fail(f'max_length={self.max_length} leaves no room for the context after a question of max_query_length={self.max_query_length} '
+                  f'tokens and [CLS] [SEP] [SEP]: pass --max_length {self.max_query_length + 4} or more (published: 512).')
+        if self.practice and self.squad_dir: _squad_fail('practice and squad_dir contradict each other: pass --squad_dir DIR or --practice, not both.')
+        if not self.group: self.group = f"{'practice-' if self.practice else ''}v{self.version}"
+        if self.size == 'auto' and (self.lr is None or self.layer_decay is None): self.size = infer_size(self.checkpoint)[0]
+        preset = SQUAD_SIZE_PRESETS.get(self.size, {})
+        if self.lr is None: self.lr = preset['lr']
+        if self.layer_decay is None: self.layer_decay = preset['layer_decay']
 
-# %% ../nbs/00_config.ipynb #c034
+# %% ../nbs/00_config.ipynb #c033
 RUN_CONFIG = 'run_config.json'   # a pretraining run's own config: not config.json, which HF tools take for a model's
-PRETRAIN_GROUPS = {'model': 'backbone', 'data': 'corpus', 'RTD': 'mask_prob', 'optimisation': 'batch_size',
-                   'run, checkpoints, logging': 'output_dir'}
-FINETUNE_GROUPS = {'model and data': 'checkpoint', 'runs and outputs': 'runs', 'optimisation': 'lr',
-                   'selection and submission': 'selection'}
-
-def field_groups(cls, groups: dict) -> dict:
-    "`{group: [field names]}` of dataclass `cls`, a group starting at the field `groups` names for it."
-    starts, out, current = {v: k for k, v in groups.items()}, {}, None
-    for f in fields(cls):
-        current = starts.get(f.name, current)
-        out.setdefault(current, []).append(f.name)
-    return out
-
-def _groups_of(cfg) -> dict: return PRETRAIN_GROUPS if isinstance(cfg, PretrainConfig) else FINETUNE_GROUPS
-
-def _show(v) -> str:
-    if isinstance(v, tuple): return ' '.join(map(str, v)) if v else '(none)'
-    return "''" if v == '' else str(v)
-
-def format_config(cfg) -> str:
-    "`cfg` (a `PretrainConfig` or `FinetuneConfig`) one field per line, grouped as the class groups them."
-    width = max(len(f.name) for f in fields(cfg))
-    return '\n'.join(f'{group}:\n' + '\n'.join(f'  {n:<{width}}  {_show(getattr(cfg, n))}' for n in names)
-                     for group, names in field_groups(type(cfg), _groups_of(cfg)).items())
-
-# %% ../nbs/00_config.ipynb #c036
-def _parse_bool(s):
-    if isinstance(s, bool): return s
-    if s.lower() in ('1', 'true', 'yes', 'y'): return True
-    if s.lower() in ('0', 'false', 'no', 'n'): return False
-    raise argparse.ArgumentTypeError(f'expected true or false, got {s!r}')
-
-def _task_name(s): return s.lower().replace('-', '')
-
-_TYPES = {'int': int, 'float': float, 'str': str, 'bool': _parse_bool}
-
-def _element_type(cls, f):
-    "The argparse type of a field: from its annotation ('float | None' -> float), a tuple's from its default's elements."
-    t = f.type.split('|')[0].strip() if isinstance(f.type, str) else f.type.__name__
-    if t != 'tuple': return _TYPES[t], False
-    default = getattr(cls(), f.name) if cls is PretrainConfig else f.default
-    return (float if default and isinstance(default[0], float) else _task_name if f.name == 'tasks' else str), True
-
-def _metavar(t): return {int: 'INT', float: 'FLOAT', _parse_bool: 'BOOL'}.get(t, 'TEXT')
-
-def config_parser(cls, defaults: dict | None = None, description=None, prog=None, choices=None, groups=None,
-                  extra=()) -> argparse.ArgumentParser:
-    """An argparse parser with an option `--<field>` for every field of dataclass `cls`; unset options stay `None`.
-    `defaults` are the values shown in the help (those the run would use), `extra` names the command options to add:
-    'config', 'print_config', 'list_presets'."""
-    defaults = defaults if defaults is not None else asdict(cls())
-    choices, docs = choices or {}, docments(cls)
-    p = argparse.ArgumentParser(prog=prog, description=description or cls.__doc__, allow_abbrev=False,
-                                usage='%(prog)s [options]   (--help lists them; --batch-size and --batch_size are the same option)')
-    cmd = p.add_argument_group('commands')
-    if 'config' in extra: cmd.add_argument('--config', metavar='FILE', help='start from a saved config (a run\'s run_config.json, '
-                                           'a sweep\'s config.json or a hand-written JSON of some fields); options apply on top')
-    if 'print_config' in extra: cmd.add_argument('--print_config', action='store_true', help='print the resolved config and exit')
-    if 'list_presets' in extra: cmd.add_argument('--list_presets', action='store_true', help='print every backbone/size preset and exit')
-    for group, names in field_groups(cls, groups or {}).items():
-        g = p.add_argument_group(group) if group else p
-        for f in (f for f in fields(cls) if f.name in names):
-            t, many = _element_type(cls, f)
-            kw = dict(default=None, dest=f.name, help=f'{docs[f.name] or f.name} (default: {_show(defaults[f.name])})'.replace('%', '%%'))
-            if f.name in choices: kw.update(choices=choices[f.name], metavar='{' + '|'.join(choices[f.name]) + '}')
-            else: kw['metavar'] = _metavar(t)
-            if many: g.add_argument(f'--{f.name}', nargs='+', type=t, **kw)
-            elif t is _parse_bool: g.add_argument(f'--{f.name}', type=_parse_bool, nargs='?', const=True, **kw)
-            else: g.add_argument(f'--{f.name}', type=t, **kw)
-    return p
-
-def _underscored(args: list, names) -> list:
-    "`args` with option names spelled with dashes (`--batch-size`, `--batch-size=8`) spelled with underscores."
-    out = []
-    for a in args:
-        if a.startswith('--') and len(a) > 2:
-            name, eq, value = a[2:].partition('=')
-            if name.replace('-', '_') in names: a = '--' + name.replace('-', '_') + eq + value
-        out.append(a)
-    return out
 
 def read_config_file(cls, path, strict=True) -> dict:
     "The fields of `cls` in the JSON at `path` (a saved or hand-written config); `strict`: an unknown key is an error."
@@ -525,127 +479,11 @@ def read_config_file(cls, path, strict=True) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known and k not in RUN_CONTROL}
 
 def saved_run_config(run_dir) -> Path | None:
-    "The config a pretraining run saved in `run_dir`: its `run_config.json`, or the `config.json` of older versions; else None."
-    for name in (RUN_CONFIG, 'config.json'):
-        path = Path(run_dir)/name
-        if path.is_file():
-            try:
-                if 'embedding_sharing' in json.loads(path.read_text()): return path
-            except (OSError, json.JSONDecodeError): pass
-    return None
+    "The config a pretraining run saved in `run_dir` (its `run_config.json`), or None when it saved none."
+    path = Path(run_dir)/RUN_CONFIG
+    return path if path.is_file() else None
 
-def _pretrain_from(values: dict) -> PretrainConfig:
-    values = dict(values)
-    return pretrain_config(values.pop('backbone', 'electra'), values.pop('size', 'tiny'), **values)
-
-def _args(args): return list(sys.argv[1:] if args is None else args)
-
-def _pre_parse(args, *names):
-    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for n in names: p.add_argument(f'--{n}')
-    return p.parse_known_args(args)[0]
-
-# %% ../nbs/00_config.ipynb #c038
-def _server_reachable(url: str, timeout: float) -> bool:
-    "Whether a TCP connection to the server of `url` (or to the HTTPS proxy, if one is set) opens within `timeout` seconds."
-    u = urllib.parse.urlparse(os.environ.get('HTTPS_PROXY') or os.environ.get('https_proxy') or url)
-    try:
-        with socket.create_connection((u.hostname, u.port or (443 if u.scheme == 'https' else 80)), timeout=timeout): return True
-    except (OSError, TypeError, ValueError): return False
-
-def check_tracker_access(names, timeout=5.0):
-    """For the trackers of `names` that stream to a server: credentials that can be checked here (the form of a neptune
-    token) and a connection to the server. A `ValueError` saying what to fix; nothing is checked for offline trackers."""
-    if 'neptune-async' in names:
-        token = os.environ.get('NEPTUNE_API_TOKEN', '')
-        if token == 'ANONYMOUS': server = 'https://app.neptune.ai'
-        else:
-            try:
-                d = json.loads(base64.b64decode(token.encode(), validate=False).decode())
-                server = d.get('api_address') or d.get('api_url')
-                if not server: raise ValueError
-            except (ValueError, UnicodeDecodeError, AttributeError):
-                raise ValueError('NEPTUNE_API_TOKEN is not a neptune API token (it does not decode to one): copy it again '
-                                 'from neptune (your profile, "Get your API token"), or use --log neptune-offline.') from None
-        if not _server_reachable(server, timeout):
-            raise ValueError(f'--log neptune-async cannot reach the neptune server {server}: check the network (or HTTPS_PROXY), '
-                             'or use --log neptune-offline and `neptune sync` later.')
-    if any(n.startswith('wandb') for n in names) and \
-       {'wandb-online': 'online'}.get(next(n for n in names if n.startswith('wandb')), os.environ.get('WANDB_MODE', 'offline')) == 'online':
-        server = os.environ.get('WANDB_BASE_URL', 'https://api.wandb.ai')
-        if not _server_reachable(server, timeout):
-            raise ValueError(f'--log wandb-online cannot reach the wandb server {server}: check the network (or HTTPS_PROXY), '
-                             'or use --log wandb (offline) and `wandb sync` later.')
-
-def _from_file(e: Exception, config, base: dict, given: dict) -> str:
-    "The message of `e`, naming the `--config` file when the field it is about came from there."
-    field = getattr(e, 'field', None)
-    return f'{e} The value comes from --config {config}.' if config and field in base and field not in given else str(e)
-
-def _check_trackers(p, cfg):
-    """A tracker of `--log` whose package or credentials are missing, or whose server cannot be reached, is an option
-    error, before any data is built and before the run folder is made."""
-    try:
-        names = parse_log_option(cfg.log)
-        check_log_requirements(names)
-        check_tracker_access(names)
-    except (ImportError, ValueError) as e: p.error(str(e))
-
-def pretrain_config_from_args(args=None) -> PretrainConfig:
-    """A `PretrainConfig` from command-line `args` (default `sys.argv`): the `--backbone`/`--size` preset, a `--config` file,
-    the options on top; with `--resume`, the run's saved settings under the options. `--list_presets`, `--print_config`: print, exit."""
-    names = {f.name for f in fields(PretrainConfig)} | {'config', 'print_config', 'list_presets'}
-    args = _underscored(_args(args), names)
-    pre = _pre_parse(args, 'backbone', 'size', 'config')
-    try: base = read_config_file(PretrainConfig, pre.config) if pre.config else {}
-    except ValueError: base = {}   # the real parse below reports it
-    try: shown = _pretrain_from({**base, **{k: v for k in ('backbone', 'size') if (v := getattr(pre, k))}})
-    except (ValueError, TypeError): shown = _pretrain_from({})
-    p = config_parser(PretrainConfig, asdict(shown), 'RTD pretraining (ELECTRA / DeBERTaV3, GDES / ES / NES).', 'electra-pretrain',
-                      PRETRAIN_CHOICES, PRETRAIN_GROUPS, ('config', 'print_config', 'list_presets'))
-    ns = vars(p.parse_args(args))
-    config, print_config, list_presets = ns.pop('config'), ns.pop('print_config'), ns.pop('list_presets')
-    if list_presets: print(presets_table()); raise SystemExit(0)
-    given = {k: v for k, v in ns.items() if v is not None}
-    try:
-        base = read_config_file(PretrainConfig, config) if config else {}
-        cfg = _pretrain_from({**base, **given})
-        saved = saved_run_config(cfg.run_dir) if cfg.resume and not config else None
-        if saved is not None:   # continue the run as it was saved, where it was found; run_pretraining checks what the options change
-            cfg = _pretrain_from({**read_config_file(PretrainConfig, saved, strict=False), **given,
-                                  'output_dir': cfg.output_dir, 'run_name': cfg.run_name})
-    except (ValueError, TypeError) as e: p.error(_from_file(e, config, base, given))
-    if print_config: print(format_config(cfg)); raise SystemExit(0)
-    _check_trackers(p, cfg)
-    return cfg
-
-def finetune_config_from_args(args=None) -> FinetuneConfig:
-    "A `FinetuneConfig` from command-line `args` (default `sys.argv`): a `--config` file if given, the options on top."
-    names = {f.name for f in fields(FinetuneConfig)} | {'config', 'print_config'}
-    args = _underscored(_args(args), names)
-    pre = _pre_parse(args, 'config')
-    try: base = read_config_file(FinetuneConfig, pre.config) if pre.config else {}
-    except ValueError: base = {}
-    try: shown = {**asdict(FinetuneConfig(**base)), 'size': base.get('size', 'auto')}
-    except (ValueError, TypeError): shown = {**asdict(FinetuneConfig(size='small')), 'size': 'auto'}
-    p = config_parser(FinetuneConfig, shown, 'GLUE fine-tuning, best-run selection and submission.', 'electra-finetune',
-                      FINETUNE_CHOICES, FINETUNE_GROUPS, ('config', 'print_config'))
-    ns = vars(p.parse_args(args))
-    config, print_config = ns.pop('config'), ns.pop('print_config')
-    given = {k: v for k, v in ns.items() if v is not None}
-    try:
-        base = read_config_file(FinetuneConfig, config) if config else {}
-        values = {**base, **given}
-        cfg = FinetuneConfig(**values)
-        if values.get('size', 'auto') == 'auto' and os.environ.get('RANK', '0') == '0':
-            size, why = infer_size(cfg.checkpoint)
-            print(f'Fine-tuning size: {size} (lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}), inferred from {why}; --size overrides.')
-    except (ValueError, TypeError) as e: p.error(_from_file(e, config, base, given))
-    if print_config: print(format_config(cfg)); raise SystemExit(0)
-    _check_trackers(p, cfg)
-    return cfg
-
-# %% ../nbs/00_config.ipynb #c046
+# %% ../nbs/00_config.ipynb #c034
 def save_config(cfg, path):
     """Write dataclass `cfg` to `path` as JSON, atomically: a temporary file, then a rename. If the write fails, the temporary
     file is removed, an earlier config at `path` stays as it was, and the `OSError` names `path`."""

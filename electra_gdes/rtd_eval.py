@@ -19,7 +19,9 @@ from fastai.torch_core import to_device
 from .rtd import RTDLoss, masked_targets, rtd_labels
 from .model import GDESEmbedding, unwrap_rtd_model
 from .files import atomic_file
-from .train import HELD_OUT_SAMPLING, RTDCallback, step_seed, global_step, read_log, rng_states, set_rng_states
+from .train import HELD_OUT_SAMPLING, RTDCallback, step_seed
+from .logs import global_step, read_log
+from .checkpoint import rng_states, set_rng_states
 
 # %% auto #0
 __all__ = ['EVAL_COLUMNS', 'COLLAPSE_ADVICE', 'ranking_scores', 'rtd_losses', 'held_out_batches', 'word_tables', 'evaluating',

@@ -32,7 +32,8 @@ from .glue_finetune import (CLIP_NORM, GlueSetupError, GradAccumulation, Layerwi
 from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .run_lock import job_lock
-from .train import DeviceMixedPrecision, default_device, shows_progress_bar
+from .train import DeviceMixedPrecision, default_device
+from .logs import shows_progress_bar
 from .squad_data import SquadDataError, SquadSet, load_squad, squad_v1_eval, squad_v2_eval
 
 # %% auto #0

@@ -1,5 +1,6 @@
 """The fastai `Learner` of RTD pretraining: step-based sampling, masking on the device, mixed precision, gradient
-clipping, the learning-rate schedule, atomic checkpoints with exact resume, and the CSV log (and the trackers of `--log`).
+clipping, the learning-rate schedule and gradient accumulation, with the log (`04a_logs`), the trackers of `--log`
+(`04b_trackers`) and the checkpoints (`04c_checkpoint`) as its callbacks.
 
 Docs: https://electra-gdes.github.io/electra_gdes/train.html.md"""
 
@@ -7,7 +8,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/train.html.md"""
 
 # %% ../nbs/05_train.ipynb #c002
 from __future__ import annotations
-import csv, hashlib, io, os, random, sys, time, warnings
+import hashlib, os
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
@@ -21,31 +22,26 @@ from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback, CancelValidException, CancelBackwardException, CancelStepException
 from fastai.callback.progress import ProgressCallback
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.training import GradientClip
 from .config import PretrainConfig
 from .data import pad_collate
 from . import rtd
-from .rtd import (RTDLoss, mask_tokens, rtd_counts, metrics_from_counts, mlm_accuracy, disc_accuracy,
-                               replaced_precision, replaced_recall, replaced_f1, RTD_METRICS)
+from .rtd import RTDLoss, mask_tokens, rtd_counts, RTD_METRICS
 from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
 from .long_runs import PreemptionCallback, NonFiniteCallback, quiet_progress_bars
-from .files import OutputWriteError, atomic_bytes, atomic_file, run_file, write_guard
-from .model import resolve_attention, set_attention, unwrap_rtd_model
+from .model import resolve_attention, set_attention
 from .trackers import make_trackers
+from .logs import global_step, RTDLogger, StepProgressCallback, shows_progress_bar
+from .checkpoint import CheckpointCallback, checkpoint_steps
 
 # %% auto #0
-__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT', 'LOG_COLUMNS',
-           'RTD_LOG_METRICS', 'CHECKPOINT_FORMAT', 'data_permutation', 'global_batch_indices', 'StepBatchSampler',
-           'pretrain_dataloaders', 'global_step', 'step_seed', 'sampling_uniforms', 'RTDCallback',
-           'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_callbacks', 'read_log',
-           'log_line', 'parse_log_line', 'shows_progress_bar', 'StepProgressCallback', 'RTDLogger', 'checkpoint_steps',
-           'checkpoint_path', 'write_checkpoint', 'checkpoint_problem', 'read_checkpoint', 'usable_checkpoints',
-           'latest_checkpoint', 'rng_states', 'set_rng_states', 'set_start_step', 'CheckpointCallback',
-           'CheckpointFormatError', 'load_checkpoint', 'RTDLearner', 'default_device', 'link_torch_without_spaces',
-           'compile_step', 'pretrain_learner', 'fit_steps', 'resume', 'ExportError', 'export_checkpoint', 'export_main']
+__all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
+           'data_permutation', 'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'step_seed',
+           'sampling_uniforms', 'RTDCallback', 'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision',
+           'precision_callbacks', 'RTDLearner', 'default_device', 'link_torch_without_spaces', 'compile_step',
+           'pretrain_learner', 'fit_steps']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -102,10 +98,6 @@ def pretrain_dataloaders(cfg: PretrainConfig, dataset, pad_token_id: int, valid_
     return DataLoaders(train, valid, device=device)
 
 # %% ../nbs/05_train.ipynb #c015
-def global_step(learn) -> int:
-    "Steps finished before this batch (in `before_batch`), or including it (in `after_batch`, after `TrainEvalCallback`)."
-    return learn.start_step + learn.train_iter
-
 # the independent random streams of a run, each seeded per (step, rank) by `step_seed`
 TRAIN_MASKS, HELD_OUT_MASKS, HELD_OUT_SAMPLING, RANK_RESEED, TRAIN_SAMPLING, TRAIN_DROPOUT = range(6)
 
@@ -196,238 +188,7 @@ def precision_callbacks(cfg: PretrainConfig, device) -> list:
     precision = resolve_precision(cfg.precision, device)
     return [] if precision == 'fp32' else [DeviceMixedPrecision(amp_mode=precision)]
 
-# %% ../nbs/05_train.ipynb #c023
-LOG_COLUMNS = ('step', 'lr', 'loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc',
-               'replaced_precision', 'replaced_recall', 'replaced_f1', 'tokens_per_s')
-RTD_LOG_METRICS = {f.__name__: f for f in RTD_METRICS}   # each metric under its log column (`gen_acc`, ...)
-
-def read_log(path) -> list:
-    "The rows of a `log.csv` as dicts of floats (`step` as int)."
-    with open(path, newline='') as f:
-        return [{k: int(v) if k == 'step' else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-def _rewrite_log(path, rows):
-    def write(tmp):
-        with open(tmp, 'w', newline='') as f:
-            w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader(); w.writerows(rows)
-    atomic_file(path, write, run_file('the training log'))
-
-_LINE_KEYS = (('lr', 'lr', '.3e'), ('loss', 'loss', '.4f'), ('mlm_loss', 'mlm', '.4f'), ('disc_loss', 'disc', '.4f'),
-              ('gen_acc', 'gen_acc', '.4f'), ('disc_acc', 'disc_acc', '.4f'), ('replaced_precision', 'P', '.4f'),
-              ('replaced_recall', 'R', '.4f'), ('replaced_f1', 'F1', '.4f'), ('tokens_per_s', 'tok/s', '.0f'))
-
-def _hms(seconds: float) -> str:
-    if seconds != seconds or seconds == float('inf'): return '?'
-    s = int(round(seconds)); return f'{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}'
-
-def log_line(row: dict, total_steps: int, eta_s: float) -> str:
-    "One line of a file log: `step <step>/<total>`, then name-value pairs, then the ETA."
-    return ' '.join([f"step {row['step']}/{total_steps}", *(f'{name} {row[k]:{fmt}}' for k, name, fmt in _LINE_KEYS),
-                     f'eta {_hms(eta_s)}'])
-
-def parse_log_line(line: str) -> dict:
-    "The values of a `log_line` (`step`, `total`, the columns of `LOG_COLUMNS`, `eta` in seconds or None)."
-    words = line.split()
-    if len(words) % 2 or words[0] != 'step': raise ValueError(f'not a log line: {line!r}')
-    d = dict(zip(words[::2], words[1::2]))
-    step, total = map(int, d.pop('step').split('/'))
-    eta = d.pop('eta')
-    h, m, s_ = (eta.split(':') + ['', ''])[:3] if eta != '?' else (None, None, None)
-    row = {k: float(d[name]) for k, name, _ in _LINE_KEYS}
-    return {'step': step, 'total': total, **row, 'eta': None if h is None else int(h) * 3600 + int(m) * 60 + int(s_)}
-
-def shows_progress_bar() -> bool:
-    "Whether fastai's progress bar suits this process's stdout: a terminal or a notebook, not a file or a pipe."
-    from fastprogress.fastprogress import IN_NOTEBOOK
-    return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
-
-class StepProgressCallback(ProgressCallback):
-    "fastai's progress bar without its per-step read of the smoothed loss (a device sync); `RTDLogger` writes the comment on logged steps."
-    def after_batch(self): self.pbar.update(self.iter + 1)
-
-class RTDLogger(Callback):
-    "Log step, lr, losses, RTD metrics and tokens/s every `every` steps to `path` (CSV), `trackers` and (`lines`) stdout."
-    order, run_valid = 65, False   # after Recorder (smooth loss) and ProgressCallback (the bar's comment)
-    def __init__(self, path, every: int, total_steps: int, world_size=1, write=True, trackers=(), lines=False):
-        self.log_path, self.every, self.total_steps = Path(path), every, total_steps
-        self.world_size, self.write, self.trackers, self.lines = world_size, write, tuple(trackers or ()), lines
-
-    def before_fit(self):
-        self.tokens, self.t0, self.rate, self.file, self._floated = 0, time.perf_counter(), float('nan'), None, 0
-        self.fit_t0, self.fit_start = self.t0, self.learn.start_step
-        if not self.write: return
-        with write_guard(self.log_path, 'the training log'): self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        kept = [r for r in read_log(self.log_path) if r['step'] <= self.learn.start_step] if self.log_path.exists() else []
-        _rewrite_log(self.log_path, kept)
-        with write_guard(self.log_path, 'the training log'): self.file = open(self.log_path, 'a', newline='')
-        self.writer = csv.DictWriter(self.file, LOG_COLUMNS)
-
-    def _logs(self, step) -> bool: return step % self.every == 0 or step == self.total_steps
-    def before_batch(self):
-        if self.training: self.learn.log_this_step = self._logs(global_step(self.learn) + 1)
-
-    def after_batch(self):
-        self.tokens += self.learn.yb[2].sum()   # a tensor: no device sync until the row is written
-        step = global_step(self.learn)
-        if not self._logs(step): return
-        self._log(step)
-        # the Recorder keeps a smoothed loss per step: as device tensors a million steps would hold a million small
-        # blocks of GPU memory, so on logged steps they become floats (one read for all of them)
-        rec = getattr(self.learn, 'recorder', None)
-        if rec is not None and len(rec.losses) > self._floated:
-            rec.losses[self._floated:] = torch.stack([x.detach().float() for x in rec.losses[self._floated:]]).tolist()
-            self._floated = len(rec.losses)
-        progress = getattr(self.learn, 'progress', None)   # the bar's comment: read on logged steps only (a device sync)
-        if progress is not None and getattr(progress, 'pbar', None) is not None:
-            progress.pbar.comment = f'loss {self.smooth_loss.item():.4f}' + (f', {self.rate:,.0f} tok/s' if self.rate == self.rate else '')
-
-    def _log(self, step):
-        now = time.perf_counter()
-        self.rate = float(self.tokens) * self.world_size / max(now - self.t0, 1e-9)
-        self.tokens, self.t0 = 0, now
-        counts = getattr(self.learn, 'rtd_counts', None)
-        if counts is None: counts = rtd_counts(self.learn.pred, self.learn.yb[0], self.learn.yb[2])
-        row = {'step': step, 'lr': self.opt.hypers[-1]['lr'], 'loss': self.learn.loss.item(),
-               'mlm_loss': float(self.loss_func.mlm_loss), 'disc_loss': float(self.loss_func.disc_loss),
-               **metrics_from_counts(counts), 'tokens_per_s': self.rate}
-        if self.file is not None:
-            with write_guard(self.log_path, 'the training log'): self.writer.writerow(row); self.file.flush()
-        if self.lines and self.write:
-            done = step - self.fit_start
-            print(log_line(row, self.total_steps, (now - self.fit_t0) / max(done, 1) * (self.total_steps - step)), flush=True)
-        for t in self.trackers: t.log(dict(row), step)
-
-    def after_fit(self):
-        if self.file is not None: self.file.close(); self.file = None
-        for t in self.trackers: t.close()
-
-# %% ../nbs/05_train.ipynb #c028
-CHECKPOINT_FORMAT = 1
-
-def checkpoint_steps(cfg: PretrainConfig) -> list:
-    "The steps at which `cfg`'s run saves a checkpoint: `cfg.checkpoint_fractions` of `cfg.steps`, rounded, at least 1."
-    return sorted({min(cfg.steps, max(1, round(f * cfg.steps))) for f in cfg.checkpoint_fractions if f > 0})
-
-def checkpoint_path(run_dir, step: int) -> Path: return Path(run_dir)/'checkpoints'/f'step-{step:08d}.pt'
-
-def write_checkpoint(state: dict, path) -> Path:
-    "Save `state` to `path` atomically, then its SHA-256 to `path.sha256`; on a disk or permission fault, leave the others as they were."
-    path = Path(path)
-    with write_guard(path, 'a checkpoint'): path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO(); torch.save(state, buf); data = buf.getvalue()
-    atomic_bytes(path, data, run_file('a checkpoint'), fsync=True)
-    try: atomic_bytes(path.with_name(path.name + '.sha256'), hashlib.sha256(data).hexdigest().encode(),
-                      run_file('the digest of a checkpoint'), fsync=True)
-    except OutputWriteError:
-        path.unlink(missing_ok=True)   # without its digest it would be skipped anyway: keep the disk for the earlier ones
-        raise
-    return path
-
-def checkpoint_problem(path) -> str | None:
-    "Why the checkpoint at `path` cannot be used, or None when its SHA-256 matches."
-    path, digest = Path(path), Path(path).with_name(Path(path).name + '.sha256')
-    if not path.exists(): return 'it does not exist'
-    if not digest.exists(): return f'{digest.name} is missing (the write did not finish)'
-    if hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().strip():
-        return 'its SHA-256 does not match (the file is truncated or corrupt)'
-    return None
-
-def read_checkpoint(path) -> dict:
-    "The state saved at `path`, after checking its SHA-256."
-    problem = checkpoint_problem(path)
-    if problem: raise RuntimeError(f'Checkpoint {path} cannot be used: {problem}. Use `latest_checkpoint` to find a good one.')
-    return torch.load(path, map_location='cpu', weights_only=True)
-
-def usable_checkpoints(run_dir):
-    "The checkpoints of `run_dir` whose SHA-256 matches, newest first; each corrupt or unfinished one is reported and skipped."
-    for p in sorted((Path(run_dir)/'checkpoints').glob('step-*.pt'), reverse=True):
-        problem = checkpoint_problem(p)
-        if problem is None: yield p
-        else: warnings.warn(f'Skipping checkpoint {p}: {problem}. Falling back to the one before it.')
-
-def _no_usable_checkpoint(run_dir):
-    return RuntimeError(f'No usable checkpoint in {Path(run_dir)/"checkpoints"} (all are corrupt, unfinished or do not fit '
-                        'the model): delete that folder to start over, or run without --resume.')
-
-def latest_checkpoint(run_dir) -> Path | None:
-    "The newest usable checkpoint of `run_dir` (None if there is none); a corrupt or unfinished one is reported and skipped."
-    p = next(usable_checkpoints(run_dir), None)
-    if p is None and any((Path(run_dir)/'checkpoints').glob('step-*.pt')): raise _no_usable_checkpoint(run_dir)
-    return p
-
-# %% ../nbs/05_train.ipynb #c029
-def rng_states() -> dict:
-    "The global RNG states (torch, CUDA if any, numpy, python) in a form `torch.load(weights_only=True)` reads back."
-    npst = np.random.get_state(legacy=False)
-    states = {'torch': torch.get_rng_state(), 'python': random.getstate(),
-              'numpy': {**npst, 'state': {'key': torch.from_numpy(npst['state']['key'].astype(np.int64)), 'pos': npst['state']['pos']}}}
-    if torch.cuda.is_available(): states['cuda'] = torch.cuda.get_rng_state_all()
-    return states
-
-def set_rng_states(states: dict):
-    "Restore the states saved by `rng_states`."
-    torch.set_rng_state(states['torch'])
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in states['python']))
-    npst = states['numpy']
-    np.random.set_state({**npst, 'state': {'key': npst['state']['key'].numpy().astype(np.uint32), 'pos': npst['state']['pos']}})
-    if 'cuda' in states and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states['cuda'])
-
-# %% ../nbs/05_train.ipynb #c032
-def _opt_state(opt) -> dict:
-    sd = opt.state_dict()   # fastai `L`s and defaultdicts: plain lists and dicts load with weights_only=True
-    return {'state': [dict(s) for s in sd['state']], 'hypers': [dict(h) for h in sd['hypers']]}
-
-def set_start_step(learn, step: int):
-    "Make `learn`'s next fit start at global step `step`: sampler, schedule and step counter."
-    learn.start_step = step
-    learn.dls.train.batch_sampler.start_step = step
-    for cb in learn.cbs:
-        if isinstance(cb, StepLRScheduler): cb.first_step = step
-
-class CheckpointCallback(Callback):
-    "Save a checkpoint after the batches ending at `steps`, atomically, under `run_dir/'checkpoints'` (rank 0 only)."
-    order = 90   # after the optimizer step, the scheduler and the logger
-    def __init__(self, run_dir, steps, rank=0):
-        self.run_dir, self.steps, self.rank, self.pending = Path(run_dir), set(steps), rank, None
-
-    def save(self, learn=None) -> Path | None:
-        "Write the checkpoint of `learn` (default: this callback's learner) at its current global step."
-        learn = learn or self.learn
-        if self.rank != 0: return None
-        step = global_step(learn) if learn.training else learn.start_step
-        state = {'format': CHECKPOINT_FORMAT, 'step': step, 'model': learn.model.state_dict(), 'opt': _opt_state(learn.opt),
-                 'rng': rng_states(), 'world_size': getattr(learn, 'world_size', 1)}
-        if getattr(learn, 'scaler', None) is not None: state['scaler'] = learn.scaler.state_dict()
-        return write_checkpoint(state, checkpoint_path(self.run_dir, step))
-
-    def before_batch(self):
-        if not self.training or self.pending is None: return
-        rng, scaler = self.pending
-        # python and numpy as they were; torch's RNG is seeded per step and rank by RTDCallback
-        if self.rank == 0: set_rng_states({k: v for k, v in rng.items() if k != 'cuda'} | {'torch': torch.get_rng_state()})
-        if scaler is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(scaler)
-        self.pending = None
-
-    def after_batch(self):
-        if self.training and global_step(self.learn) in self.steps: self.save()
-
-class CheckpointFormatError(RuntimeError):
-    "A checkpoint written by another version of the checkpoint format: resuming it needs that version."
-
-def load_checkpoint(learn, path) -> int:
-    "Load the checkpoint at `path` into `learn` (a `pretrain_learner`); returns its step."
-    state = read_checkpoint(path)
-    if state.get('format') != CHECKPOINT_FORMAT:
-        raise CheckpointFormatError(f'Checkpoint {path} has format {state.get("format")!r}, this version reads {CHECKPOINT_FORMAT}: '
-                           'resume it with the version of electra_gdes that wrote it.')
-    learn.model.load_state_dict(state['model'])
-    if learn.opt is None: learn.create_opt()
-    learn.opt.load_state_dict(state['opt'])
-    set_start_step(learn, state['step'])
-    learn.checkpoint.pending = state['rng'], state.get('scaler')
-    return state['step']
-
-# %% ../nbs/05_train.ipynb #c035
+# %% ../nbs/05_train.ipynb #c024
 def _rows(t, start: int, n: int):
     if isinstance(t, tuple): return tuple(_rows(x, start, n) for x in t)
     return t if t is None else t[start:start + n]
@@ -486,7 +247,7 @@ class RTDLearner(Learner):
         self._with_events(self._step, 'step', CancelStepException)
         self.opt.zero_grad()
 
-# %% ../nbs/05_train.ipynb #c036
+# %% ../nbs/05_train.ipynb #c025
 def default_device(rank=0) -> torch.device:
     "This process's device: its GPU (`cuda:<local rank>`) when there is one, else the CPU."
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
@@ -567,94 +328,3 @@ def fit_steps(learn) -> Learner:
     "Train `learn` from its start step to `cfg.steps`: one fastai epoch over the step sampler, then the held-out set if any."
     if learn.start_step < learn.cfg.steps: learn.fit(1, lr=learn.cfg.lr)
     return learn
-
-def resume(learn) -> int:
-    """Load the newest usable checkpoint of `learn.cfg.run_dir` if there is one; the step training goes on from. A
-    checkpoint whose digest matches but that cannot be read back (it does not unpickle) or does not fit the model (another
-    shape) is reported and skipped like a corrupt one: the one before it is loaded, which sets every weight again."""
-    run_dir = learn.cfg.run_dir
-    for path in usable_checkpoints(run_dir):
-        try: step = load_checkpoint(learn, path)
-        except CheckpointFormatError: raise
-        except Exception as e:   # unpickling, size-mismatch and missing-key errors come in many types
-            first = str(e).strip().splitlines()
-            warnings.warn(f'Skipping checkpoint {path}: it cannot be loaded into this model ({type(e).__name__}: '
-                          f'{first[-1] if first else e}). Falling back to the one before it.')
-            continue
-        print(f'Resuming from {path} at step {step} of {learn.cfg.steps}.')
-        return step
-    if any((Path(run_dir)/'checkpoints').glob('step-*.pt')): raise _no_usable_checkpoint(run_dir)   # none loaded
-    return 0
-
-# %% ../nbs/05_train.ipynb #c038
-class ExportError(ValueError):
-    "What was given to `export_checkpoint` is not a usable checkpoint or run; the message says what to pass instead."
-
-def _export_source(checkpoint, step=None) -> tuple[Path, Path]:
-    "`(run_dir, checkpoint_path)` of a checkpoint file or a run directory; `ExportError` when there is none."
-    from electra_gdes.config import saved_run_config
-    p = Path(checkpoint)
-    if not p.exists(): raise ExportError(f'{p} does not exist: pass a checkpoint (<run_dir>/checkpoints/step-N.pt) or a run directory.')
-    if p.is_dir():
-        run_dir = p
-        if not (p/'checkpoints').is_dir():
-            raise ExportError(f'{p} is not a pretraining run directory (it has no checkpoints/ folder): pass the run directory '
-                              '(<output_dir>/<run_name>) or one of its checkpoints/step-N.pt.')
-        if step is not None:
-            ck = checkpoint_path(p, step)
-            if not ck.exists():
-                have = ', '.join(str(int(c.stem.split('-')[1])) for c in sorted((p/'checkpoints').glob('step-*.pt'))) or 'none'
-                raise ExportError(f'{p} has no checkpoint at step {step} (it has: {have}); pass one of these to --step.')
-        else:
-            ck = latest_checkpoint(p)
-            if ck is None: raise ExportError(f'{p/"checkpoints"} holds no checkpoint yet: train until the first one is written.')
-    else:
-        ck, run_dir = p, p.parent.parent
-        if p.suffix != '.pt': raise ExportError(f'{p} is not a checkpoint (a step-N.pt file) or a run directory.')
-        if step is not None and checkpoint_path(run_dir, step) != p:
-            raise ExportError(f'--step {step} contradicts the checkpoint {p.name}: give the run directory with --step, or the file alone.')
-    if saved_run_config(run_dir) is None:
-        raise ExportError(f'{run_dir} has no run_config.json (or older config.json) beside checkpoints/: export needs the config '
-                          'the run was started with.')
-    problem = checkpoint_problem(ck)
-    if problem: raise ExportError(f'Checkpoint {ck} cannot be used: {problem}. Pass another --step, or the run directory for its newest good one.')
-    return run_dir, ck
-
-def export_checkpoint(checkpoint, out_dir, step=None) -> Path:
-    "Write the discriminator (GDES merged) and generator of a run's checkpoint to `out_dir` as plain HF directories."
-    from electra_gdes.config import saved_run_config, load_config
-    from electra_gdes.data import load_tokenizer
-    from electra_gdes.model import build_rtd_model, save_discriminator, save_generator
-    run_dir, ck = _export_source(checkpoint, step)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir(): raise ExportError(f'--out {out_dir} is a file: choose a folder.')
-    cfg = load_config(PretrainConfig, saved_run_config(run_dir))
-    state = read_checkpoint(ck)
-    tokenizer = load_tokenizer(cfg)
-    model = build_rtd_model(cfg, tokenizer)
-    try: model.load_state_dict(state['model'])
-    except RuntimeError as e:
-        raise ExportError(f'Checkpoint {ck} does not fit the model of {saved_run_config(run_dir)} and its tokenizer '
-                          f'({len(tokenizer)} tokens): {str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}') from None
-    card = {'step': state['step']}   # the model cards say how far the run had got
-    with write_guard(out_dir, 'the exported models'):
-        save_discriminator(model, tokenizer, out_dir/'discriminator', cfg, card)
-        save_generator(model, tokenizer, out_dir/'generator', cfg, card)
-    return out_dir
-
-def export_main(args=None):
-    "Entry point of `electra-export`: a checkpoint (or a run's newest) as HF discriminator / generator directories."
-    import argparse
-    p = argparse.ArgumentParser(prog='electra-export', description='Export the discriminator (GDES tables merged) and the '
-                                'generator of a pretraining checkpoint as Hugging Face directories.')
-    p.add_argument('checkpoint', metavar='CHECKPOINT_OR_RUN_DIR', help='a checkpoints/step-N.pt, or a run directory (its newest usable checkpoint)')
-    p.add_argument('--out', required=True, help='the folder to write discriminator/ and generator/ into')
-    p.add_argument('--step', type=int, default=None, help='with a run directory: the checkpoint at this step')
-    a = p.parse_args(args)
-    if a.step is not None and a.step < 1: p.error(f'--step {a.step} must be at least 1.')
-    try: _export_source(a.checkpoint, a.step)
-    except ExportError as e: p.error(str(e))
-    try: out = export_checkpoint(a.checkpoint, a.out, a.step)
-    except ExportError as e: p.error(str(e))
-    except OutputWriteError as e: sys.exit(f'electra-export: error: {e}')
-    print(f'Discriminator: {out/"discriminator"}; generator: {out/"generator"}')

@@ -24,7 +24,7 @@ def test_pretrain_exits_0_after_a_run_and_2_on_bad_input(tmp_path):
     card = (run/'discriminator'/'README.md').read_text()   # the export's model card, from the run's config
     assert '# r: discriminator' in card and '| training | 4' in card
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from electra_gdes.train import read_log
+    from electra_gdes.logs import read_log
     acc = EventAccumulator(str(run/'tensorboard')); acc.Reload()   # --log tensorboard: event files in the run directory
     assert [(e.step, round(e.value, 4)) for e in acc.Scalars('train/loss')] == [(r['step'], round(r['loss'], 4)) for r in read_log(run/'log.csv')]
     bad = script('electra-pretrain', *tiny_pretrain_args(tmp_path, 'nocorpus'), '--corpus', tmp_path/'no_such_corpus')

@@ -7,14 +7,14 @@ import pytest
 
 from electra_gdes.compare import compare_runs
 from electra_gdes.glue_finetune import append_result
-from electra_gdes.train import LOG_COLUMNS
+from electra_gdes.logs import LOG_COLUMNS
 
 COMPARE = Path(sys.executable).parent/'electra-compare'
 
-def fake_run(path, name, values, eval_rows=None, config='run_config.json'):
+def fake_run(path, name, values, eval_rows=None):
     "A run directory with a `log.csv` whose every metric at step s is `values[s]`, and an optional `eval.csv`."
     path.mkdir(parents=True)
-    if name: (path/config).write_text(json.dumps({'run_name': name, 'backbone': 'electra', 'embedding_sharing': name.split('-')[-1]}))
+    if name: (path/'run_config.json').write_text(json.dumps({'run_name': name, 'backbone': 'electra', 'embedding_sharing': name.split('-')[-1]}))
     with open(path/'log.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader()
         for step, v in values.items(): w.writerow({k: step if k == 'step' else v for k in LOG_COLUMNS})
@@ -33,7 +33,7 @@ def compare(*args):
 @pytest.fixture
 def runs(tmp_path):
     return [fake_run(tmp_path/'gdes', 'electra-tiny-gdes', {10: 2.0, 20: 1.5}, eval_rows=[(20, 0.55, -0.1)]),
-            fake_run(tmp_path/'es', 'electra-tiny-es', {10: 3.0, 20: 2.5, 30: 2.0}, config='config.json'),
+            fake_run(tmp_path/'es', 'electra-tiny-es', {10: 3.0, 20: 2.5, 30: 2.0}),
             fake_run(tmp_path/'nes', '', {10: 4.0})]
 
 def test_compare_runs_overlays_logged_values(runs):
@@ -42,7 +42,7 @@ def test_compare_runs_overlays_logged_values(runs):
     by_title = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
     assert list(by_title) == ['mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'replaced_f1', 'held-out disc_auc', 'held-out tug_cos']
     lines = by_title['disc_acc'].lines
-    assert [l.get_label() for l in lines] == ['electra-tiny-gdes', 'electra-tiny-es', 'nes']   # run_config.json, config.json, dir name
+    assert [l.get_label() for l in lines] == ['electra-tiny-gdes', 'electra-tiny-es', 'nes']   # run_config.json, run_config.json, dir name
     assert [list(l.get_xdata()) for l in lines] == [[10, 20], [10, 20, 30], [10]]
     assert list(lines[1].get_ydata()) == [3.0, 2.5, 2.0]
     (held_out,) = by_title['held-out disc_auc'].lines

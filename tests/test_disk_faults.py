@@ -5,10 +5,11 @@ chmod does not stop a write: unwritable folders are simulated.)"""
 import errno, os, subprocess, sys, textwrap
 from pathlib import Path
 import pytest, torch
-import electra_gdes.train as train
+import electra_gdes.logs as logs
 from electra_gdes.files import OutputWriteError, check_writable, write_guard
-from electra_gdes.train import (pretrain_learner, fit_steps, checkpoint_path, checkpoint_problem, latest_checkpoint,
-                                write_checkpoint, read_log)
+from electra_gdes.train import pretrain_learner, fit_steps
+from electra_gdes.logs import read_log
+from electra_gdes.checkpoint import checkpoint_path, checkpoint_problem, latest_checkpoint, write_checkpoint
 from test_grad_accum import word_data, cfg_for
 
 from cli_helpers import BIN
@@ -28,7 +29,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_earlier_one(tmp_path, monkeyp
         calls.append(fd)
         if len(calls) > 2: raise OSError(errno.ENOSPC, 'No space left on device')
         return real_fsync(fd)
-    monkeypatch.setattr(train.os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'fsync', fsync)
     learn = pretrain_learner(cfg, ds, tok, device=torch.device('cpu'))
     with pytest.raises(OutputWriteError) as e:
         fit_steps(learn)
@@ -58,16 +59,16 @@ def test_a_full_disk_during_the_log_says_so(tmp_path, monkeypatch):
     cfg = cfg_for(tmp_path, 'log', 1)
     learn = pretrain_learner(cfg, ds, tok, device=torch.device('cpu'))
     def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')
-    monkeypatch.setattr(train.csv.DictWriter, 'writerow', full)
+    monkeypatch.setattr(logs.csv.DictWriter, 'writerow', full)
     with pytest.raises(OutputWriteError) as e: fit_steps(learn)
     assert f"Could not write the training log to {cfg.run_dir/'log.csv'}: No space left on device" in str(e.value)
 
 def test_a_failed_rewrite_of_the_log_leaves_it_and_no_tmp(tmp_path, monkeypatch):
     log = tmp_path/'log.csv'
-    train._rewrite_log(log, [{'step': 1, **{k: 0.5 for k in train.LOG_COLUMNS[1:]}}])
+    logs._rewrite_log(log, [{'step': 1, **{k: 0.5 for k in logs.LOG_COLUMNS[1:]}}])
     before = log.read_bytes()
-    monkeypatch.setattr(train.os, 'replace', lambda *a: (_ for _ in ()).throw(OSError(errno.EROFS, 'Read-only file system')))
-    with pytest.raises(OutputWriteError, match='read-only'): train._rewrite_log(log, [])
+    monkeypatch.setattr(os, 'replace', lambda *a: (_ for _ in ()).throw(OSError(errno.EROFS, 'Read-only file system')))
+    with pytest.raises(OutputWriteError, match='read-only'): logs._rewrite_log(log, [])
     assert log.read_bytes() == before and _no_tmp_left(tmp_path) == []
 
 def test_output_dir_checks(tmp_path, monkeypatch):

@@ -17,7 +17,9 @@ from electra_gdes.data import load_tokenizer
 from electra_gdes.rtd import mask_tokens
 from electra_gdes.distributed import DDPCallback, shard_loader
 from electra_gdes.long_runs import NonFiniteCallback, PreemptionCallback
-from electra_gdes.train import RTDCallback, pretrain_learner, fit_steps, latest_checkpoint, read_checkpoint, read_log, resume
+from electra_gdes.train import RTDCallback, pretrain_learner, fit_steps
+from electra_gdes.logs import read_log
+from electra_gdes.checkpoint import latest_checkpoint, read_checkpoint, resume
 
 STEPS, BATCH, LENGTH = 6, 8, 24
 

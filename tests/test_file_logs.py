@@ -4,7 +4,7 @@ import os, subprocess
 from pathlib import Path
 import pytest
 from electra_gdes.config import pretrain_config
-from electra_gdes.train import parse_log_line, read_log
+from electra_gdes.logs import parse_log_line, read_log
 
 from cli_helpers import BIN
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest, torch
 from torch import nn
 from electra_gdes.config import pretrain_config
-from electra_gdes.train import pretrain_learner, fit_steps, read_log
+from electra_gdes.train import pretrain_learner, fit_steps
+from electra_gdes.logs import read_log
 from electra_gdes.rtd import SAMPLER_FUNCS
 
 STEPS = 3

@@ -51,3 +51,12 @@ def test_the_plan_has_no_cycle():
                 if reach(n, seen): return True
         return False
     for start in allowed: assert not reach(start, set()), f'{start} may import itself through others'
+
+def test_walkthroughs_export_nothing():
+    "A notebook without a number (Pretrain, Finetune_GLUE, ...) is a tutorial: no `default_exp`, no exported cell."
+    import json
+    walkthroughs = [p for p in (ROOT/'nbs').glob('*.ipynb') if not p.name[0].isdigit() and p.stem != 'index']
+    assert {p.stem for p in walkthroughs} >= {'Pretrain', 'Finetune_GLUE', 'Finetune_SQuAD', 'Sharing_Study'}
+    exporting = [f'{p.name} cell {i}' for p in walkthroughs for i, c in enumerate(json.loads(p.read_text())['cells'])
+                 if re.search(r'^#\|\s*(export|exports|exporti|default_exp)\b', ''.join(c['source']), re.M)]
+    assert not exporting, f'walkthroughs must export nothing (move the code to a numbered notebook): {exporting}'

@@ -5,7 +5,8 @@ import pytest, torch, datasets
 from fastai.callback.core import Callback
 from electra_gdes.config import pretrain_config
 from electra_gdes.data import load_tokenizer
-from electra_gdes.train import pretrain_learner, fit_steps, latest_checkpoint, read_checkpoint
+from electra_gdes.train import pretrain_learner, fit_steps
+from electra_gdes.checkpoint import latest_checkpoint, read_checkpoint
 from electra_gdes.long_runs import PreemptionCallback, NonFiniteCallback, NonFiniteTrainingError
 
 STEPS = 16
@@ -33,7 +34,8 @@ CHILD = textwrap.dedent('''
     sys.path.insert(0, sys.argv[1])
     from test_long_runs import tiny_cfg, tiny_dataset
     from electra_gdes.data import load_tokenizer
-    from electra_gdes.train import pretrain_learner, fit_steps, resume
+    from electra_gdes.train import pretrain_learner, fit_steps
+    from electra_gdes.checkpoint import resume
     from electra_gdes.long_runs import PreemptionCallback, NonFiniteCallback
     out, mode = Path(sys.argv[2]), sys.argv[3]
 

@@ -4,7 +4,8 @@ its stdout stays bounded; a rerun without --resume is refused and leaves the run
 import hashlib, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
-from electra_gdes.train import checkpoint_path, read_log
+from electra_gdes.logs import read_log
+from electra_gdes.checkpoint import checkpoint_path
 
 from cli_helpers import BIN
 STEPS, EVERY = 16, 4

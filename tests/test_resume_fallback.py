@@ -3,7 +3,8 @@ not unpickle, or its weights do not fit the model), with a warning naming it, to
 fastai "shadowing" warning."""
 import hashlib, io, warnings
 import pytest, torch
-from electra_gdes.train import pretrain_learner, fit_steps, resume, checkpoint_path, read_checkpoint
+from electra_gdes.train import pretrain_learner, fit_steps
+from electra_gdes.checkpoint import resume, checkpoint_path, read_checkpoint
 from helpers import word_level_data, tiny_pretrain_cfg
 
 def _rewrite(path, data: bytes):

@@ -12,7 +12,8 @@ import electra_gdes.rtd_eval as rtd_eval
 from electra_gdes.config import pretrain_config
 from electra_gdes.model import GDESEmbedding
 from electra_gdes.rtd import RTDLoss
-from electra_gdes.train import pretrain_learner, fit_steps, read_log
+from electra_gdes.train import pretrain_learner, fit_steps
+from electra_gdes.logs import read_log
 from electra_gdes.rtd_eval import (ranking_scores, held_out_metrics, held_out_batches, evaluate_rtd, tug_of_war, rtd_losses,
                                    word_tables, RTDEvalCallback, read_eval, write_eval, plot_run, EVAL_COLUMNS)
 

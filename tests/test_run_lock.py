@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import BIN, ENV, script, tiny_pretrain_args, tiny_corpus, checksums
 from electra_gdes.run_lock import RunLock, job_lock, lock_holder, lock_path
-from electra_gdes.train import read_log
+from electra_gdes.logs import read_log
 
 HOLD = ("import sys, time\nfrom electra_gdes.run_lock import job_lock\n"
         "with job_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(float(sys.argv[2]))\n")

@@ -4,7 +4,7 @@ names it), a finished run is not retrained, `--overwrite` replaces it, a bad out
 import shutil
 import pytest
 from cli_helpers import script, tiny_pretrain_args, checksums
-from electra_gdes.train import read_log
+from electra_gdes.logs import read_log
 
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory):

@@ -69,8 +69,8 @@ def test_export_answers_in_a_pipeline(setup):
 
 
 def run_main(capsys, *args) -> str:
-    "stdout of `electra_gdes.squad_cli.main(args)` in this process (it must succeed)."
-    from electra_gdes.squad_cli import main
+    "stdout of `electra_gdes.squad.main(args)` in this process (it must succeed)."
+    from electra_gdes.squad import main
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         main([str(a) for a in args])
@@ -123,7 +123,7 @@ def test_bad_option_exits_2():
 
 
 def _main_error(*args) -> str:
-    from electra_gdes.squad_cli import main
+    from electra_gdes.squad import main
     with warnings.catch_warnings(), pytest.raises(SystemExit) as e:
         warnings.simplefilter('ignore')
         main([str(a) for a in args])

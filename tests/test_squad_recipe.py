@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from electra_gdes.squad_cli import SquadConfig
+from electra_gdes.config import SquadConfig
 from electra_gdes.squad_finetune import (ANSWER_MASK_LOGIT, doc_windows, max_context_masks, span_loss, squad_epochs)
 
 

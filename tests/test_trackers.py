@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from electra_gdes.config import FinetuneConfig, pretrain_config
-from electra_gdes.train import LOG_COLUMNS, fit_steps, pretrain_learner, read_log
+from electra_gdes.train import fit_steps, pretrain_learner
+from electra_gdes.logs import LOG_COLUMNS, read_log
 from electra_gdes import trackers as T
 from electra_gdes.trackers import check_log_requirements, close_trackers, make_trackers, parse_log_option
 

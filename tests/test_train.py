@@ -11,8 +11,9 @@ import electra_gdes.train as train
 from electra_gdes.config import pretrain_config
 from electra_gdes.model import CPU_ATTENTION, SDPA_ATTENTION, BitsDropout
 from helpers import word_level_data, tiny_pretrain_cfg
-from electra_gdes.train import (pretrain_learner, fit_steps, read_log, write_checkpoint, read_checkpoint, latest_checkpoint,
-                                checkpoint_path)
+from electra_gdes.train import pretrain_learner, fit_steps
+from electra_gdes.logs import read_log, global_step
+from electra_gdes.checkpoint import write_checkpoint, read_checkpoint, latest_checkpoint, checkpoint_path
 
 TEXT = ("The union is strong. We met in a time of trial and came through it together. "
         "Our work is not done, and the people expect the congress to act. ") * 3
@@ -96,7 +97,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     p = checkpoint_path(tmp_path, 5)
     write_checkpoint({'format': 1, 'step': 5, 'w': torch.arange(3.)}, p)
     def crash(*a, **k): raise OSError('disk full')
-    monkeypatch.setattr(train.os, 'replace', crash)
+    monkeypatch.setattr(os, 'replace', crash)
     with pytest.raises(OSError): write_checkpoint({'format': 1, 'step': 5, 'w': torch.zeros(3)}, p)
     monkeypatch.undo()
     assert torch.equal(read_checkpoint(p)['w'], torch.arange(3.))   # the old checkpoint is intact
@@ -156,7 +157,7 @@ class SampleProbe(Callback):
     def after_pred(self):
         if not self.training: return
         self.seen.append((self.learn.xb[4], self.pred.mlm_logits.detach(), self.pred.sampled_ids))
-        self.steps.append(train.global_step(self.learn))
+        self.steps.append(global_step(self.learn))
 
 def _sampling_run(tmp_path, cbs, **kw):
     tok, ds = word_level_data()
