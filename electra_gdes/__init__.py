@@ -35,7 +35,9 @@ Modules:
 - `electra_gdes.files`: Writing files and folders so that a fault (a full disk, a read-only or unwritable folder) leaves every earlier file as it was, no temporary file behind, and one message that names the path and the fix.
 - `electra_gdes.finetune`: `run_glue`, the whole fine-tuning job of a `FinetuneConfig` (the sweep, the summary, the best runs exported, the submission), and the `electra-finetune` command.
 - `electra_gdes.glue_data`: The nine GLUE tasks from the Hugging Face hub, from the official GLUE download, or from an offline synthetic practice suite, all in one format; BERT-style pair truncation, `double_unordered` and tokenization.
-- `electra_gdes.glue_finetune`: The ELECTRA fine-tuning recipe: the classification head, layer-wise learning-rate decay, the simultaneous warmup/decay schedule, GLUE metrics, seeded runs with a results file, best-run selection, the summary table and test predictions.
+- `electra_gdes.glue_finetune`: The ELECTRA fine-tuning recipe: the simultaneous warmup/decay schedule, the data, seeded runs with a results file, gradient accumulation, best-run selection and the selected runs' test predictions.
+- `electra_gdes.glue_metrics`: The GLUE metrics of every task, the constant-answer floor, and the summary table of a sweep beside the published scores.
+- `electra_gdes.glue_model`: ELECTRA's head on a pretrained discriminator, the checks a checkpoint must pass, layer-wise learning-rate decay, run folders, and the export that transformers loads.
 - `electra_gdes.glue_submission`: The 11 files the GLUE leaderboard expects, written atomically with their zip, and a validator (also a command) that checks a submission folder against the test files.
 - `electra_gdes.logs`: The step counter of a run, its CSV log (one row every `log_every` steps), the one-line-per-row stdout of a run whose output goes to a file, and fastai's progress bar without its per-step device sync.
 - `electra_gdes.long_runs`: Surviving preemption (SIGTERM / SIGINT write a checkpoint, then the run exits cleanly) and non-finite steps (skipped, counted, and a clear stop when they keep coming).

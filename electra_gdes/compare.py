@@ -90,7 +90,8 @@ def glue_source(path) -> Path:
 def glue_summary(path) -> tuple:
     "`(table, synthetic)`: the `summary_table` of GLUE group `path` without its average row; whether its runs were on the practice suite."
     import pandas as pd
-    from electra_gdes.glue_finetune import read_results, summary_table, PUBLISHED_DEV
+    from electra_gdes.glue_metrics import summary_table, PUBLISHED_DEV
+    from electra_gdes.glue_finetune import read_results
     src = glue_source(path)
     if src.suffix == '.jsonl':
         results = read_results(src)
@@ -111,7 +112,7 @@ def glue_comparison(groups) -> tuple:
     "`(table, synthetic)`: the GLUE groups `groups` (directories or files) joined, a row per task plus `GLUE avg`."
     import numpy as np, pandas as pd
     from electra_gdes.config import GLUE_TASKS
-    from electra_gdes.glue_finetune import GLUE_AVERAGE_TASKS, PUBLISHED_DEV
+    from electra_gdes.glue_metrics import GLUE_AVERAGE_TASKS, PUBLISHED_DEV
     groups = [Path(g) for g in groups]
     if not groups: raise ValueError('No GLUE group to compare: pass at least one with --glue.')
     names = [group_name(g) for g in groups]
@@ -151,7 +152,7 @@ def glue_markdown(df) -> str:
 def plot_glue(df, title=''):
     "Grouped bars: per task, each group's mean dev score (x100) with its std; the published scores as red marks."
     import numpy as np, matplotlib.pyplot as plt
-    from electra_gdes.glue_finetune import PUBLISHED_DEV
+    from electra_gdes.glue_metrics import PUBLISHED_DEV
     names = [c[:-len(' mean')] for c in df.columns if c.endswith(' mean')]
     x, w = np.arange(len(df)), 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(1.5 + (0.5 + 0.35 * len(names)) * len(df), 4))

@@ -46,8 +46,8 @@ def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
     `cfg.push_to_hub`), and the submission when every GLUE task is done. Bad data or a task without a finished run is an
     error before anything is written."""
     from electra_gdes.distributed import is_rank0
-    from electra_gdes.glue_finetune import (check_glue_tasks, export_best_runs, finetune_sweep, group_dir, markdown_table,
-                                            read_results, results_path, save_summary, select_runs, summary_table)
+    from electra_gdes.glue_metrics import markdown_table, save_summary, summary_table
+    from electra_gdes.glue_finetune import check_glue_tasks, export_best_runs, finetune_sweep, group_dir, read_results, results_path, select_runs
     submit = set(GLUE_TASKS) <= set(cfg.tasks)
     if cfg.predict_only:
         results = read_results(results_path(cfg))
@@ -77,7 +77,7 @@ def main(args=None):
     cfg = finetune_config_from_args(args)
     from electra_gdes.distributed import distributed, is_rank0
     from electra_gdes.glue_data import GlueDataError
-    from electra_gdes.glue_finetune import GlueSetupError
+    from electra_gdes.glue_model import GlueSetupError
     from electra_gdes.pretrain import HubPushError
     from electra_gdes.run_lock import RunLockedError
     try:

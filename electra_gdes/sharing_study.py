@@ -93,7 +93,8 @@ def plot_cosine_histograms(cosines: dict, png_path=None, bins=60):
 
 def finetune_checkpoints(checkpoints: dict, glue_dir, tasks, output_dir, **cfg) -> dict:
     "label -> {task: dev score}: one seeded fine-tuning run per task of each checkpoint (label -> HF directory) on `glue_dir`."
-    from electra_gdes.glue_finetune import finetune_sweep, MAIN_METRIC
+    from electra_gdes.glue_metrics import MAIN_METRIC
+    from electra_gdes.glue_finetune import finetune_sweep
     scores = {}
     for label, ckpt in checkpoints.items():
         fc = FinetuneConfig(checkpoint=str(ckpt), glue_dir=str(glue_dir), tasks=tuple(tasks), runs=1, size='tiny', group=label,

@@ -24,7 +24,7 @@ def run_squad(cfg: SquadConfig) -> str:
     from electra_gdes.squad_data import load_squad
     # the data first: its module needs the standard library only, so that a bad file is reported in a second
     squad = load_squad(cfg.version, cfg.squad_dir, cfg.practice and not cfg.squad_dir)
-    from electra_gdes.glue_finetune import markdown_table
+    from electra_gdes.glue_metrics import markdown_table
     from electra_gdes.squad_finetune import group_dir, squad_sweep
     results, table, line = squad_sweep(cfg, log=lambda *a: print(*a, flush=True), squad=squad)
     print(f'{cfg.group}: dev scores ({len(results)} run(s))'); print(markdown_table(table))
@@ -46,7 +46,7 @@ def main(args=None):
     # and the fix, a traceback would only hide it
     except (SquadDataError, OSError) as e: sys.exit(f'electra-squad: error: {e}')
     except ValueError as e:   # GlueSetupError (SquadSetupError): its module is loaded once anything can raise one
-        setup_error = getattr(sys.modules.get('electra_gdes.glue_finetune'), 'GlueSetupError', ())
+        setup_error = getattr(sys.modules.get('electra_gdes.glue_model'), 'GlueSetupError', ())
         if isinstance(e, setup_error): sys.exit(f'electra-squad: error: {e}')
         raise
 

@@ -26,9 +26,9 @@ from transformers import AutoModelForQuestionAnswering
 
 from .optim import adam_no_bias_correction
 from .files import atomic_dir, atomic_file
-from .glue_finetune import (CLIP_NORM, GlueSetupError, GradAccumulation, LayerwiseLRScheduler, append_result,
-                                        check_max_length, epoch_line, layerwise_lrs, layerwise_splitter, load_backbone,
-                                        markdown_table, optimizer_steps, quiet_hf, read_results)
+from .glue_model import GlueSetupError, check_max_length, layerwise_lrs, layerwise_splitter, load_backbone, quiet_hf
+from .glue_metrics import markdown_table
+from .glue_finetune import CLIP_NORM, GradAccumulation, LayerwiseLRScheduler, append_result, epoch_line, optimizer_steps, read_results
 from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .run_lock import job_lock

@@ -1,5 +1,5 @@
 """Mutation testing of the published recipe: each mutant changes one recipe constant or formula of the library (config,
-rtd, optim, data, glue_finetune, model) in a scratch copy of the package, and the recipe tests must fail on it.
+rtd, optim, data, glue_model, glue_metrics, glue_finetune, model) in a scratch copy of the package, and the recipe tests must fail on it.
 
     python scripts/mutate_recipe.py                # every mutant, one at a time; exits 1 if any survives
     python scripts/mutate_recipe.py --jobs 2       # two at a time
@@ -96,11 +96,11 @@ MUTANTS = [
     # glue_finetune
     ('glue_finetune.py', "DOUBLED_TASKS = ('mrpc', 'stsb')", 'DOUBLED_TASKS = ()', 'DOUBLED_TASKS -> ()'),
     ('glue_finetune.py', "DOUBLED_TASKS = ('mrpc', 'stsb')", "DOUBLED_TASKS = ('mrpc', 'stsb', 'rte')", 'DOUBLED_TASKS + rte'),
-    ('glue_finetune.py', 'STSB_RANGE = (0.0, 5.0)', 'STSB_RANGE = (0.0, 6.0)', 'STS-B clip [0, 5] -> [0, 6]'),
-    ('glue_finetune.py', 'return clip_stsb(outputs) if is_regression', 'return outputs if is_regression', 'STS-B predictions not clipped'),
+    ('glue_metrics.py', 'STSB_RANGE = (0.0, 5.0)', 'STSB_RANGE = (0.0, 6.0)', 'STS-B clip [0, 5] -> [0, 6]'),
+    ('glue_metrics.py', 'return clip_stsb(outputs) if is_regression', 'return outputs if is_regression', 'STS-B predictions not clipped'),
     ('glue_finetune.py', 'CLIP_NORM = 1.0', 'CLIP_NORM = 5.0', 'fine-tuning clip norm 1 -> 5'),
-    ('glue_finetune.py', 'return n_layers + (2 if official_head_depth else 1)', 'return n_layers + (2 if official_head_depth else 2)', 'head depth L+1 -> L+2'),
-    ('glue_finetune.py', 'lr * decay ** (top - d)', 'lr * decay ** (top - d - 1)', 'layer-wise decay exponent off by one'),
+    ('glue_model.py', 'return n_layers + (2 if official_head_depth else 1)', 'return n_layers + (2 if official_head_depth else 2)', 'head depth L+1 -> L+2'),
+    ('glue_model.py', 'lr * decay ** (top - d)', 'lr * decay ** (top - d - 1)', 'layer-wise decay exponent off by one'),
     ('glue_finetune.py', 'round(cfg.warmup_fraction * total)', 'round(cfg.warmup_fraction * len(train_dl))', 'warmup 10% of one epoch, not of all'),
     ('glue_finetune.py', 'round(cfg.warmup_fraction * total)', '0', 'fine-tuning warmup dropped'),
     ('glue_finetune.py', 'electra_lr(self.step, self.total, self.warmup)', '(1 - self.step / self.total)', 'fine-tuning schedule without warmup'),

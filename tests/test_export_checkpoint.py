@@ -38,7 +38,7 @@ def merged_discriminator_state(ckpt_path) -> dict:
 def test_export_a_mid_run_checkpoint_loads_everywhere_and_equals_it(run, tmp_path):
     from transformers import AutoModelForPreTraining, ElectraForPreTraining, ElectraForMaskedLM
     from electra_gdes.checkpoint import checkpoint_path
-    from electra_gdes.glue_finetune import load_backbone
+    from electra_gdes.glue_model import load_backbone
     d, run_dir = run
     p = export(run_dir, '--out', tmp_path/'half', '--step', 2)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -9,7 +9,7 @@ from helpers import practice_suite_and_checkpoint
 from cli_helpers import BIN, ENV
 
 from electra_gdes.config import FinetuneConfig, GLUE_TASKS
-from electra_gdes.glue_finetune import MAIN_METRIC
+from electra_gdes.glue_metrics import MAIN_METRIC
 
 TASKS, RUNS, EPOCHS = ('sst2', 'mnli'), 2, 2
 EPOCH = re.compile(r'^(\w+) run (\d+): epoch (\d+)/(\d+) train_loss ([\d.]+) valid_loss ([\d.]+) (\w+) (-?[\d.]+) time [\d:]+$')
@@ -70,7 +70,8 @@ def test_the_default_sweep_writes_well_under_a_megabyte(file_run):
 @pytest.mark.parametrize('tty', [True, False])
 def test_the_bar_stays_in_a_terminal_and_goes_in_a_file(tmp_path, monkeypatch, tty):
     from fastai.callback.progress import ProgressCallback
-    from electra_gdes.glue_finetune import finetune_learner, glue_classifier
+    from electra_gdes.glue_model import glue_classifier
+    from electra_gdes.glue_finetune import finetune_learner
     class Out(io.StringIO):
         def isatty(self): return tty
     _, ckpt = practice_suite_and_checkpoint(tmp_path, n_train=4, n_dev=4, n_test=2)

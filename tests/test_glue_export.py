@@ -9,8 +9,8 @@ import helpers
 import electra_gdes.glue_finetune as gf
 from electra_gdes.config import FinetuneConfig, pretrain_config
 from electra_gdes.glue_data import glue_spec
-from electra_gdes.glue_finetune import (GlueClassifier, append_result, best_dir, export_best_runs, export_glue_run, load_backbone,
-                                        load_run, run_dir, results_path, save_run)
+from electra_gdes.glue_model import GlueClassifier, export_glue_run, load_backbone, load_run, save_run
+from electra_gdes.glue_finetune import append_result, best_dir, export_best_runs, run_dir, results_path
 
 WORDS = ('the', 'a', 'movie', 'was', 'good', 'bad', 'great', 'awful', 'man', 'sleeps', 'is', 'asleep')
 TEXTS = [('the movie was good', None), ('a bad , awful movie', None), ('the man sleeps', 'a man is asleep')]

@@ -13,10 +13,9 @@ from electra_gdes.config import FinetuneConfig, pretrain_config
 from electra_gdes.model import CPU_ATTENTION
 from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, glue_features, make_practice_glue
 import electra_gdes.glue_finetune as gf
-from electra_gdes.glue_finetune import (GlueClassifier, LayerwiseLRScheduler, append_result, clip_stsb, finetune_run,
-                                        finetune_sweep, glue_classifier, glue_metrics, layerwise_lrs, layerwise_splitter,
-                                        load_backbone, outputs_to_predictions, read_results, results_path, run_dir,
-                                        select_runs, summary_table)
+from electra_gdes.glue_model import GlueClassifier, glue_classifier, layerwise_lrs, layerwise_splitter, load_backbone
+from electra_gdes.glue_metrics import clip_stsb, glue_metrics, outputs_to_predictions, summary_table
+from electra_gdes.glue_finetune import LayerwiseLRScheduler, append_result, finetune_run, finetune_sweep, read_results, results_path, run_dir, select_runs
 
 FIXTURES = Path(__file__).parent/'fixtures'/'glue'
 WORDS = ('the', 'a', 'and', 'of', 'to', 'in', 'is', 'was', *POSITIVE_WORDS, *NEGATIVE_WORDS)

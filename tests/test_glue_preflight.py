@@ -9,7 +9,8 @@ import helpers
 from electra_gdes.config import FinetuneConfig, GLUE_TASKS
 from electra_gdes.glue_data import GlueDataError, load_glue_tasks
 import electra_gdes.glue_finetune as gf
-from electra_gdes.glue_finetune import check_finetune_checkpoint, check_glue_tasks, finetune_sweep, group_dir
+from electra_gdes.glue_model import check_finetune_checkpoint
+from electra_gdes.glue_finetune import check_glue_tasks, finetune_sweep, group_dir
 
 FIX = helpers.GLUE_FIXTURES
 

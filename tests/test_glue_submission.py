@@ -196,7 +196,7 @@ def test_unwritable_submission_dir_is_named(tmp_path):
 @pytest.mark.parametrize('name', ['summary.csv', 'summary.md', 'summary.png'])
 def test_full_disk_during_summary(tmp_path, monkeypatch, name):
     import pandas as pd
-    from electra_gdes.glue_finetune import save_summary, summary_table
+    from electra_gdes.glue_metrics import save_summary, summary_table
     df = summary_table([dict(task='rte', run=i, score=s, synthetic=True) for i, s in enumerate([0.6, 0.7])])
     save_summary(df, tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -217,7 +217,8 @@ def test_full_disk_during_summary(tmp_path, monkeypatch, name):
 
 def test_full_disk_during_results_line_and_run_save(tmp_path, monkeypatch):
     import torch, helpers
-    from electra_gdes.glue_finetune import GlueClassifier, append_result, load_backbone, read_results, save_run
+    from electra_gdes.glue_model import GlueClassifier, load_backbone, save_run
+    from electra_gdes.glue_finetune import append_result, read_results
     path = tmp_path/'results.jsonl'
     append_result(path, dict(task='rte', run=0, score=0.5))
     ckpt = helpers.tiny_electra_checkpoint(tmp_path/'ckpt', helpers.tiny_tokenizer(['a', 'b']))

@@ -278,14 +278,14 @@ def test_glue_task_epochs():
 
 def test_layerwise_decay_and_head_depth():
     "lr * decay^(L+1-depth), head at L+1 (official: L+2); L = 2, decay 0.5."
-    from electra_gdes.glue_finetune import layerwise_lrs, head_depth
+    from electra_gdes.glue_model import layerwise_lrs, head_depth
     np.testing.assert_allclose(layerwise_lrs(1.0, 0.5, 2), [0.125, 0.25, 0.5, 1.0])
     np.testing.assert_allclose(layerwise_lrs(1.0, 0.5, 2, official_head_depth=True), [0.0625, 0.125, 0.25, 1.0])
     assert (head_depth(12), head_depth(12, True)) == (13, 14)
 
 
 def test_stsb_predictions_clipped_to_0_5():
-    from electra_gdes.glue_finetune import clip_stsb, outputs_to_predictions
+    from electra_gdes.glue_metrics import clip_stsb, outputs_to_predictions
     np.testing.assert_array_equal(clip_stsb([-1.0, 0.0, 2.5, 5.0, 7.3]), [0.0, 0.0, 2.5, 5.0, 5.0])
     np.testing.assert_array_equal(outputs_to_predictions(np.array([-0.2, 5.5]), True), [0.0, 5.0])
 
@@ -297,7 +297,7 @@ class _Task:
 @pytest.fixture(scope='module')
 def tiny_classifier(tmp_path_factory):
     import helpers
-    from electra_gdes.glue_finetune import glue_classifier
+    from electra_gdes.glue_model import glue_classifier
     path = helpers.tiny_electra_checkpoint(tmp_path_factory.mktemp('ckpt'), helpers.tiny_tokenizer(['a', 'b']), hidden_size=16)
     return lambda n: glue_classifier(path, n)[0]
 
