@@ -21,8 +21,8 @@ from .logs import global_step
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
            'read_checkpoint', 'usable_checkpoints', 'latest_checkpoint', 'rng_states', 'set_rng_states',
-           'set_start_step', 'CheckpointCallback', 'CheckpointFormatError', 'load_checkpoint', 'resume', 'ExportError',
-           'export_checkpoint', 'export_main']
+           'set_start_step', 'CheckpointCallback', 'CheckpointFormatError', 'load_checkpoint', 'resume_from_latest',
+           'ExportError', 'export_checkpoint', 'export_main']
 
 # %% ../nbs/04c_checkpoint.ipynb #c005
 CHECKPOINT_FORMAT = 1
@@ -151,7 +151,7 @@ def load_checkpoint(learn, path) -> int:
     return state['step']
 
 # %% ../nbs/04c_checkpoint.ipynb #c015
-def resume(learn) -> int:
+def resume_from_latest(learn) -> int:
     """Load the newest usable checkpoint of `learn.cfg.run_dir` if there is one; the step training goes on from. A
     checkpoint whose digest matches but that cannot be read back (it does not unpickle) or does not fit the model (another
     shape) is reported and skipped like a corrupt one: the one before it is loaded, which sets every weight again."""

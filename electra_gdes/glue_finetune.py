@@ -42,7 +42,7 @@ from .glue_metrics import DEV_SUFFIX, MAIN_METRIC, glue_metrics, outputs_to_pred
 # %% auto #0
 __all__ = ['DOUBLED_TASKS', 'CLIP_NORM', 'PRACTICE_EPOCHS', 'BEST_SUFFIX', 'RECIPE_FIELDS', 'optimizer_steps', 'is_step_batch',
            'LayerwiseLRScheduler', 'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
-           'group_dir', 'run_dir', 'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs',
+           'group_dir', 'task_run_dir', 'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs',
            'evaluate', 'GradAccumulation', 'dev_metric', 'epoch_line', 'task_epochs', 'finetune_learner', 'load_task',
            'check_glue_tasks', 'finetune_run', 'select_runs', 'best_dir', 'export_best_runs', 'check_group_config',
            'finished_runs', 'finetune_sweep', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
@@ -110,7 +110,7 @@ def glue_train_dataloader(ds, tokenizer, max_length: int, batch_size: int, seed:
 
 # %% ../nbs/09b_glue_finetune.ipynb #c015
 def group_dir(cfg: FinetuneConfig) -> Path: return Path(cfg.output_dir)/cfg.group
-def run_dir(cfg: FinetuneConfig, task: str, run_index: int) -> Path: return group_dir(cfg)/f'{task}_{run_index}'
+def task_run_dir(cfg: FinetuneConfig, task: str, run_index: int) -> Path: return group_dir(cfg)/f'{task}_{run_index}'
 def results_path(cfg: FinetuneConfig) -> Path: return group_dir(cfg)/'results.jsonl'
 
 def append_result(path, record: dict):
@@ -246,7 +246,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     record = dict(task=task, run=run_index, seed=seed, score=metrics[MAIN_METRIC[task]], metrics=metrics,
                   synthetic=glue_task.synthetic, checkpoint=str(cfg.checkpoint), seconds=round(time.time() - start, 1))
     if is_rank0():
-        save_run(model, tokenizer, run_dir(cfg, task, run_index), dict(record, num_labels=glue_task.num_labels))
+        save_run(model, tokenizer, task_run_dir(cfg, task, run_index), dict(record, num_labels=glue_task.num_labels))
         append_result(results_path(cfg), record)
     barrier()
     return metrics
@@ -273,7 +273,7 @@ def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
         best, path = select_runs(results, task)[0], best_dir(cfg, task)
         done = path/'export.json'
         if not (done.exists() and {k: json.loads(done.read_text()).get(k) for k in ('run', 'seed')} == {'run': best['run'], 'seed': best['seed']}):
-            export_glue_run(run_dir(cfg, task, best['run']), path)
+            export_glue_run(task_run_dir(cfg, task, best['run']), path)
         out[task] = path
     return out
 
@@ -293,7 +293,7 @@ def check_group_config(cfg: FinetuneConfig):
 def finished_runs(cfg: FinetuneConfig) -> set:
     "(task, run) pairs of `cfg`'s group with a results line and a saved run folder."
     return {(r['task'], r['run']) for r in read_results(results_path(cfg))
-            if (run_dir(cfg, r['task'], r['run'])/'run.json').exists()}
+            if (task_run_dir(cfg, r['task'], r['run'])/'run.json').exists()}
 
 def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
     """Every run of `cfg.tasks` x `range(cfg.runs)` not finished yet; returns all records of the results file.
@@ -337,7 +337,7 @@ def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log):
 # %% ../nbs/09b_glue_finetune.ipynb #c046
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
-    path = run_dir(cfg, record['task'], record['run'])
+    path = task_run_dir(cfg, record['task'], record['run'])
     cache = path/'test_outputs.npz'
     if cache.exists():
         with np.load(cache) as z: return dict(z)

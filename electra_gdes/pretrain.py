@@ -128,7 +128,7 @@ def _run_locked(cfg: PretrainConfig) -> Path:
     from electra_gdes.distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier
     from electra_gdes.model import save_discriminator, save_generator
     from electra_gdes.train import fit_steps
-    from electra_gdes.checkpoint import resume
+    from electra_gdes.checkpoint import resume_from_latest
     from electra_gdes.rtd_eval import RTDEvalCallback, plot_run
     env = init_distributed()
     tokenizer, ds = pretrain_data(cfg)
@@ -152,7 +152,7 @@ def _run_locked(cfg: PretrainConfig) -> Path:
     barrier()   # no process starts (or resumes) before rank 0 has replaced the old run, trackers' folders included
     learn.rtd_logger.trackers = tuple(make_trackers(cfg, cfg.run_dir, env.rank))
     try:
-        if state == 'resume': resume(learn)
+        if state == 'resume': resume_from_latest(learn)
         fit_steps(learn)
     finally: close_trackers(learn.rtd_logger.trackers)   # an interrupted run keeps what its trackers got
     if env.rank == 0:

@@ -42,7 +42,7 @@ __all__ = ['ANSWER_MASK_LOGIT', 'PUBLISHED_EPOCHS', 'PRACTICE_EPOCHS', 'PIPELINE
            'squad_features', 'feature_token_types', 'LengthGroupedBatches', 'squad_collate', 'squad_dataloader',
            'SquadQA', 'span_loss', 'squad_model', 'squad_epochs', 'squad_learner', 'predict_logits',
            'postprocess_squad', 'apply_null_threshold', 'dev_null_threshold', 'evaluate_squad',
-           'SquadQuestionAnsweringPipeline', 'pipeline_source', 'SquadData', 'squad_data', 'group_dir', 'run_dir',
+           'SquadQuestionAnsweringPipeline', 'pipeline_source', 'SquadData', 'squad_data', 'group_dir', 'squad_run_dir',
            'results_path', 'run_seed', 'main_scores', 'hf_qa_model', 'save_squad_run', 'squad_run', 'select_best_run',
            'export_best_squad_run', 'summary_table', 'save_squad_summary', 'check_group_config', 'finished_runs',
            'result_line', 'squad_sweep']
@@ -399,7 +399,7 @@ def squad_data(cfg, tokenizer, squad: SquadSet | None = None) -> SquadData:
     return SquadData(squad, squad_features(squad.train, tokenizer, **kw), squad_features(squad.dev, tokenizer, **kw))
 
 def group_dir(cfg) -> Path: return Path(cfg.output_dir)/cfg.group
-def run_dir(cfg, run_index: int) -> Path: return group_dir(cfg)/f'run_{run_index}'
+def squad_run_dir(cfg, run_index: int) -> Path: return group_dir(cfg)/f'run_{run_index}'
 def results_path(cfg) -> Path: return group_dir(cfg)/'results.jsonl'
 def run_seed(cfg, run_index: int) -> int: return cfg.seed + run_index
 
@@ -451,7 +451,7 @@ def squad_run(cfg, run_index: int, data: SquadData) -> dict:
     em, f1 = main_scores(metrics)
     record = dict(task=f'squad-v{cfg.version}', run=run_index, seed=seed, score=f1 / 100, metrics=metrics,
                   synthetic=data.squad.synthetic, checkpoint=str(cfg.checkpoint), seconds=round(time.time() - start, 1))
-    save_squad_run(model, tokenizer, run_dir(cfg, run_index), record, final, odds, metrics, cfg)
+    save_squad_run(model, tokenizer, squad_run_dir(cfg, run_index), record, final, odds, metrics, cfg)
     append_result(results_path(cfg), record)
     return metrics
 
@@ -499,7 +499,7 @@ ACL 2018).
 def export_best_squad_run(cfg, results: list, name: str) -> Path:
     "Copy the best run to `<group>/best` (with a model card) and its prediction files into the group folder; the export."
     best = select_best_run(results)
-    src, out = run_dir(cfg, best['run']), group_dir(cfg)/'best'
+    src, out = squad_run_dir(cfg, best['run']), group_dir(cfg)/'best'
     done = out/'export.json'
     if not (done.exists() and json.loads(done.read_text()).get('run') == best['run']):
         def write(tmp):
@@ -565,7 +565,7 @@ def check_group_config(cfg):
                                    f"--group for the new recipe, or the old values to resume.")
 
 def finished_runs(cfg) -> set:
-    return {r['run'] for r in read_results(results_path(cfg)) if (run_dir(cfg, r['run'])/'run.json').exists()}
+    return {r['run'] for r in read_results(results_path(cfg)) if (squad_run_dir(cfg, r['run'])/'run.json').exists()}
 
 def result_line(name: str, metrics: dict, best: dict, n_runs: int) -> str:
     "`SQuAD v1.1 dev: EM xx.xx F1 yy.yy` (2.0: with HasAns / NoAns), the selected run named."

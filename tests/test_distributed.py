@@ -19,7 +19,7 @@ from electra_gdes.distributed import DDPCallback, shard_loader
 from electra_gdes.long_runs import NonFiniteCallback, PreemptionCallback
 from electra_gdes.train import RTDCallback, pretrain_learner, fit_steps
 from electra_gdes.logs import read_log
-from electra_gdes.checkpoint import latest_checkpoint, read_checkpoint, resume
+from electra_gdes.checkpoint import latest_checkpoint, read_checkpoint, resume_from_latest
 
 STEPS, BATCH, LENGTH = 6, 8, 24
 
@@ -217,7 +217,7 @@ def test_resume_with_another_world_size(ddp_run, single_run, tok, tmp_path):
     run_dir = tmp_path/'run'/'checkpoints'; run_dir.mkdir(parents=True)
     for f in (ddp_run/'run'/'checkpoints').glob('step-00000003.pt*'): shutil.copy(f, run_dir/f.name)
     learn = deterministic_learner(tiny_cfg(tmp_path), tok)
-    assert resume(learn) == 3
+    assert resume_from_latest(learn) == 3
     fit_steps(learn)
     single, _ = single_run
     for k, v in single.model.state_dict().items():

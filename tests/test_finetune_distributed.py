@@ -14,7 +14,7 @@ from helpers import practice_suite_and_checkpoint
 
 from electra_gdes.config import FinetuneConfig, GLUE_TASKS
 from electra_gdes.glue_data import load_glue
-from electra_gdes.glue_finetune import finetune_sweep, read_results, results_path, run_dir
+from electra_gdes.glue_finetune import finetune_sweep, read_results, results_path, task_run_dir
 from electra_gdes.glue_submission import SUBMISSION_FILES, validate_submission
 
 BATCH = 8  # global: 4 per rank
@@ -77,12 +77,12 @@ def test_two_processes_match_one_process_on_the_global_batch(setup, single):
     for task in even:
         assert ddp[task]['metrics'] == pytest.approx(one[task]['metrics'], abs=1e-4), task  # accuracies: multiples of 1/20
         for f, load in (('model.safetensors', load_file), ('head.pt', torch.load)):
-            a, b = load(run_dir(cfg, task, 0)/f), load(run_dir(scfg, task, 0)/f)
+            a, b = load(task_run_dir(cfg, task, 0)/f), load(task_run_dir(scfg, task, 0)/f)
             assert list(a) == list(b)
             for k in a: torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=lambda m: f'{task} {f} {k}: {m}')
     # and training moved the weights: the comparison is not between two copies of the checkpoint
     init = load_file(Path(cfg.checkpoint)/'model.safetensors')
-    trained = load_file(run_dir(cfg, 'sst2', 0)/'model.safetensors')
+    trained = load_file(task_run_dir(cfg, 'sst2', 0)/'model.safetensors')
     key = 'electra.encoder.layer.0.output.dense.weight'
     assert not torch.allclose(init[key], trained['encoder.layer.0.output.dense.weight'])
 

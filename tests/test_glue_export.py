@@ -10,7 +10,7 @@ import electra_gdes.glue_finetune as gf
 from electra_gdes.config import FinetuneConfig, pretrain_config
 from electra_gdes.glue_data import glue_spec
 from electra_gdes.glue_model import GlueClassifier, export_glue_run, load_backbone, load_run, save_run
-from electra_gdes.glue_finetune import append_result, best_dir, export_best_runs, run_dir, results_path
+from electra_gdes.glue_finetune import append_result, best_dir, export_best_runs, task_run_dir, results_path
 
 WORDS = ('the', 'a', 'movie', 'was', 'good', 'bad', 'great', 'awful', 'man', 'sleeps', 'is', 'asleep')
 TEXTS = [('the movie was good', None), ('a bad , awful movie', None), ('the man sleeps', 'a man is asleep')]
@@ -97,7 +97,7 @@ def test_sweep_exports_the_best_run_once(tmp_path, capsys):
     ckpt = electra_ckpt(tmp_path)
     cfg = FinetuneConfig(checkpoint=str(ckpt), tasks=('rte', 'cola'), output_dir=str(tmp_path/'glue'), group='g')
     for i, score in enumerate([0.55, 0.70, 0.62]):
-        fake_run(ckpt, run_dir(cfg, 'rte', i), 'rte', run=i, seed=42 + i, score=score)
+        fake_run(ckpt, task_run_dir(cfg, 'rte', i), 'rte', run=i, seed=42 + i, score=score)
         append_result(results_path(cfg), dict(task='rte', run=i, seed=42 + i, score=score, synthetic=True))
     results = gf.read_results(results_path(cfg))
     paths = export_best_runs(cfg, results)
@@ -106,7 +106,7 @@ def test_sweep_exports_the_best_run_once(tmp_path, capsys):
     mtime = (paths['rte']/'model.safetensors').stat().st_mtime_ns
     export_best_runs(cfg, results)
     assert (paths['rte']/'model.safetensors').stat().st_mtime_ns == mtime          # the same best run: not written again
-    fake_run(ckpt, run_dir(cfg, 'rte', 3), 'rte', run=3, seed=45, score=0.9)
+    fake_run(ckpt, task_run_dir(cfg, 'rte', 3), 'rte', run=3, seed=45, score=0.9)
     append_result(results_path(cfg), dict(task='rte', run=3, seed=45, score=0.9, synthetic=True))
     export_best_runs(cfg, gf.read_results(results_path(cfg)))
     assert json.loads((paths['rte']/'export.json').read_text())['run'] == 3

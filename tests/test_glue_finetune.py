@@ -15,7 +15,7 @@ from electra_gdes.glue_data import POSITIVE_WORDS, NEGATIVE_WORDS, glue_features
 import electra_gdes.glue_finetune as gf
 from electra_gdes.glue_model import GlueClassifier, glue_classifier, layerwise_lrs, layerwise_splitter, load_backbone
 from electra_gdes.glue_metrics import clip_stsb, glue_metrics, outputs_to_predictions, summary_table
-from electra_gdes.glue_finetune import LayerwiseLRScheduler, append_result, finetune_run, finetune_sweep, read_results, results_path, run_dir, select_runs
+from electra_gdes.glue_finetune import LayerwiseLRScheduler, append_result, finetune_run, finetune_sweep, read_results, results_path, task_run_dir, select_runs
 
 FIXTURES = Path(__file__).parent/'fixtures'/'glue'
 WORDS = ('the', 'a', 'and', 'of', 'to', 'in', 'is', 'was', *POSITIVE_WORDS, *NEGATIVE_WORDS)
@@ -117,7 +117,7 @@ def test_resume_skips_finished_runs(tmp_path, monkeypatch, practice):
     done = []
     def fake_run(cfg, task, run_index, glue_task=None):
         done.append((task, run_index))
-        run_dir(cfg, task, run_index).mkdir(parents=True, exist_ok=True); (run_dir(cfg, task, run_index)/'run.json').write_text('{}')
+        task_run_dir(cfg, task, run_index).mkdir(parents=True, exist_ok=True); (task_run_dir(cfg, task, run_index)/'run.json').write_text('{}')
         append_result(results_path(cfg), dict(task=task, run=run_index, score=0.5, metrics={'accuracy': 0.5, 'mcc': 0.5}, synthetic=True))
         return {'accuracy': 0.5, 'mcc': 0.5}
     monkeypatch.setattr(gf, 'finetune_run', fake_run)
@@ -125,7 +125,7 @@ def test_resume_skips_finished_runs(tmp_path, monkeypatch, practice):
     with contextlib.redirect_stdout(io.StringIO()):
         finetune_sweep(replace(cfg, runs=1))
         assert done == [('rte', 0), ('cola', 0)]
-        run_dir(cfg, 'cola', 1).mkdir(parents=True)  # an interrupted run: a folder without run.json or results line
+        task_run_dir(cfg, 'cola', 1).mkdir(parents=True)  # an interrupted run: a folder without run.json or results line
         finetune_sweep(cfg)
     assert done == [('rte', 0), ('cola', 0), ('rte', 1), ('cola', 1)]
 
@@ -160,7 +160,7 @@ def test_finetune_beats_chance(tmp_path, practice):
     assert metrics['accuracy'] > 0.75, metrics
     [record] = read_results(results_path(cfg))
     assert record['score'] == metrics['accuracy'] and record['seed'] == 42 and record['synthetic']
-    saved = json.loads((run_dir(cfg, 'sst2', 0)/'run.json').read_text())
+    saved = json.loads((task_run_dir(cfg, 'sst2', 0)/'run.json').read_text())
     assert saved['metrics'] == metrics
 
 def test_bf16_autocast_on_cpu(tmp_path):

@@ -35,7 +35,7 @@ CHILD = textwrap.dedent('''
     from test_long_runs import tiny_cfg, tiny_dataset
     from electra_gdes.data import load_tokenizer
     from electra_gdes.train import pretrain_learner, fit_steps
-    from electra_gdes.checkpoint import resume
+    from electra_gdes.checkpoint import resume_from_latest
     from electra_gdes.long_runs import PreemptionCallback, NonFiniteCallback
     out, mode = Path(sys.argv[2]), sys.argv[3]
 
@@ -50,7 +50,7 @@ CHILD = textwrap.dedent('''
     torch.manual_seed(cfg.seed)  # the model's initial weights (a resumed run loads its own)
     learn = pretrain_learner(cfg, dataset=tiny_dataset(tok), tokenizer=tok,
                              cbs=[Progress(), PreemptionCallback(), NonFiniteCallback(cfg.max_nonfinite)])
-    if mode == 'resume': resume(learn)
+    if mode == 'resume': resume_from_latest(learn)
     fit_steps(learn)
     print('finished at step', learn.start_step + learn.train_iter)
 ''')

@@ -4,7 +4,7 @@ fastai "shadowing" warning."""
 import hashlib, io, warnings
 import pytest, torch
 from electra_gdes.train import pretrain_learner, fit_steps
-from electra_gdes.checkpoint import resume, checkpoint_path, read_checkpoint
+from electra_gdes.checkpoint import resume_from_latest, checkpoint_path, read_checkpoint
 from helpers import word_level_data, tiny_pretrain_cfg
 
 def _rewrite(path, data: bytes):
@@ -29,7 +29,7 @@ def test_resume_falls_back_past_a_checkpoint_that_does_not_load(tmp_path, damage
     learn = pretrain_learner(cfg, ds, tok, device=torch.device('cpu'))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        assert resume(learn) == 2
+        assert resume_from_latest(learn) == 2
     messages = [str(w.message) for w in caught]
     assert any(str(newest) in m and 'cannot be loaded' in m for m in messages), messages
     assert not any('shadowing' in m for m in messages), messages
@@ -43,4 +43,4 @@ def test_resume_with_no_loadable_checkpoint_says_how_to_start_over(tmp_path):
     fit_steps(pretrain_learner(cfg, ds, tok, device=torch.device('cpu')))
     _rewrite(checkpoint_path(cfg.run_dir, 2), b'nothing')
     with pytest.warns(UserWarning, match='cannot be loaded'), pytest.raises(RuntimeError, match='without --resume'):
-        resume(pretrain_learner(cfg, ds, tok, device=torch.device('cpu')))
+        resume_from_latest(pretrain_learner(cfg, ds, tok, device=torch.device('cpu')))
