@@ -182,6 +182,7 @@ def check_tracker_access(names, timeout=5.0):
             raise ValueError(f'--log wandb-online cannot reach the wandb server {server}: check the network (or HTTPS_PROXY), '
                              'or use --log wandb (offline) and `wandb sync` later.')
 
+# %% ../nbs/06b_cli.ipynb #c019
 def _from_file(e: Exception, config, base: dict, given: dict) -> str:
     "The message of `e`, naming the `--config` file when the field it is about came from there."
     field = getattr(e, 'field', None)
@@ -224,6 +225,7 @@ def pretrain_config_from_args(args=None) -> PretrainConfig:
     _check_trackers(p, cfg)
     return cfg
 
+# %% ../nbs/06b_cli.ipynb #c022
 def sweep_config_from_args(cls, args, description: str, prog: str, choices: dict, groups: dict):
     """A fine-tuning config `cls` (`FinetuneConfig`, `SquadConfig`) from command-line `args` (default `sys.argv`): a `--config`
     file if given, the options on top; `size='auto'` says which size it read from the checkpoint."""

@@ -40,6 +40,7 @@ def _rewrite_log(path, rows):
             w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader(); w.writerows(rows)
     atomic_file(path, write, run_file('the training log'))
 
+# %% ../nbs/04a_logs.ipynb #c012
 _LINE_KEYS = (('lr', 'lr', '.3e'), ('loss', 'loss', '.4f'), ('mlm_loss', 'mlm', '.4f'), ('disc_loss', 'disc', '.4f'),
               ('gen_acc', 'gen_acc', '.4f'), ('disc_acc', 'disc_acc', '.4f'), ('replaced_precision', 'P', '.4f'),
               ('replaced_recall', 'R', '.4f'), ('replaced_f1', 'F1', '.4f'), ('tokens_per_s', 'tok/s', '.0f'))
@@ -64,6 +65,7 @@ def parse_log_line(line: str) -> dict:
     row = {k: float(d[name]) for k, name, _ in _LINE_KEYS}
     return {'step': step, 'total': total, **row, 'eta': None if h is None else int(h) * 3600 + int(m) * 60 + int(s_)}
 
+# %% ../nbs/04a_logs.ipynb #c016
 def shows_progress_bar() -> bool:
     "Whether fastai's progress bar suits this process's stdout: a terminal or a notebook, not a file or a pipe."
     from fastprogress.fastprogress import IN_NOTEBOOK

@@ -18,25 +18,6 @@ for nb in Pretrain Finetune_GLUE; do
   jupyter nbconvert --to notebook --execute --inplace "nbs/$nb.ipynb" --ExecutePreprocessor.timeout=3600 --log-level WARN
   echo "$nb: executed in place in $((SECONDS - start)) s"
 done
-python - "$PWD" <<'PY'
-import re, sys, nbformat
-root = sys.argv[1]
-subs = [(re.compile(re.escape(root) + '/?'), ''), (re.compile(r'/tmp/tmp[\w.-]+'), '<tmp>'), (re.compile(r'/(root|home/\w+)/'), '~/')]
-def scrub(s):
-    for pat, rep in subs: s = pat.sub(rep, s)
-    return s
-for name in ('Pretrain', 'Finetune_GLUE'):
-    path = f'nbs/{name}.ipynb'
-    nb = nbformat.read(path, as_version=4)
-    for c in nb.cells:
-        for o in c.get('outputs', []):
-            if 'text' in o: o['text'] = scrub(o['text'])
-            for k in ('text/plain', 'text/markdown', 'text/html'):
-                if k in o.get('data', {}): o['data'][k] = scrub(o['data'][k])
-            if 'traceback' in o: o['traceback'] = [scrub(t) for t in o['traceback']]
-    nbformat.write(nb, path)
-    left = [m for c in nb.cells for o in c.get('outputs', []) for m in re.findall(r'/(?:tmp|work|root|home)/\S*', str(o))]
-    if left: sys.exit(f'{path}: machine paths left in the outputs: {left[:5]}')
-PY
+python tools/scrub_outputs.py nbs/Pretrain.ipynb nbs/Finetune_GLUE.ipynb
 nbdev-clean
 echo "outputs refreshed: review with git diff --stat nbs/"
