@@ -10,7 +10,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/glue_data.html.md"""
 
 # %% ../nbs/08_glue_data.ipynb #c003
 from __future__ import annotations
-import contextlib, csv, errno, json, os, random, re, shutil, string, sys, tempfile, warnings
+import csv, json, random, re, string, sys, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
