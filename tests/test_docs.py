@@ -182,3 +182,14 @@ def test_the_site_renders_in_a_headless_browser(tmp_path):
     problems, _, _ = docs_screenshot.run(site, tmp_path/'shots', exe, kinds=('math', 'figure'))
     assert any('no MathJax font loaded' in p for p in problems), problems
     assert any('a figure did not load' in p for p in problems), problems
+
+def test_numbered_notebooks_are_committed_with_their_outputs():
+    """Each numbered notebook shows what its cells compute (scripts/refresh_notebook_outputs.sh), on GitHub and in the
+    docs site alike; warnings (stderr) are not kept."""
+    missing, stderr = [], []
+    for nb in sorted(NBS.glob('[0-9]*.ipynb')):
+        outs = [o for c in _cells(nb) for o in c.get('outputs', [])]
+        if not outs: missing.append(nb.name)
+        stderr += [nb.name for o in outs if o['output_type'] == 'stream' and o.get('name') == 'stderr']
+    assert not missing, f'committed without outputs (run bash scripts/refresh_notebook_outputs.sh {" ".join("nbs/" + m for m in missing)}): {missing}'
+    assert not stderr, f'stderr kept in the outputs of: {sorted(set(stderr))}'
