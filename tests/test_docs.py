@@ -193,3 +193,8 @@ def test_numbered_notebooks_are_committed_with_their_outputs():
         stderr += [nb.name for o in outs if o['output_type'] == 'stream' and o.get('name') == 'stderr']
     assert not missing, f'committed without outputs (run bash scripts/refresh_notebook_outputs.sh {" ".join("nbs/" + m for m in missing)}): {missing}'
     assert not stderr, f'stderr kept in the outputs of: {sorted(set(stderr))}'
+
+def test_no_two_notebooks_share_a_page():
+    "nbdev names a page after its notebook without the number (`07a_pretrain_job` -> `pretrain_job`): two must not clash."
+    pages = [prepare.page_name(nb.stem) for nb in NBS.glob('*.ipynb')]
+    assert len(pages) == len(set(pages)), f'notebooks that would share a docs page: {sorted({p for p in pages if pages.count(p) > 1})}'
