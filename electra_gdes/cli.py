@@ -37,6 +37,7 @@ def parameter_count(cfg: PretrainConfig, part='discriminator', vocab_size=None) 
         head = h * e + e + 2 * e + v if wide else h * h + h + h + 1   # MLM: dense to e, LayerNorm, tied decoder's bias
     else:   # word table, LayerNorm, bias-free projection; relative-position table and its LayerNorm
         emb = v * e + 2 * e + (e * h if e != h else 0) + 2 * cfg.position_buckets * h + 2 * h
+        if wide and cfg.emd: emb += cfg.max_position_embeddings * h   # the absolute positions of the Enhanced Mask Decoder
         head = h * h + h + 2 * h + v if wide else 2 * h + h * h + h + h + 1
     return emb + layers * _layer_params(h, ffn) + head
 

@@ -58,6 +58,7 @@ class PretrainConfig:
     position_buckets: int = 256         # DeBERTa relative-position buckets
     gen_width_ratio: float = 0.25       # generator hidden/heads/FFN = discriminator's * ratio (1.0: the "++" variant)
     gen_depth_ratio: float = 1.0        # generator layers = discriminator's * ratio (DeBERTa: 0.5)
+    emd: bool = False                   # DeBERTa generator: Enhanced Mask Decoder (its last layer applied twice more, queried by absolute positions + h), as the official MaskedLanguageModel
     # data
     corpus: str = 'default'             # default (State of the Union, offline) | path, folder or glob of text files | hf:<name>[:<config>]
     corpus_split: str = 'train'         # split of an hf: corpus
@@ -87,6 +88,8 @@ class PretrainConfig:
     adam_beta2: float = 0.999           # Adam beta2
     adam_eps: float = 1e-6              # Adam epsilon
     clip_norm: float = 1.0              # global gradient-norm clipping (0: none)
+    decoupled_training: bool = False    # generator and discriminator stepped one after the other by their own optimizers (own clipping, own lr), as DeBERTaV3's rtd.sh; off: one step on mlm + disc_weight * disc
+    disc_lr: float | None = None        # with decoupled_training: the discriminator's peak learning rate (default: --lr)
     precision: str = 'auto'             # auto | fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler). auto: bf16 autocast where the device runs it fast (CUDA with bf16; a CPU with avx512_bf16 or AMX), else fp32; TF32 matmuls on CUDA
     attention: str = 'auto'             # auto | eager | sdpa | cpu (auto: sdpa on a GPU, cpu on a CPU; the same math)
     compile: bool = False               # torch.compile the model
@@ -135,6 +138,7 @@ class PretrainConfig:
             raise ValueError(f'max_length={self.max_length} is longer than max_position_embeddings={self.max_position_embeddings}: '
                              f'pass --max_length {self.max_position_embeddings} or less (or a larger --max_position_embeddings).')
         _check_divisible(self.batch_size, self.grad_accum)
+        _check_deberta_options(self)
         if self.resume and self.overwrite:
             raise ValueError('resume and overwrite contradict each other: pass --resume to continue the run in run_dir, '
                              'or --overwrite to replace it, not both.')
@@ -171,6 +175,18 @@ def _check_divisible(batch_size, grad_accum):
     if batch_size % grad_accum:
         raise ValueError(f'batch_size={batch_size} is not divisible by grad_accum={grad_accum}: the global batch is split into '
                          f'grad_accum equal micro-batches; pass a --grad_accum that divides --batch_size.')
+
+def _check_deberta_options(cfg):
+    "The Enhanced Mask Decoder is DeBERTa's and adds the position table to the generator's hidden states: same width."
+    if cfg.disc_lr is not None: _check_positive('disc_lr', cfg.disc_lr)
+    if not cfg.emd: return
+    if cfg.backbone != 'deberta':
+        raise ValueError(f'emd (the Enhanced Mask Decoder) is a DeBERTa generator head, not one of {cfg.backbone}: '
+                         'pass --emd false, or --backbone deberta.')
+    gen_hidden = max(1, round(cfg.hidden_size * cfg.gen_width_ratio))
+    if gen_hidden != cfg.embedding_size:
+        raise ValueError(f'emd adds the absolute position embeddings (embedding_size={cfg.embedding_size}) to the generator\'s '
+                         f'hidden states (width {gen_hidden}): pass --embedding_size {gen_hidden}, or --emd false.')
 
 def _names(x) -> tuple:
     return tuple(n for item in ([x] if isinstance(x, str) else x) for n in str(item).replace(',', ' ').split())
@@ -230,7 +246,7 @@ def check_field_types(cfg):
 _ELECTRA = dict(backbone='electra', mask_style='electra', sampling='gumbel', disc_weight=50.0, schedule='electra',
                 example_builder='electra', tokenizer='bert-uncased', vocab_size=30522, gen_depth_ratio=1.0,
                 log_every=100)   # a line per 100 steps: about 1.5 MB of stdout for 1M steps
-_DEBERTA = dict(backbone='deberta', mask_style='deberta', sampling='multinomial', disc_weight=10.0, schedule='deberta',
+_DEBERTA = dict(backbone='deberta', mask_style='deberta', sampling='multinomial', disc_weight=10.0, schedule='deberta', emd=True, decoupled_training=True,
                 example_builder='deberta', tokenizer='train', vocab_size=128100, mask_unk=False, gen_width_ratio=1.0, gen_depth_ratio=0.5,
                 log_every=100)
 
@@ -261,7 +277,7 @@ PRETRAIN_PRESETS = {
 }
 
 # %% ../nbs/00_config.ipynb #c013
-CONTINUED_PRETRAINING = dict(lr=5e-5, steps=100_000)   # DeBERTaV3's continued training from released weights
+CONTINUED_PRETRAINING = dict(lr=5e-5, steps=100_000, batch_size=256)   # DeBERTaV3's continued training from released weights (rtd.sh, *-continue; its warmup 10k is every published preset's)
 
 def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainConfig:
     "The preset for `backbone` and `size`, with `overrides` (any `PretrainConfig` field) applied on top."
@@ -278,9 +294,9 @@ def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainCo
 # %% ../nbs/00_config.ipynb #c018
 RESUME_FIXED = ('backbone', 'size', 'embedding_sharing', 'hidden_size', 'num_layers', 'num_heads', 'intermediate_size',
                 'embedding_size', 'max_position_embeddings', 'position_buckets', 'gen_width_ratio', 'gen_depth_ratio',
-                'tokenizer', 'vocab_size', 'max_length', 'example_builder')
+                'tokenizer', 'vocab_size', 'max_length', 'example_builder', 'emd', 'decoupled_training')
 RESUME_ALLOWED = ('corpus', 'corpus_split', 'text_column', 'mask_prob', 'mask_style', 'sampling', 'temperature', 'disc_weight',
-                  'mask_unk', 'batch_size', 'steps', 'lr', 'warmup_steps', 'schedule', 'weight_decay', 'adam_beta1', 'adam_beta2',
+                  'mask_unk', 'batch_size', 'steps', 'lr', 'disc_lr', 'warmup_steps', 'schedule', 'weight_decay', 'adam_beta1', 'adam_beta2',
                   'adam_eps', 'clip_norm', 'seed')
 RESUME_FREE = ('num_proc', 'cache_dir', 'grad_accum', 'precision', 'attention', 'compile', 'max_nonfinite', 'output_dir',
                'run_name', 'checkpoint_fractions', 'log_every', 'eval_every', 'log', 'init_generator', 'init_discriminator',

@@ -125,10 +125,14 @@ class DDPCallback(Callback):
         if not is_distributed(): return
         device = next(self.learn.model.parameters()).device
         self.learn.model = RTDDataParallel(self.learn.model, device_ids=[device.index] if device.type == 'cuda' else None,
-                                           find_unused_parameters=self.find_unused_parameters)
+                                           find_unused_parameters=self.find_unused_parameters or self._decoupled())
         self.train_dl = self.learn.dls.train
         if self.shard_train:
             self.learn.dls.loaders[0] = shard_loader(self.train_dl, dist.get_rank(), dist.get_world_size(), self.seed)
+
+    def _decoupled(self) -> bool:
+        "Decoupled pretraining (`cfg.decoupled_training`): each backward reaches one model only, the other's parameters go unused."
+        return bool(getattr(getattr(self.learn, 'cfg', None), 'decoupled_training', False))
 
     def before_epoch(self):
         sampler = getattr(self.learn.dls.train, 'sampler', None)

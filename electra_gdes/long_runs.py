@@ -111,7 +111,7 @@ class NonFiniteCallback(Callback):
 
     def before_fit(self):
         self._n_skipped, self._in_a_row, self.last_reason, self._recorder_state = 0, 0, '', None
-        self._stop_at, self._stop_reason = -1, 0
+        self._stop_at, self._stop_reason, self._earlier, self._counted = -1, 0, None, False
         self.scalers = [cb for cb in self.learn.cbs if isinstance(cb, MixedPrecision)]
         scaler = getattr(self.learn, 'scaler', None)   # fp16's GradScaler decides on the host; bf16 runs without one
         self.on_device = getattr(self.learn.opt, 'skips_on_device', False) and not (scaler is not None and scaler.is_enabled())
@@ -125,14 +125,20 @@ class NonFiniteCallback(Callback):
     def in_a_row(self) -> int: return int(self._in_a_row)
 
     def before_batch(self):
-        self._counted = False
+        self._counted, self._earlier = False, None
         self._restore_recorder()
 
     def _before_step_on_device(self):
         loss_ok, grads_ok = torch.isfinite(self.loss_grad.detach()).all(), _grads_finite(self.learn.model.parameters())
         distributed = dist.is_available() and dist.is_initialized()
         ok = grads_ok if distributed else grads_ok & loss_ok   # all-reduced gradients: the same verdict on every rank
-        self.learn.opt.found_inf = (~ok).float()
+        self.learn.opt.found_inf = (~ok).float()   # this optimizer step is skipped on its own
+        # a batch of several optimizer steps (decoupled training: the generator's, then the discriminator's) counts once,
+        # at its last step, as non-finite when any of its steps was
+        if self._earlier is not None: ok, loss_ok = ok & self._earlier[0], loss_ok & self._earlier[1]
+        if getattr(self.learn, 'more_steps_in_batch', False):
+            self._earlier = ok, loss_ok
+            return
         self._n_skipped = self._n_skipped + (~ok).long()
         self._in_a_row = torch.where(ok, 0, self._in_a_row + 1)
         # the first step at which a streak reached max_in_a_row (-1: none yet), and what was not finite there
@@ -161,7 +167,7 @@ class NonFiniteCallback(Callback):
     def after_step(self):
         if self.on_device or self._counted: return
         if any(getattr(cb, 'skipped', False) for cb in self.scalers): self._skip('gradient (fp16 GradScaler overflow)')
-        else: self._in_a_row = 0
+        elif not getattr(self.learn, 'more_steps_in_batch', False): self._in_a_row = 0   # the batch's last step: all were finite
 
     def after_train(self):
         self._restore_recorder()
@@ -178,6 +184,7 @@ class NonFiniteCallback(Callback):
         (rec.smooth_loss.val, rec.smooth_loss.count), self._recorder_state = self._recorder_state, None
 
     def _skip(self, reason):
+        if self._counted: return   # a batch of several optimizer steps (decoupled training) counts once
         self._counted, self.last_reason = True, reason
         if not torch.isfinite(self.loss_grad.detach()).all(): self._keep_recorder()
         self._n_skipped += 1; self._in_a_row += 1

@@ -1,8 +1,9 @@
 """Generator and discriminator from HF configs (ELECTRA, DeBERTaV3), GDES / ES / NES embedding sharing, HF export.
 
 `build_rtd_model(cfg, tokenizer)` builds an `RTDModel`: a Hugging Face generator (masked LM) and discriminator whose configs come from `discriminator_config` and `generator_config`, for ELECTRA (`ElectraForPreTraining`) or DeBERTaV3 (`DebertaV2ForReplacedTokenDetection`, with the [CLS]-conditioned `DebertaRTDHead`).
+With `cfg.emd` (the DeBERTa presets) the generator is `DebertaV2ForMaskedLMWithEMD`, HF's masked LM with DeBERTaV3's Enhanced Mask Decoder (`enhanced_mask_decoder`: the last layer twice more, queried by the absolute positions).
 `share_embeddings` ties their input embeddings according to `cfg.embedding_sharing`: `nes` (nothing shared), `es` (ELECTRA's shared tables) or `gdes` (`GDESEmbedding`, E_D = sg(E_G) + E_delta).
-`RTDModel.forward` returns an `RTDOutput` whose generator logits cover the masked positions only, gathered into a fixed `[batch, slots]` layout (no data-dependent shape), and `set_attention` selects the attention implementation (`eager`, `sdpa`, or the `cpu` one with `BitsDropout`).
+`RTDModel.forward` (or its halves `generate` and `discriminate`, for decoupled training) returns an `RTDOutput` whose generator logits cover the masked positions only, gathered into a fixed `[batch, slots]` layout (no data-dependent shape), and `set_attention` selects the attention implementation (`eager`, `sdpa`, or the `cpu` one with `BitsDropout`).
 `save_discriminator` and `save_generator` write standard Hugging Face folders atomically (GDES tables merged, with a model card), and `load_rtd_model` builds an `RTDModel` from such a pair for continued pretraining.
 
 Docs: https://electra-gdes.github.io/electra_gdes/model.html.md"""
@@ -11,7 +12,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/model.html.md"""
 
 # %% ../nbs/02_model.ipynb #c003
 from __future__ import annotations
-import math
+import json, math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -23,17 +24,18 @@ from transformers import (AttentionInterface, ElectraConfig, ElectraForMaskedLM,
 from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.activations import ACT2FN
-from transformers.modeling_outputs import TokenClassifierOutput
+from transformers.modeling_outputs import MaskedLMOutput, TokenClassifierOutput
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrainedModel
 from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
 from .files import atomic_dir
 from .rtd import SAMPLER_FUNCS, masked_slots, masked_positions
 
 # %% auto #0
-__all__ = ['SHARED_TABLES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'SDPA_ATTENTION', 'ELECTRA_BIBTEX', 'DEBERTAV3_BIBTEX',
-           'SHARING_NAMES', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
-           'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged', 'RTDOutput',
-           'mlm_head_logits', 'RTDModel', 'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout',
+__all__ = ['SHARED_TABLES', 'EMD_PASSES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'SDPA_ATTENTION', 'ELECTRA_BIBTEX',
+           'DEBERTAV3_BIBTEX', 'SHARING_NAMES', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
+           'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged',
+           'enhanced_mask_decoder', 'DebertaV2ForMaskedLMWithEMD', 'RTDOutput', 'mlm_head_logits', 'RTDModel',
+           'generator_class', 'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout',
            'eager_attention_bits_dropout', 'no_skip_mask', 'resolve_attention', 'set_attention',
            'save_pretrained_atomic', 'unwrap_rtd_model', 'model_card', 'save_discriminator', 'save_generator',
            'push_to_hub', 'load_rtd_model']
@@ -126,7 +128,9 @@ def share_embeddings(generator: PreTrainedModel, discriminator: PreTrainedModel,
     g_emb, d_emb = generator.base_model.embeddings, discriminator.base_model.embeddings
     for name in SHARED_TABLES[mode]:
         src, own = getattr(g_emb, name, None), getattr(d_emb, name, None)
-        if src is None: continue           # e.g. DeBERTaV3 has no absolute position or token-type table
+        # DeBERTaV3 has no token-type table, and its discriminator no absolute position table (with the Enhanced Mask
+        # Decoder the generator has one: the official code shares it too, but the discriminator never reads it)
+        if src is None or own is None: continue
         if src.weight.shape != own.weight.shape:
             raise ValueError(f'cannot share {name}: generator {tuple(src.weight.shape)} vs discriminator {tuple(own.weight.shape)}; '
                              "give both the same embedding_size and tokenizer, or use embedding_sharing='nes'.")
@@ -144,6 +148,54 @@ def gdes_merged(discriminator: PreTrainedModel):
         for n, m in gdes.items(): setattr(emb, n, m)
 
 # %% ../nbs/02_model.ipynb #c017
+EMD_PASSES = 2   # the official decoder applies the encoder's last layer twice (`[encoder.layer[-1] for _ in range(2)]`)
+
+def enhanced_mask_decoder(generator: DebertaV2ForMaskedLM, hidden_states, attention_mask) -> torch.Tensor:
+    """DeBERTaV3's Enhanced Mask Decoder with `position_biased_input: false`: `hidden_states` are the generator
+    encoder's (HF's tuple: embeddings, then each layer); returns `[batch, length, hidden]` for the LM head."""
+    table = generator.deberta.embeddings.position_embeddings
+    if table is None:
+        raise ValueError('this generator has no absolute position table, which the Enhanced Mask Decoder queries with: build '
+                         'it as DebertaV2ForMaskedLMWithEMD (cfg.emd=True), or pass --emd false.')
+    encoder = generator.deberta.encoder
+    h = hidden_states[-2]                                  # keys and values of both passes
+    if attention_mask is None: attention_mask = torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
+    mask, rel_pos = encoder.get_attention_mask(attention_mask), encoder.get_rel_pos(h)
+    rel_embeddings, layer = encoder.get_rel_embedding(), encoder.layer[-1]
+    query = table.weight[:h.shape[1]] + h                  # z + h: positions 0 .. length-1, as the official position_ids
+    for _ in range(EMD_PASSES):
+        query = layer(h, mask, query_states=query, relative_pos=rel_pos, rel_embeddings=rel_embeddings)[0]
+    return query
+
+class DebertaV2ForMaskedLMWithEMD(DebertaV2ForMaskedLM):
+    """HF's `DebertaV2ForMaskedLM` with DeBERTaV3's Enhanced Mask Decoder: the absolute position table
+    `deberta.embeddings.position_embeddings` that it queries with, and `forward` through `enhanced_mask_decoder`."""
+    def __init__(self, config: DebertaV2Config):
+        super().__init__(config)
+        if config.position_biased_input or config.embedding_size != config.hidden_size:
+            raise ValueError('the Enhanced Mask Decoder is built for a config without absolute positions in the input and embedding_size == '
+                             f'hidden_size (got {config.position_biased_input}, {config.embedding_size} vs {config.hidden_size}); '
+                             'pass --emd false for another generator.')
+        table = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        nn.init.normal_(table.weight, std=config.initializer_range)   # as HF initialises every embedding table
+        self.deberta.embeddings.position_embeddings = table
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs) -> MaskedLMOutput:
+        hidden = self.deberta(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              output_hidden_states=True).hidden_states
+        logits = mlm_head_logits(self, enhanced_mask_decoder(self, hidden, attention_mask))
+        loss = None if labels is None else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
+        return MaskedLMOutput(loss=loss, logits=logits)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        "HF's `save_pretrained`, its config naming `DebertaV2ForMaskedLM` (the HF class that loads the folder) as the architecture."
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        path = Path(save_directory)/'config.json'
+        config = json.loads(path.read_text())
+        path.write_text(json.dumps({**config, 'architectures': ['DebertaV2ForMaskedLM']}, indent=2, sort_keys=True) + '\n')
+        return out
+
+# %% ../nbs/02_model.ipynb #c019
 class RTDOutput(NamedTuple):
     mlm_logits: torch.Tensor        # [batch, slots, vocab]: generator logits at each row's masked positions, left to right
     sampled_ids: torch.Tensor       # [batch, slots]: the generator's samples (no gradient)
@@ -172,10 +224,12 @@ class RTDModel(nn.Module):
         share_embeddings(generator, discriminator, cfg.embedding_sharing, delta_from_discriminator)
         self.sample = SAMPLER_FUNCS[cfg.sampling]
 
-    def forward(self, masked_ids, attention_mask, token_type_ids, is_masked, rng=None, slots: int | None = None) -> RTDOutput:
-        """`rng`: the samples' uniforms, a `torch.Generator`, None (the global RNG) or an `rtd.CounterUniforms`.
-        `slots`: gather slots per row (default: `rtd.masked_slots` of `cfg`, enough for any `rtd.mask_tokens` masking)."""
-        hidden = self.generator.base_model(masked_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+    def generate(self, masked_ids, attention_mask, token_type_ids, is_masked, rng=None, slots: int | None = None) -> RTDOutput:
+        "The generator's half of `forward`: an `RTDOutput` without `disc_logits` (None)."
+        emd = isinstance(self.generator, DebertaV2ForMaskedLMWithEMD)
+        enc = self.generator.base_model(masked_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                        output_hidden_states=emd)
+        hidden = enhanced_mask_decoder(self.generator, enc.hidden_states, attention_mask) if emd else enc.last_hidden_state
         slots = slots or masked_slots(self.cfg.mask_prob, self.cfg.max_length, masked_ids.shape[1])
         positions, valid = masked_positions(is_masked, slots)
         masked_hidden = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
@@ -185,15 +239,35 @@ class RTDModel(nn.Module):
         sampled_ids = self.sample(mlm_logits.detach(), self.cfg.temperature, rng)
         # spare slots write back the token already there (their positions are distinct, so the scatter is well defined)
         disc_input = masked_ids.scatter(1, positions, torch.where(valid, sampled_ids, masked_ids.gather(1, positions)))
-        disc_logits = self.discriminator(disc_input, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-        return RTDOutput(mlm_logits, sampled_ids, disc_input, disc_logits, positions, valid)
+        return RTDOutput(mlm_logits, sampled_ids, disc_input, None, positions, valid)
+
+    def discriminate(self, disc_input, attention_mask, token_type_ids) -> torch.Tensor:
+        "The discriminator's half of `forward`: its logits `[batch, length]` on `disc_input`."
+        return self.discriminator(disc_input, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+    def forward(self, masked_ids, attention_mask, token_type_ids, is_masked=None, rng=None, slots: int | None = None,
+                phase: str = 'both'):
+        """`rng`: the samples' uniforms, a `torch.Generator`, None (the global RNG) or an `rtd.CounterUniforms`.
+        `slots`: gather slots per row (default: `rtd.masked_slots` of `cfg`, enough for any `rtd.mask_tokens` masking).
+        `phase` (decoupled training): 'generator' runs `generate` only; 'discriminator' takes the discriminator's input
+        as `masked_ids` and returns `discriminate`'s logits; 'both' (default) the whole `RTDOutput`."""
+        if phase == 'discriminator': return self.discriminate(masked_ids, attention_mask, token_type_ids)
+        if phase not in ('both', 'generator'):
+            raise ValueError(f"phase={phase!r}: pass 'both', 'generator' or 'discriminator'.")
+        out = self.generate(masked_ids, attention_mask, token_type_ids, is_masked, rng, slots)
+        if phase == 'generator': return out
+        return out._replace(disc_logits=self.discriminate(out.disc_input, attention_mask, token_type_ids))
+
+def generator_class(cfg: PretrainConfig) -> type:
+    "The generator's class: `DebertaV2ForMaskedLMWithEMD` for DeBERTa with `cfg.emd`, else the backbone's HF masked LM."
+    return DebertaV2ForMaskedLMWithEMD if cfg.backbone == 'deberta' and cfg.emd else MODEL_CLASSES[cfg.backbone][0]
 
 def build_rtd_model(cfg: PretrainConfig, tokenizer) -> RTDModel:
     "A freshly initialised `RTDModel` for `cfg` (backbone, sizes, embedding sharing) and `tokenizer`'s vocabulary."
-    gen_cls, disc_cls = MODEL_CLASSES[cfg.backbone]
+    gen_cls, disc_cls = generator_class(cfg), MODEL_CLASSES[cfg.backbone][1]
     return RTDModel(gen_cls(generator_config(cfg, tokenizer)), disc_cls(discriminator_config(cfg, tokenizer)), cfg)
 
-# %% ../nbs/02_model.ipynb #c025
+# %% ../nbs/02_model.ipynb #c027
 def dropout_keep_mask(shape, p: float, device=None) -> torch.Tensor:
     "Boolean mask of `shape`, each entry True with probability `1 - p`, from 31-bit uniform integers (two per 64-bit draw)."
     n = math.prod(shape)
@@ -250,7 +324,7 @@ def set_attention(model: nn.Module, implementation: str) -> nn.Module:
                 setattr(parent, name, want(child.p, child.inplace).train(child.training))
     return model
 
-# %% ../nbs/02_model.ipynb #c034
+# %% ../nbs/02_model.ipynb #c036
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path, card: str | None = None) -> Path:
     """`model` and `tokenizer` (and the model card `card` as README.md) saved as an HF directory at `path`: written beside
     it under a temporary name, then renamed. A failure leaves an earlier export at `path` as it was and no temporary files."""
@@ -319,6 +393,14 @@ def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict |
              f'| corpus | {cfg.corpus} ({cfg.example_builder} example builder) |',
              f'| tokenizer | {cfg.tokenizer} (vocabulary {cfg.vocab_size:,} when trained) |', '']
     if metrics: lines += ['## Held-out metrics', '', _metric_rows(metrics), '']
+    if not disc and cfg.backbone == 'deberta' and cfg.emd:
+        lines += ['## Enhanced Mask Decoder', '',
+                  "This generator was trained with DeBERTaV3's Enhanced Mask Decoder (the encoder's last layer applied twice "
+                  'more, queried by the absolute position embeddings plus the second-to-last layer\'s output), as the official '
+                  '`MaskedLanguageModel`. HF\'s `DebertaV2ForMaskedLM` loads this folder without the position table '
+                  '(`deberta.embeddings.position_embeddings`) and predicts **without** EMD, so its predictions are not the '
+                  "ones of training. `electra_gdes.model.DebertaV2ForMaskedLMWithEMD.from_pretrained` runs it with EMD, and "
+                  'continued pretraining (`--init_generator`) loads the table.', '']
     lines += ['## How to load it', '', '```python', f'from transformers import AutoTokenizer, {cls}',
               f"tokenizer = AutoTokenizer.from_pretrained('PATH_OR_HUB_ID')", f"model = {cls}.from_pretrained('PATH_OR_HUB_ID')", '```', '',
               'For GLUE: `electra-finetune --checkpoint PATH_OR_HUB_ID` (or `AutoModelForSequenceClassification`).' if disc else
@@ -355,7 +437,7 @@ def push_to_hub(path, repo_id: str, token: str | None = None, private: bool = Fa
 def load_rtd_model(cfg: PretrainConfig, generator_dir, discriminator_dir, tokenizer=None) -> RTDModel:
     """An `RTDModel` from a saved or released generator + discriminator pair, for continued pretraining. With GDES,
     `E_delta = E_D - E_G`, so the discriminator starts from its own trained table rather than the generator's."""
-    gen_cls, disc_cls = MODEL_CLASSES[cfg.backbone]
+    gen_cls, disc_cls = generator_class(cfg), MODEL_CLASSES[cfg.backbone][1]
     generator, discriminator = gen_cls.from_pretrained(generator_dir), disc_cls.from_pretrained(discriminator_dir)
     if tokenizer is not None and generator.config.vocab_size != len(tokenizer):
         raise ValueError(f'the generator has {generator.config.vocab_size} tokens but the tokenizer {len(tokenizer)}; '

@@ -19,8 +19,8 @@ from fastai.torch_core import norm_types
 
 # %% auto #0
 __all__ = ['ADAM_NO_BIAS_CORRECTION_CBS', 'NO_DECAY_NAMES', 'LR_SCHEDULES', 'no_bias_correction_step', 'AdamNoBiasCorrection',
-           'adam_no_bias_correction', 'no_decay_param_groups', 'pretrain_opt_func', 'electra_lr', 'deberta_lr',
-           'lr_at_step', 'lr_schedule', 'StepLRScheduler']
+           'adam_no_bias_correction', 'no_decay_param_groups', 'pretrain_opt_func', 'owned_param_groups', 'electra_lr',
+           'deberta_lr', 'lr_at_step', 'lr_schedule', 'StepLRScheduler']
 
 # %% ../nbs/04_optim.ipynb #c006
 def no_bias_correction_step(p, lr, grad_avg, sqr_avg, eps, **kwargs):
@@ -84,10 +84,32 @@ def no_decay_param_groups(model: nn.Module) -> list:
         (no_decay if id(p) in norm_params or any(k in name for k in NO_DECAY_NAMES) else decay).append(p)
     return [decay, no_decay]
 
-def pretrain_opt_func(cfg):
-    "The fastai `opt_func` of a pretraining run: `adam_no_bias_correction` with `cfg`'s betas, eps and weight decay (none on group 1)."
-    return partial(adam_no_bias_correction, mom=cfg.adam_beta1, sqr_mom=cfg.adam_beta2, eps=cfg.adam_eps,
-                   wd=[cfg.weight_decay, 0.])
+def pretrain_opt_func(cfg, peak_lrs=None):
+    """The fastai `opt_func` of a pretraining run: `adam_no_bias_correction` with `cfg`'s betas, eps and weight decay on
+    the decayed groups (the even ones: `no_decay_param_groups` / `owned_param_groups` give `[decayed, not decayed]` pairs).
+    `peak_lrs`: one peak learning rate per group, which `StepLRScheduler` schedules (decoupled training: the
+    discriminator's groups at its own lr); default: `cfg.lr` for all."""
+    def opt_func(params, lr):
+        params = list(params)
+        opt = adam_no_bias_correction(params, lr, mom=cfg.adam_beta1, sqr_mom=cfg.adam_beta2, eps=cfg.adam_eps,
+                                      wd=[cfg.weight_decay, 0.] * max(1, len(params) // 2))
+        if peak_lrs is not None:
+            if len(peak_lrs) != len(opt.hypers):
+                raise ValueError(f'{len(peak_lrs)} peak learning rates for {len(opt.hypers)} parameter groups: give one per group.')
+            opt.peak_lrs = list(peak_lrs)
+        return opt
+    return opt_func
+
+def owned_param_groups(*modules) -> list:
+    """`[decayed, not decayed]` (as `no_decay_param_groups`) for each of `modules`, each holding only the parameters no
+    earlier module holds: a table shared by two (ES, or the generator's table inside GDES) belongs to the first. For
+    models stepped by their own optimizer steps (decoupled training)."""
+    seen, out = set(), []
+    for m in modules:
+        groups = [[p for p in g if id(p) not in seen] for g in no_decay_param_groups(m)]
+        seen |= {id(p) for g in groups for p in g}
+        out.append(groups)
+    return out
 
 # %% ../nbs/04_optim.ipynb #c019
 def _check_schedule_args(total, warmup):
@@ -122,5 +144,10 @@ class StepLRScheduler(Callback):
     # `first_step`, not `start_step`: a callback attribute named like the Learner's own would shadow it (fastai warns)
     def __init__(self, cfg, first_step=0): self.cfg, self.first_step = cfg, first_step
     def before_fit(self): self.lrs = []
-    def before_batch(self): self.opt.set_hyper('lr', lr_at_step(self.cfg, self.first_step + self.train_iter))
+    def before_batch(self):
+        step, peaks = self.first_step + self.train_iter, getattr(self.opt, 'peak_lrs', None)
+        if peaks is None: return self.opt.set_hyper('lr', lr_at_step(self.cfg, step))
+        # each group its own peak (decoupled training's discriminator lr), the same schedule
+        mult = LR_SCHEDULES[self.cfg.schedule](step, self.cfg.steps, self.cfg.warmup_steps)
+        self.opt.set_hyper('lr', [p * mult for p in peaks])
     def after_batch(self): self.lrs.append(self.opt.hypers[-1]['lr'])

@@ -205,16 +205,26 @@ class RTDLoss:
         self.mlm_loss = self.disc_loss = None
 
     @staticmethod
-    def terms(out, original_ids, attention_mask, counts=None) -> tuple[torch.Tensor, torch.Tensor]:
-        "`(mlm, disc)`, the two means (with their graphs); the loss is `mlm + disc_weight * disc`."
-        real = attention_mask.bool()
-        n_masked, n_real, world_size = counts if counts is not None else (out.slot_valid.sum(), real.sum(), 1)
+    def mlm_term(out, original_ids, counts=None) -> torch.Tensor:
+        "The generator's MLM loss: cross-entropy summed over the masked slots, divided by the global masked count."
+        n_masked, world_size = (counts[0], counts[2]) if counts is not None else (out.slot_valid.sum(), 1)
         # sums over the masked / real positions divided by their counts: a batch with nothing masked gives 0, not nan
-        mlm = F.cross_entropy(out.mlm_logits.flatten(0, 1).float(), masked_targets(out, original_ids).flatten(),
-                              ignore_index=-100, reduction='sum') * world_size / n_masked.clamp_min(1)
+        return F.cross_entropy(out.mlm_logits.flatten(0, 1).float(), masked_targets(out, original_ids).flatten(),
+                               ignore_index=-100, reduction='sum') * world_size / n_masked.clamp_min(1)
+
+    @staticmethod
+    def disc_term(out, original_ids, attention_mask, counts=None) -> torch.Tensor:
+        "The discriminator's loss: sigmoid BCE summed over the real (non-pad) tokens, divided by the global real count."
+        real = attention_mask.bool()
+        n_real, world_size = (counts[1], counts[2]) if counts is not None else (real.sum(), 1)
         bce = F.binary_cross_entropy_with_logits(out.disc_logits.float(), rtd_labels(out.disc_input, original_ids).float(),
                                                  reduction='none')
-        return mlm, torch.where(real, bce, 0.).sum() * world_size / n_real.clamp_min(1)
+        return torch.where(real, bce, 0.).sum() * world_size / n_real.clamp_min(1)
+
+    @staticmethod
+    def terms(out, original_ids, attention_mask, counts=None) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(mlm, disc)`, the two means (with their graphs); the loss is `mlm + disc_weight * disc`."
+        return RTDLoss.mlm_term(out, original_ids, counts), RTDLoss.disc_term(out, original_ids, attention_mask, counts)
 
     def __call__(self, out, original_ids, is_masked, attention_mask, counts=None) -> torch.Tensor:
         mlm, disc = self.terms(out, original_ids, attention_mask, counts)

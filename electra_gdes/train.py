@@ -1,6 +1,6 @@
 """The fastai `Learner` of RTD pretraining: step-based sampling, masking on the device, mixed precision, gradient
-clipping, the learning-rate schedule and gradient accumulation, with the log (`04a_logs`), the trackers of `--log`
-(`04b_trackers`) and the checkpoints (`04c_checkpoint`) as its callbacks.
+clipping, the learning-rate schedule, gradient accumulation and DeBERTaV3's decoupled training, with the log
+(`04a_logs`), the trackers of `--log` (`04b_trackers`) and the checkpoints (`04c_checkpoint`) as its callbacks.
 
 Docs: https://electra-gdes.github.io/electra_gdes/train.html.md"""
 
@@ -17,7 +17,7 @@ from torch.amp import GradScaler, autocast
 from torch.utils.data import DataLoader, Sampler
 from fastai.learner import Learner, AvgMetric
 from fastai.torch_core import set_seed, to_device
-from fastcore.basics import noop
+from fastcore.basics import noop, patch
 from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback, CancelValidException, CancelBackwardException, CancelStepException
 from fastai.callback.progress import ProgressCallback
@@ -29,9 +29,9 @@ from .config import PretrainConfig
 from .data import pad_collate
 from . import rtd
 from .rtd import RTDLoss, mask_tokens, rtd_counts, RTD_METRICS
-from .optim import no_decay_param_groups, pretrain_opt_func, StepLRScheduler
+from .optim import no_decay_param_groups, owned_param_groups, pretrain_opt_func, StepLRScheduler
 from .long_runs import PreemptionCallback, NonFiniteCallback, quiet_progress_bars
-from .model import resolve_attention, set_attention
+from .model import resolve_attention, set_attention, unwrap_rtd_model
 from .trackers import make_trackers
 from .logs import global_step, RTDLogger, StepProgressCallback, shows_progress_bar
 from .checkpoint import CheckpointCallback, checkpoint_steps
@@ -40,8 +40,8 @@ from .checkpoint import CheckpointCallback, checkpoint_steps
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
            'data_permutation', 'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'step_seed',
            'sampling_uniforms', 'RTDCallback', 'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision',
-           'precision_callbacks', 'RTDLearner', 'default_device', 'link_torch_without_spaces', 'compile_step',
-           'pretrain_learner', 'fit_steps']
+           'precision_callbacks', 'RTDLearner', 'decoupled_param_groups', 'decoupled_peak_lrs', 'default_device',
+           'link_torch_without_spaces', 'compile_step', 'pretrain_learner', 'fit_steps']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -215,6 +215,7 @@ class RTDLearner(Learner):
         want_counts = getattr(self, 'log_this_step', True)
         total, mlm, disc, stats = 0., 0., 0., 0.
         graphs = self.cfg.compile and yb[0].device.type == 'cuda'
+        if self.cfg.decoupled_training: return self._do_decoupled_batch(xb, yb, n, m, counts, mp, ddp, want_counts, graphs)
         for k in range(n):
             last = k == n - 1
             self.xb, self.yb = _rows(xb, k * m, m), _rows(yb, k * m, m)
@@ -247,7 +248,71 @@ class RTDLearner(Learner):
         self._with_events(self._step, 'step', CancelStepException)
         self.opt.zero_grad()
 
-# %% ../nbs/05_train.ipynb #c025
+# %% ../nbs/05_train.ipynb #c026
+def decoupled_param_groups(model) -> list:
+    """The fastai splitter of decoupled training: the discriminator's `[decayed, not decayed]`, then the generator's
+    (`optim.owned_param_groups`): a table both models use belongs to the generator."""
+    m = unwrap_rtd_model(model)
+    gen, disc = owned_param_groups(m.generator, m.discriminator)
+    return disc + gen
+
+def decoupled_peak_lrs(cfg: PretrainConfig) -> list:
+    "The peak learning rate of each group of `decoupled_param_groups`: `cfg.disc_lr` (default `cfg.lr`) twice, then `cfg.lr` twice."
+    d = cfg.lr if cfg.disc_lr is None else cfg.disc_lr
+    return [d, d, cfg.lr, cfg.lr]
+
+@patch
+def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, mp, ddp, want_counts, graphs):
+    "One batch of decoupled training (see above): the generator's micro-batches and step, then the discriminator's."
+    w, outs, mlm, disc, stats = self.loss_func.disc_weight, [], 0., 0., 0.
+    # CUDA graphs overwrite a replay's outputs at the next replay: the samples kept for step 3 are copied out
+    keep = (lambda t: t.detach().clone()) if graphs else (lambda t: t.detach())
+    def micro(k):
+        self.xb, self.yb = _rows(xb, k * m, m), _rows(yb, k * m, m)
+        if graphs: torch.compiler.cudagraph_mark_step_begin()
+        return nullcontext() if k == n - 1 or not ddp else self.model.no_sync()   # one all-reduce per model and step
+    def backward(loss):
+        self.loss_grad = loss
+        if mp is not None: mp.autocast.__exit__(None, None, None)   # backward outside autocast, as fastai does
+        self._with_events(self._backward, 'backward', CancelBackwardException)
+        if mp is not None: mp.autocast.__enter__()
+    self.more_steps_in_batch = True   # NonFiniteCallback: the batch is counted at its last step
+    for k in range(n):                # 1. the generator
+        with micro(k):
+            out = self.model(*self.xb, phase='generator')
+            term = self.loss_func.mlm_term(out, self.yb[0], counts)
+            outs.append(type(out)(*(None if t is None else keep(t) for t in out)))
+            mlm = mlm + term.detach()
+            backward(term)
+    self.loss_grad = mlm
+    self._with_events(self._step, 'step', CancelStepException)   # 2. its step: only its parameters have gradients
+    self.opt.zero_grad()
+    self.more_steps_in_batch = False
+    for k in range(n):                # 3. the discriminator on the generator's samples
+        with micro(k):
+            self.pred = outs[k]._replace(disc_logits=self.model(outs[k].disc_input, self.xb[1], self.xb[2], phase='discriminator'))
+            self('after_pred')
+            term = self.loss_func.disc_term(self.pred, self.yb[0], self.yb[2], counts)
+            disc = disc + term.detach()
+            if want_counts: stats = stats + rtd_counts(self.pred, self.yb[0], self.yb[2])
+            if k < n - 1: backward(w * term)
+    self.xb, self.yb, self.loss = xb, yb, mlm + w * disc
+    if want_counts and dist.is_available() and dist.is_initialized():   # a logged step: the global batch's numbers
+        summed = torch.cat([torch.stack([self.loss, mlm, disc]).double(), stats])
+        dist.all_reduce(summed)
+        summed[:3] /= dist.get_world_size()
+        self.loss, mlm, disc, stats = summed[0].float(), summed[1].float(), summed[2].float(), summed[3:]
+    self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
+    self.rtd_counts = stats if want_counts else None
+    self('after_loss')
+    self.loss_grad = w * term
+    self._with_events(self._backward, 'backward', CancelBackwardException)
+    for p in unwrap_rtd_model(self.model).generator.parameters(): p.grad = None   # a shared table is the generator's
+    self.loss_grad = w * disc
+    self._with_events(self._step, 'step', CancelStepException)
+    self.opt.zero_grad()
+
+# %% ../nbs/05_train.ipynb #c027
 def default_device(rank=0) -> torch.device:
     "This process's device: its GPU (`cuda:<local rank>`) when there is one, else the CPU."
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
@@ -277,6 +342,9 @@ def compile_step(model, loss_func: RTDLoss, device):
     if torch.device(device).type == 'cpu': link_torch_without_spaces()
     model.compile(mode=mode, dynamic=False)
     loss_func.terms = torch.compile(RTDLoss.terms, mode=mode, dynamic=False)
+    # decoupled training's two steps, each its own term
+    loss_func.mlm_term = torch.compile(RTDLoss.mlm_term, mode=mode, dynamic=False)
+    loss_func.disc_term = torch.compile(RTDLoss.disc_term, mode=mode, dynamic=False)
 
 def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=None, cbs=None, rank=0, world_size=1,
                      valid_dataset=None, device=None, trackers=None) -> Learner:
@@ -315,8 +383,9 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
     # act on the same step (and, under DDP, each run their own collective)
     given = list(cbs or [])
     callbacks = [d for d in defaults if not any(isinstance(c, type(d)) for c in given)] + given
-    learn = RTDLearner(dls, model, loss_func=loss_func, opt_func=pretrain_opt_func(cfg), lr=cfg.lr,
-                       splitter=no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
+    decoupled = cfg.decoupled_training   # two models, each stepped by its own optimizer step (see "Decoupled training")
+    learn = RTDLearner(dls, model, loss_func=loss_func, opt_func=pretrain_opt_func(cfg, decoupled_peak_lrs(cfg) if decoupled else None),
+                       lr=cfg.lr, splitter=decoupled_param_groups if decoupled else no_decay_param_groups, cbs=callbacks, path=cfg.run_dir,
                        metrics=[AvgMetric(f) for f in RTD_METRICS])
     learn.remove_cbs([cb for cb in learn.cbs if type(cb) is ProgressCallback])
     if bar: learn.add_cb(StepProgressCallback())   # in a file no bar at all: no `\r` redraws

@@ -118,3 +118,49 @@ def test_inductor_links_torch_from_a_path_without_spaces(tmp_path, monkeypatch):
     assert link == cpp.TORCH_LIB_PATH and not any(c.isspace() for c in link)
     assert os.path.samefile(link, real) and os.path.isfile(os.path.join(link, 'libtorch_cpu.so'))
     assert link_torch_without_spaces() is None   # made once: the second call finds nothing to change
+
+def _decoupled_setup(tmp_path):
+    "DeBERTa with the Enhanced Mask Decoder, stepped decoupled (issue 18): the generator's step and the discriminator's."
+    from electra_gdes.config import pretrain_config
+    from electra_gdes.model import RTDOutput
+    tok, ds = word_level_data()
+    cfg = pretrain_config('deberta', 'tiny', hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32, num_layers=4,
+                          max_position_embeddings=64, max_length=MAX_LENGTH, position_buckets=16, output_dir=str(tmp_path))
+    assert cfg.emd and cfg.decoupled_training
+    torch.manual_seed(0)
+    model = build_rtd_model(cfg, tok)
+    def gen_step(masked, attn, tt, is_masked, noise, ids):
+        out = model(masked, attn, tt, is_masked, noise, phase='generator')
+        return RTDLoss.mlm_term(out, ids), out.disc_input
+    def disc_step(disc_input, attn, tt, ids):
+        logits = model(disc_input, attn, tt, phase='discriminator')
+        return RTDLoss.disc_term(RTDOutput(None, None, disc_input, logits, None, None), ids, attn)
+    def batch(i):
+        ids, attn, tt = pad_collate([ds[j] for j in range(i * 8, i * 8 + 8)], tok.pad_token_id, pad_to_multiple_of=MAX_LENGTH)
+        masked, is_masked = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), cfg.mask_prob, cfg.mask_style,
+                                        torch.Generator().manual_seed(i), max_length=MAX_LENGTH)
+        slots = masked_slots(cfg.mask_prob, MAX_LENGTH, MAX_LENGTH)
+        return masked, attn, tt, is_masked, sampling_uniforms(cfg.seed, i, torch.arange(8), slots), ids
+    return gen_step, disc_step, batch
+
+def test_decoupled_steps_are_one_graph_each_without_breaks_or_recompiles(tmp_path):
+    gen_step, disc_step, batch = _decoupled_setup(tmp_path)
+    b = batch(0)
+    explained = dynamo.explain(gen_step)(*b)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), [r.reason for r in explained.break_reasons]
+    _, disc_input = gen_step(*b)
+    explained = dynamo.explain(disc_step)(disc_input, b[1], b[2], b[5])
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), [r.reason for r in explained.break_reasons]
+    dynamo.reset()
+    counter = CompileCounterWithBackend('aot_eager')
+    gen_c, disc_c = (torch.compile(f, backend=counter, dynamic=False) for f in (gen_step, disc_step))
+    losses = []
+    for i in range(3):
+        masked, attn, tt, is_masked, noise, ids = batch(i)
+        mlm, disc_input = gen_c(masked, attn, tt, is_masked, noise, ids)
+        mlm.backward()
+        disc = disc_c(disc_input, attn, tt, ids)
+        disc.backward()
+        losses.append((mlm.item(), disc.item()))
+    assert counter.frame_count == 2, f'{counter.frame_count} compilations for 3 steps of 2 phases'
+    assert len(set(losses)) == 3

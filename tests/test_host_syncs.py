@@ -30,10 +30,17 @@ class StepWindowEnd(Callback):
         if self.training and hasattr(w, 'mode') and self.train_iter == w.at + 1:   # train_iter has moved on by now
             w.mode.__exit__(None, None, None); w.counts = w.mode.names; del w.mode
 
-def step_ops(tmp_path, batch_size, **kw):
+def deberta_cfg(tmp_path, **kw):
+    "The tiny DeBERTa preset shrunk: the Enhanced Mask Decoder in its 2-layer generator, decoupled training (issue 18)."
+    from electra_gdes.config import pretrain_config
+    return pretrain_config('deberta', 'tiny', **{**dict(hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32,
+                           num_layers=4, max_position_embeddings=64, max_length=32, position_buckets=16, steps=10,
+                           warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path)), **kw})
+
+def step_ops(tmp_path, batch_size, make_cfg=tiny_pretrain_cfg, **kw):
     tok, ds = word_level_data()
     window = StepWindow(5)
-    cfg = tiny_pretrain_cfg(tmp_path/f'b{batch_size}', steps=8, batch_size=batch_size, log_every=100, **kw)
+    cfg = make_cfg(tmp_path/f'b{batch_size}', steps=8, batch_size=batch_size, log_every=100, **kw)
     fit_steps(pretrain_learner(cfg, ds, tok, cbs=[window, StepWindowEnd(window)], device=torch.device('cpu')))
     return window.counts
 
@@ -49,3 +56,12 @@ def test_with_grad_accum_each_micro_batch_is_the_same_work(tmp_path):
     one, two = (step_ops(tmp_path/f'a{n}', 16, grad_accum=n) for n in (1, 2))
     assert not any(two[op] for op in SYNC_OPS)
     assert sum(two.values()) < 2.2 * sum(one.values())         # two micro-batches: about twice one step's model work
+
+@pytest.mark.parametrize('grad_accum', [1, 2])
+def test_a_decoupled_deberta_step_with_emd_never_syncs_and_its_ops_do_not_grow_with_the_batch(tmp_path, grad_accum):
+    "Decoupled training (two optimizer steps in one batch) and the Enhanced Mask Decoder keep the rules above."
+    small, large = (step_ops(tmp_path/f'a{grad_accum}', b, make_cfg=deberta_cfg, grad_accum=grad_accum) for b in (8, 32))
+    for counts in (small, large):
+        assert not any(counts[op] for op in SYNC_OPS), {op: counts[op] for op in SYNC_OPS if counts[op]}
+        assert counts['_fused_adamw_'] == 4   # two optimizer steps, each over its model's decayed and not-decayed group
+    assert sum(small.values()) == sum(large.values()), (sum(small.values()), sum(large.values()))

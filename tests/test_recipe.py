@@ -38,10 +38,15 @@ PUBLISHED = {
 }
 # mask_unk: the official ELECTRA candidates exclude only [CLS] [SEP] [MASK] and padding, so [UNK] may be masked; the
 # DeBERTa presets never mask [UNK] (the library's documented choice)
+# ELECTRA's official code trains the sum mlm + 50 disc with one optimizer and has no Enhanced Mask Decoder
 ELECTRA_RTD = dict(mask_style='electra', sampling='gumbel', temperature=1.0, disc_weight=50.0, schedule='electra',
-                   example_builder='electra', tokenizer='bert-uncased', vocab_size=BERT_VOCAB, mask_unk=True)
+                   example_builder='electra', tokenizer='bert-uncased', vocab_size=BERT_VOCAB, mask_unk=True,
+                   emd=False, decoupled_training=False)
+# DeBERTaV3 (rtd.sh, rtd_*.json, rtd_task.py): `--decoupled_training True` for every size, no
+# `--discriminator_learning_rate` (default -1: the same lr), `rtd_lambda` 10, the generator a MaskedLanguageModel (EMD)
 DEBERTA_RTD = dict(mask_style='deberta', sampling='multinomial', temperature=1.0, disc_weight=10.0, schedule='deberta',
-                   example_builder='deberta', vocab_size=SPM_VOCAB, mask_unk=False)
+                   example_builder='deberta', vocab_size=SPM_VOCAB, mask_unk=False, emd=True, decoupled_training=True,
+                   disc_lr=None)
 # generator: ELECTRA divides hidden, heads and FFN by 4 (base: by 3), same depth; DeBERTaV3: same width, half the layers
 GENERATOR = {('electra', 'small'): (64, 12, 1, 256), ('electra', 'base'): (256, 12, 4, 1024),
              ('electra', 'large'): (256, 24, 4, 1024), ('deberta', 'xsmall'): (384, 6, 6, 1536),
@@ -79,11 +84,24 @@ def test_generator_and_discriminator_configs_as_built(backbone, size):
 
 
 def test_continued_training_recipe():
-    "DeBERTaV3's continued training from released weights: lr 5e-5 for 100k steps, unless given."
+    """DeBERTaV3's continued training from released weights (rtd.sh, deberta-v3-{xsmall,small}-continue): lr 5e-5,
+    batch 256, 100k steps, warmup 10k, unless given."""
     for backbone, size in PUBLISHED:
         cfg = pretrain_config(backbone, size, init_generator='gen', init_discriminator='disc')
-        assert (cfg.lr, cfg.steps) == (5e-5, 100_000)
+        assert (cfg.lr, cfg.steps, cfg.batch_size, cfg.warmup_steps) == (5e-5, 100_000, 256, 10_000)
     assert pretrain_config('electra', 'small', init_generator='g', init_discriminator='d', lr=1e-4).lr == 1e-4
+
+
+def test_deberta_sampling_is_the_official_multinomial():
+    "rtd_task.py `topk_sampling`: `torch.multinomial(softmax(logits / temp), 1)`, temp 1, at the masked positions."
+    from electra_gdes.rtd import SAMPLER_FUNCS
+    cfg = pretrain_config('deberta', 'base')
+    assert cfg.temperature == 1.0
+    logits = torch.randn(6, 5, 40, generator=torch.Generator().manual_seed(0)) * 3
+    for temp in (1.0, 0.5):
+        got = SAMPLER_FUNCS[cfg.sampling](logits, temp, torch.Generator().manual_seed(7))
+        want = torch.multinomial(torch.softmax(logits.view(-1, 40) / temp, dim=-1), 1, generator=torch.Generator().manual_seed(7))
+        assert torch.equal(got, want.view(6, 5))
 
 
 def test_no_weight_decay_on_layernorm_and_biases():
