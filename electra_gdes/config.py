@@ -288,7 +288,7 @@ def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainCo
     continued = {k: v for k, v in CONTINUED_PRETRAINING.items() if k not in overrides} \
                 if overrides.get('init_generator') or overrides.get('init_discriminator') else {}
     if continued: print(f"Continued pretraining: {', '.join(f'{k} {v:g}' for k, v in continued.items())} (DeBERTaV3's continued "
-                        "training); pass --lr / --steps to change them.")
+                        "training); pass --lr / --steps / --batch_size to change them.")
     return PretrainConfig(**{**PRETRAIN_PRESETS[backbone, size], 'size': size, **continued, **overrides})
 
 # %% ../nbs/00_config.ipynb #c018
