@@ -31,6 +31,7 @@ Modules:
 - `electra_gdes.compare`: Several pretraining runs' curves overlaid in one figure (the training log and the held-out evaluations), and several GLUE sweeps joined into one table and bar plot; the `electra-compare` command.
 - `electra_gdes.config`: One config object per job, with presets per backbone and size, shared by the notebooks and the command-line scripts.
 - `electra_gdes.data`: Corpora, tokenizers, the ELECTRA and DeBERTa example builders, and the Arrow cache of pretraining examples.
+- `electra_gdes.device`: The device a process trains on and the precision it trains in: bf16 autocast wherever the device multiplies bf16 natively, fp32 elsewhere, with fastai's mixed-precision callback on any device.
 - `electra_gdes.distributed`: Data-parallel pretraining and fine-tuning with `torchrun` and PyTorch DDP, on one machine or several: rank 0 builds the data and writes everything, every rank trains on its own shard, and checkpoints resume with any number of processes.
 - `electra_gdes.files`: Writing files and folders so that a fault (a full disk, a read-only or unwritable folder) leaves every earlier file as it was, no temporary file behind, and one message that names the path and the fix.
 - `electra_gdes.finetune`: `run_glue`, the whole fine-tuning job of a `FinetuneConfig` (the sweep, the summary, the best runs exported, the submission), and the `electra-finetune` command.

@@ -29,7 +29,7 @@ from .optim import adam_no_bias_correction, electra_lr
 from .files import atomic_file
 from .glue_data import load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
 from .distributed import DDPCallback, barrier, is_distributed, is_rank0, rank0_first, shard_loader
-from .train import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
+from .device import DeviceMixedPrecision, default_device   # bf16/fp16 autocast on any device, as in pretraining
 from .logs import shows_progress_bar   # the bar in a terminal or a notebook, lines in a file, as in pretraining
 from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention

@@ -32,7 +32,7 @@ from .glue_finetune import CLIP_NORM, GradAccumulation, LayerwiseLRScheduler, ap
 from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .run_lock import job_lock
-from .train import DeviceMixedPrecision, default_device
+from .device import DeviceMixedPrecision, default_device
 from .logs import shows_progress_bar
 from .squad_data import SquadDataError, SquadSet, load_squad, squad_v1_eval, squad_v2_eval
 

@@ -13,7 +13,6 @@ from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
-from torch.amp import GradScaler, autocast
 from torch.utils.data import DataLoader, Sampler
 from fastai.learner import Learner, AvgMetric
 from fastai.torch_core import set_seed, to_device
@@ -23,7 +22,7 @@ from fastai.callback.core import Callback, CancelValidException, CancelBackwardE
 from fastai.callback.progress import ProgressCallback
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from fastai.callback.fp16 import MixedPrecision, AMPMode
+from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientClip
 from .config import PretrainConfig
 from .data import pad_collate
@@ -33,14 +32,14 @@ from .optim import no_decay_param_groups, owned_param_groups, pretrain_opt_func,
 from .long_runs import PreemptionCallback, NonFiniteCallback, quiet_progress_bars
 from .model import resolve_attention, set_attention, unwrap_rtd_model
 from .trackers import make_trackers
+from .device import default_device, precision_callbacks
 from .logs import global_step, RTDLogger, StepProgressCallback, shows_progress_bar
 from .checkpoint import CheckpointCallback, checkpoint_steps
 
 # %% auto #0
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
            'data_permutation', 'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'step_seed',
-           'sampling_uniforms', 'RTDCallback', 'DeviceMixedPrecision', 'cpu_has_fast_bf16', 'resolve_precision',
-           'precision_callbacks', 'RTDLearner', 'decoupled_param_groups', 'decoupled_peak_lrs', 'default_device',
+           'sampling_uniforms', 'RTDCallback', 'RTDLearner', 'decoupled_param_groups', 'decoupled_peak_lrs',
            'link_torch_without_spaces', 'compile_step', 'pretrain_learner', 'fit_steps']
 
 # %% ../nbs/05_train.ipynb #c005
@@ -157,38 +156,7 @@ class RTDCallback(Callback):
         torch.set_rng_state(self._rng[0])
         if self._rng[1] is not None: torch.cuda.set_rng_state_all(self._rng[1])
 
-# %% ../nbs/05_train.ipynb #c021
-class DeviceMixedPrecision(MixedPrecision):
-    "fastai's `MixedPrecision` with autocast and `GradScaler` on the model's device (fastai's assumes CUDA)."
-    def before_fit(self):
-        device = next(self.model.parameters()).device.type
-        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
-        self.kwargs['enabled'] = dtype == torch.float16   # bf16 has fp32's range: no loss scaling
-        self.autocast, self.learn.scaler, self.scales = autocast(device, dtype=dtype), GradScaler(device, **self.kwargs), []
-    def after_pred(self):
-        # RTDOutput is a NamedTuple, which fastai's `to_float` cannot rebuild; plain tensors (fine-tuning) go the usual way
-        if isinstance(self.pred, tuple): self.learn.pred = type(self.pred)(*(t.float() if t.is_floating_point() else t for t in self.pred))
-        else: super().after_pred()
-
-def cpu_has_fast_bf16() -> bool:
-    "Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX), which makes bf16 autocast faster than fp32."
-    try: flags = Path('/proc/cpuinfo').read_text()
-    except OSError: return False
-    return any(f in flags.split() for f in ('avx512_bf16', 'amx_bf16'))
-
-def resolve_precision(precision: str, device) -> str:
-    "`precision` on `device`: 'auto' is bf16 where the device runs it fast (CUDA with bf16, a CPU with AVX512-BF16 / AMX), else fp32."
-    if precision != 'auto': return precision
-    device = torch.device(device)
-    if device.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
-    return 'bf16' if device.type == 'cpu' and cpu_has_fast_bf16() else 'fp32'
-
-def precision_callbacks(cfg: PretrainConfig, device) -> list:
-    "The mixed-precision callback for `cfg.precision` on `device` (none for fp32)."
-    precision = resolve_precision(cfg.precision, device)
-    return [] if precision == 'fp32' else [DeviceMixedPrecision(amp_mode=precision)]
-
-# %% ../nbs/05_train.ipynb #c024
+# %% ../nbs/05_train.ipynb #c023
 def _rows(t, start: int, n: int):
     if isinstance(t, tuple): return tuple(_rows(x, start, n) for x in t)
     return t if t is None else t[start:start + n]
@@ -248,7 +216,7 @@ class RTDLearner(Learner):
         self._with_events(self._step, 'step', CancelStepException)
         self.opt.zero_grad()
 
-# %% ../nbs/05_train.ipynb #c026
+# %% ../nbs/05_train.ipynb #c025
 def decoupled_param_groups(model) -> list:
     """The fastai splitter of decoupled training: the discriminator's `[decayed, not decayed]`, then the generator's
     (`optim.owned_param_groups`): a table both models use belongs to the generator."""
@@ -312,11 +280,7 @@ def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, mp, ddp, want_co
     self._with_events(self._step, 'step', CancelStepException)
     self.opt.zero_grad()
 
-# %% ../nbs/05_train.ipynb #c027
-def default_device(rank=0) -> torch.device:
-    "This process's device: its GPU (`cuda:<local rank>`) when there is one, else the CPU."
-    return torch.device('cuda', int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
-
+# %% ../nbs/05_train.ipynb #c026
 def link_torch_without_spaces() -> str | None:
     """On the CPU, inductor links its kernels with `-L<torch>/lib` unquoted (pytorch/pytorch#191010, torch <= 2.13), so a
     torch installed under a path with a space (a clone in `~/My Projects`) fails to compile. Point inductor at a link to

@@ -108,7 +108,8 @@ from tqdm.auto import tqdm
 
 from electra_gdes.config import ATTENTIONS, PRECISIONS, pretrain_config
 from electra_gdes.data import electra_document_examples, load_corpus, load_tokenizer, pad_collate
-from electra_gdes.train import cpu_has_fast_bf16, fit_steps, link_torch_without_spaces, pretrain_learner
+from electra_gdes.train import fit_steps, link_torch_without_spaces, pretrain_learner
+from electra_gdes.device import cpu_has_fast_bf16
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_model import glue_classifier, quiet_hf
 from electra_gdes.model import (MODEL_CLASSES, build_rtd_model, discriminator_config, resolve_attention,

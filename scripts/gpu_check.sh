@@ -124,7 +124,7 @@ if [ -n "$smoke" ]; then
   export GPU_CHECK_SMOKE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   # the GPU mode's bf16 and fp16 steps on a CPU without native bf16 (no AVX512-BF16 / AMX) are emulated, tens of times
   # slower: there the smoke mode trains in fp32 and runs only the attention test (the plumbing is what it checks)
-  if "$PY" -c 'import sys; from electra_gdes.train import cpu_has_fast_bf16; sys.exit(0 if cpu_has_fast_bf16() else 1)'; then
+  if "$PY" -c 'import sys; from electra_gdes.device import cpu_has_fast_bf16; sys.exit(0 if cpu_has_fast_bf16() else 1)'; then
     tests_k="autocast or sdpa"; prec=bf16
   else
     tests_k="sdpa"; prec=fp32

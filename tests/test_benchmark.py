@@ -2,7 +2,7 @@
 import importlib.util, json
 from pathlib import Path
 import pytest
-from electra_gdes.train import cpu_has_fast_bf16
+from electra_gdes.device import cpu_has_fast_bf16
 from electra_gdes.model import CPU_ATTENTION
 
 SCRIPT = Path(__file__).parents[1]/'scripts'/'benchmark.py'

@@ -134,7 +134,7 @@ def test_gpu_check_smoke(tmp_path):
     assert re.search(r'cuda_tests: \d+ tests, 0 failed', summary), summary
     # the Learner's numbers: steps/s, tokens/s, and no MFU without a GPU's spec peak (never "nan%"); no 1M-step projection
     # bf16 where this CPU multiplies it natively, else fp32 (said in the summary)
-    from electra_gdes.train import cpu_has_fast_bf16
+    from electra_gdes.device import cpu_has_fast_bf16
     prec = 'bf16' if cpu_has_fast_bf16() else 'fp32'
     assert cpu_has_fast_bf16() or 'smoke mode: this CPU has no native bf16' in summary
     assert re.search(rf'learner tiny eager \({prec}\): [\d.]+ steps/s at batch 4 x 32, [\d,]+ tokens/s, [\d.]+ GFLOP/step, '
