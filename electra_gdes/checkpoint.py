@@ -210,7 +210,10 @@ def export_checkpoint(checkpoint, out_dir, step=None) -> Path:
     cfg = load_config(PretrainConfig, saved_run_config(run_dir))
     state = read_checkpoint(ck)
     tokenizer = load_tokenizer(cfg)
-    model = build_rtd_model(cfg, tokenizer)
+    if cfg.init_discriminator:   # continued from a released encoder (any architecture): its model, then the checkpoint's weights
+        from electra_gdes.continued import continued_rtd_model
+        model = continued_rtd_model(cfg, tokenizer, verbose=False)
+    else: model = build_rtd_model(cfg, tokenizer)
     try: model.load_state_dict(state['model'])
     except RuntimeError as e:
         raise ExportError(f'Checkpoint {ck} does not fit the model of {saved_run_config(run_dir)} and its tokenizer '

@@ -105,8 +105,8 @@ class PretrainConfig:
     log_every: int = 10                 # log a line every this many steps
     eval_every: int = 10_000            # held-out RTD evaluation every this many steps (and at the end)
     log: str = 'csv'                    # comma-separated trackers: csv (log.csv, always), tensorboard, wandb | wandb-offline | wandb-online, neptune-offline | neptune-async | neptune-debug
-    init_generator: str = ''            # continued pretraining: released generator (HF directory or name)
-    init_discriminator: str = ''        # ... and its discriminator
+    init_generator: str = ''            # continued pretraining: released generator (HF directory or name); default: built from --init_discriminator
+    init_discriminator: str = ''        # continued pretraining from this released encoder (BERT, RoBERTa, ModernBERT, ELECTRA, DeBERTa; HF directory or name): shape, vocabulary and tokenizer come from it
     push_to_hub: bool = False           # push the exported discriminator and generator to the Hugging Face hub
     hub_model_id: str = ''              # hub repository for --push_to_hub (default: the run name)
 

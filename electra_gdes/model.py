@@ -29,6 +29,7 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrain
 from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
 from .files import atomic_dir
 from .rtd import SAMPLER_FUNCS, masked_slots, masked_positions
+from .encoders import embedding_module, set_embedding_module, mlm_logits
 
 # %% auto #0
 __all__ = ['SHARED_TABLES', 'EMD_PASSES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'SDPA_ATTENTION', 'ELECTRA_BIBTEX',
@@ -125,17 +126,16 @@ def share_embeddings(generator: PreTrainedModel, discriminator: PreTrainedModel,
     `delta_from_discriminator` (gdes, continued pretraining): start `E_delta` at `E_D - E_G` instead of zero."""
     if mode not in SHARED_TABLES:
         raise ValueError(f"embedding_sharing={mode!r} is not one of {', '.join(map(repr, EMBEDDING_SHARING))}; set cfg.embedding_sharing.")
-    g_emb, d_emb = generator.base_model.embeddings, discriminator.base_model.embeddings
-    for name in SHARED_TABLES[mode]:
-        src, own = getattr(g_emb, name, None), getattr(d_emb, name, None)
+    for name in SHARED_TABLES[mode]:   # by ELECTRA's names; the word table through the model's input embeddings (encoders)
+        src, own = embedding_module(generator, name), embedding_module(discriminator, name)
         # DeBERTaV3 has no token-type table, and its discriminator no absolute position table (with the Enhanced Mask
         # Decoder the generator has one: the official code shares it too, but the discriminator never reads it)
         if src is None or own is None: continue
         if src.weight.shape != own.weight.shape:
             raise ValueError(f'cannot share {name}: generator {tuple(src.weight.shape)} vs discriminator {tuple(own.weight.shape)}; '
                              "give both the same embedding_size and tokenizer, or use embedding_sharing='nes'.")
-        if mode == 'es': setattr(d_emb, name, src)
-        else: setattr(d_emb, name, GDESEmbedding(src, own.weight - src.weight if delta_from_discriminator else None))
+        if mode == 'es': set_embedding_module(discriminator, name, src)
+        else: set_embedding_module(discriminator, name, GDESEmbedding(src, own.weight - src.weight if delta_from_discriminator else None))
 
 @contextmanager
 def gdes_merged(discriminator: PreTrainedModel):
@@ -210,7 +210,7 @@ def mlm_head_logits(generator: PreTrainedModel, hidden: torch.Tensor) -> torch.T
     if isinstance(generator, DebertaV2ForMaskedLM):
         if generator.legacy: return generator.cls(hidden)
         return generator.lm_predictions(hidden, generator.deberta.embeddings.word_embeddings)
-    raise TypeError(f'{type(generator).__name__} is not a supported generator; use ElectraForMaskedLM or DebertaV2ForMaskedLM.')
+    return mlm_logits(generator, hidden)   # BERT, RoBERTa, ModernBERT (encoders.MLM_HEADS); a TypeError for others
 
 MODEL_CLASSES = {'electra': (ElectraForMaskedLM, ElectraForPreTraining),
                  'deberta': (DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection)}
@@ -363,7 +363,7 @@ def _metric_rows(metrics: dict) -> str:
     rows = [f'| {k} | {v:.4f} |' if isinstance(v, float) else f'| {k} | {v} |' for k, v in metrics.items()]
     return '\n'.join(['| metric | value |', '|---|---|', *rows])
 
-def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict | None = None) -> str:
+def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict | None = None, model_type: str | None = None) -> str:
     """The README.md of an exported `kind` ('discriminator' or 'generator') of the run `cfg`: what it is, how it was
     trained, `metrics` (held-out; `step` and `tokens_seen`, when given, say how far the run got), how to load it, license, citations."""
     if kind not in ('discriminator', 'generator'): raise ValueError(f"kind={kind!r}: pass 'discriminator' or 'generator'.")
@@ -372,6 +372,7 @@ def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict |
     disc = kind == 'discriminator'
     cls = ('ElectraForPreTraining' if disc else 'ElectraForMaskedLM') if cfg.backbone == 'electra' else \
           ('AutoModel' if disc else 'DebertaV2ForMaskedLM')
+    if model_type not in (None, 'electra', 'deberta-v2'): cls = 'AutoModel' if disc else 'AutoModelForMaskedLM'   # any encoder
     what = ('the discriminator (replaced-token detection): the encoder to fine-tune' if disc else
             'the generator (masked-language model that proposed the replacements): for continued pretraining')
     trained = (f'{step:,} of {cfg.steps:,} steps' if step is not None else f'{cfg.steps:,} steps') + \
@@ -391,7 +392,10 @@ def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict |
              f'| RTD | mask {cfg.mask_prob:g} ({cfg.mask_style} split), {cfg.sampling} sampling at T={cfg.temperature:g}, '
              f'loss mlm + {cfg.disc_weight:g} x disc; generator width x{cfg.gen_width_ratio:g}, depth x{cfg.gen_depth_ratio:g} |',
              f'| corpus | {cfg.corpus} ({cfg.example_builder} example builder) |',
-             f'| tokenizer | {cfg.tokenizer} (vocabulary {cfg.vocab_size:,} when trained) |', '']
+             f'| tokenizer | {cfg.tokenizer} (vocabulary {cfg.vocab_size:,} when trained) |',
+             *([f'| continued from | `{cfg.init_discriminator}`' + (f' ({model_type})' if model_type else '') +
+                (f', generator `{cfg.init_generator}`' if cfg.init_generator else ', generator built from it') + ' |']
+               if cfg.init_discriminator else []), '']
     if metrics: lines += ['## Held-out metrics', '', _metric_rows(metrics), '']
     if not disc and cfg.backbone == 'deberta' and cfg.emd:
         lines += ['## Enhanced Mask Decoder', '',
@@ -410,12 +414,12 @@ def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict |
 
 def save_discriminator(model: RTDModel, tokenizer, path, cfg: PretrainConfig | None = None, metrics: dict | None = None) -> Path:
     "The discriminator as a standard HF directory at `path`, GDES tables merged into `E_G + E_delta`; with `cfg`, a model card."
-    card = None if cfg is None else model_card(cfg, 'discriminator', metrics)
+    card = None if cfg is None else model_card(cfg, 'discriminator', metrics, unwrap_rtd_model(model).discriminator.config.model_type)
     with gdes_merged(unwrap_rtd_model(model).discriminator) as disc: return save_pretrained_atomic(disc, tokenizer, path, card)
 
 def save_generator(model: RTDModel, tokenizer, path, cfg: PretrainConfig | None = None, metrics: dict | None = None) -> Path:
     "The generator as a standard HF directory at `path` (for continued pretraining); with `cfg`, a model card."
-    card = None if cfg is None else model_card(cfg, 'generator', metrics)
+    card = None if cfg is None else model_card(cfg, 'generator', metrics, unwrap_rtd_model(model).generator.config.model_type)
     return save_pretrained_atomic(unwrap_rtd_model(model).generator, tokenizer, path, card)
 
 def push_to_hub(path, repo_id: str, token: str | None = None, private: bool = False) -> str:

@@ -1,6 +1,6 @@
 """`run_pretraining`, the whole job of a `PretrainConfig` (its run folder kept safe), and the `electra-pretrain` command.
 
-`run_pretraining(cfg)` is the whole pretraining job of a `PretrainConfig`: the tokenizer and the cached examples, a small held-out set (`held_out_split`), a fresh model or the released pair of `init_generator` / `init_discriminator` (`init_model`), the Learner of `electra_gdes.train` with held-out RTD evaluation, then the discriminator and generator exported as Hugging Face folders, the loss plot and, with `push_to_hub`, their upload (`push_exports`).
+`run_pretraining(cfg)` is the whole pretraining job of a `PretrainConfig`: the tokenizer and the cached examples, a small held-out set (`held_out_split`), a fresh model or one continued from `init_discriminator` (any encoder; its generator `init_generator` or built from it: `init_model`), the Learner of `electra_gdes.train` with held-out RTD evaluation, then the discriminator and generator exported as Hugging Face folders, the loss plot and, with `push_to_hub`, their upload (`push_exports`).
 Before anything is written, `check_run_dir` decides what the run does with its directory (`new`, `overwrite`, `resume` or `finished`) and raises `RunDirError` for a run already there without `--resume` or `--overwrite`, or for a resume whose settings conflict with the saved `run_config.json`.
 `main` is the `electra-pretrain` command, with an option for every `PretrainConfig` field; under `torchrun` every process runs it and rank 0 alone writes.
 `Pretrain.ipynb` is the walkthrough: one batch by hand, then a run of the tiny preset.
@@ -90,12 +90,14 @@ def held_out_split(ds, batch_size: int):
     return (ds, None) if n == 0 else (ds.select(range(len(ds) - n)), ds.select(range(len(ds) - n, len(ds))))
 
 def init_model(cfg: PretrainConfig, tokenizer):
-    "The released pair of `cfg.init_generator` / `cfg.init_discriminator` (continued pretraining), or None for a fresh model."
+    """The model continued from `cfg.init_discriminator` (any encoder; the generator `cfg.init_generator`, else built from
+    the discriminator: `continued.continued_rtd_model`), or None for a fresh model."""
     if not (cfg.init_generator or cfg.init_discriminator): return None
-    if not (cfg.init_generator and cfg.init_discriminator):
-        raise ValueError('Continued pretraining needs both --init_generator and --init_discriminator (HF directories or names).')
-    from electra_gdes.model import load_rtd_model
-    return load_rtd_model(cfg, cfg.init_generator, cfg.init_discriminator, tokenizer)
+    if not cfg.init_discriminator:
+        raise ValueError('--init_generator needs --init_discriminator: continued pretraining starts from a released discriminator '
+                         '(or encoder); pass --init_discriminator alone to build the generator from it.')
+    from electra_gdes.continued import continued_rtd_model
+    return continued_rtd_model(cfg, tokenizer, verbose=os.environ.get('RANK', '0') == '0')
 
 # %% ../nbs/07a_pretrain_job.ipynb #c011
 def final_metrics(run_dir) -> dict | None:
@@ -113,6 +115,9 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
     from electra_gdes.files import check_writable
     from electra_gdes.run_lock import job_lock
     check_writable(cfg.output_dir)   # the lock file goes there: an unusable --output_dir is one message, before the lock
+    if cfg.init_discriminator:   # shape, vocabulary, tokenizer from the checkpoint: before the run folder's saved config is compared
+        from electra_gdes.continued import continued_config
+        cfg = continued_config(cfg, verbose=os.environ.get('RANK', '0') == '0')
     with job_lock(cfg.run_dir, what='run folder', fix='wait for that job to end, or pass another --run_name'):
         return _run_locked(cfg)
 

@@ -68,8 +68,8 @@ def _sampler(seed, device) -> torch.Generator: return torch.Generator(device=dev
 def word_tables(model) -> tuple[torch.Tensor, torch.Tensor]:
     "`(E_G, T_D)`: the generator's word table and the parameter the RTD loss trains the discriminator's through (see above)."
     m = unwrap_rtd_model(model)
-    d = m.discriminator.base_model.embeddings.word_embeddings
-    return m.generator.base_model.embeddings.word_embeddings.weight, (d.delta if isinstance(d, GDESEmbedding) else d.weight)
+    d = m.discriminator.get_input_embeddings()   # any encoder: its input embeddings are its word table
+    return m.generator.get_input_embeddings().weight, (d.delta if isinstance(d, GDESEmbedding) else d.weight)
 
 @contextmanager
 def evaluating(model):
@@ -94,7 +94,9 @@ def tug_of_war(model, batch, disc_weight: float) -> dict:
         g_mlm = torch.autograd.grad(mlm, tables, retain_graph=True, allow_unused=True)
         g_rtd = torch.autograd.grad(disc_weight * disc, tables, allow_unused=True)
     mlm_g, rtd_d = g_mlm[0], g_rtd[-1]
-    cos = math.nan if mlm_g is None or rtd_d is None else float(F.cosine_similarity(mlm_g.flatten(), rtd_d.flatten(), dim=0))
+    # nan where there is no second path, or the tables differ in width (a narrower NES generator): no common space
+    cos = math.nan if mlm_g is None or rtd_d is None or mlm_g.shape != rtd_d.shape else \
+          float(F.cosine_similarity(mlm_g.flatten(), rtd_d.flatten(), dim=0))
     return {'tug_cos': cos, 'tug_mlm_norm': _norm(mlm_g), 'tug_rtd_norm': _norm(rtd_d),
             'tug_rtd_on_gen_norm': _norm(g_rtd[0]), 'tug_mlm_on_disc_norm': _norm(g_mlm[-1])}
 
