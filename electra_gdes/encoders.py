@@ -124,8 +124,9 @@ TINY_SPECIALS = {'bert': ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'], 'electr
 def tiny_tokenizer(model_type: str, texts: list[str], vocab_size: int = 300):
     "A tokenizer of `model_type`'s kind trained on `texts` (offline): its special tokens by role, its pair template."
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, trainers, normalizers
-    from transformers import BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerFast, RobertaTokenizerFast
+    from transformers import BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerFast, RobertaTokenizerFast, XLMRobertaTokenizerFast
     if model_type == 'deberta-v2': return DebertaV2TokenizerFast().train_new_from_iterator(texts, vocab_size)   # SentencePiece unigram
+    if model_type == 'xlm-roberta': return XLMRobertaTokenizerFast().train_new_from_iterator(texts, vocab_size)   # <s> </s> <mask> <pad>, unigram
     specials = TINY_SPECIALS[model_type]
     if model_type in ('bert', 'electra'):
         tok = Tokenizer(models.WordPiece(unk_token='[UNK]'))
@@ -150,8 +151,8 @@ def tiny_config(model_type: str, tokenizer, hidden_size=32, num_layers=2, num_he
     from transformers import AutoConfig
     common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
                   intermediate_size=2 * hidden_size, pad_token_id=tokenizer.pad_token_id)
-    if model_type == 'roberta':
-        return AutoConfig.for_model('roberta', max_position_embeddings=max_length + tokenizer.pad_token_id + 1, type_vocab_size=1,
+    if model_type in ('roberta', 'xlm-roberta'):
+        return AutoConfig.for_model(model_type, max_position_embeddings=max_length + tokenizer.pad_token_id + 1, type_vocab_size=1,
                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **common)
     if model_type == 'modernbert':
         ids = dict(bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, cls_token_id=tokenizer.cls_token_id,

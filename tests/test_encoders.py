@@ -1,4 +1,4 @@
-"""Continued RTD from any encoder (issue 17): tiny random BERT, RoBERTa and ModernBERT checkpoints with their own tokenizers,
+"""Continued RTD from any encoder (issue 17): tiny random BERT, RoBERTa, XLM-R and ModernBERT checkpoints (ELECTRA and DeBERTa too) with their own tokenizers,
 built offline; tokens by role, the run's shape from the checkpoint, step 0 equal to the released model, the gradient paths
 of GDES / ES / NES per architecture, a few continued steps under each, the exports loading (and filling masks), and
 GLUE fine-tuning from each export on the offline practice suite."""
@@ -18,12 +18,12 @@ from electra_gdes.model import GDESEmbedding, gdes_merged
 from electra_gdes.rtd import RTDLoss, mask_tokens, masking_excluded_ids
 
 transformers.logging.set_verbosity_error()
-ARCHS = ('bert', 'roberta', 'modernbert')
+ARCHS = ('bert', 'roberta', 'xlm-roberta', 'modernbert')
 ALL_ARCHS = ARCHS + ('electra', 'deberta-v2')   # the two families the kit began with, continued from a discriminator alone too
 MODES = ('gdes', 'es', 'nes')
 ROOT = Path(__file__).parents[1]
 TEXTS = (ROOT/'tests'/'fixtures'/'glue'/'corpus.txt').read_text().split('\n\n')
-ROLES = {'bert': ('[CLS]', '[SEP]', '[MASK]', '[PAD]'), 'roberta': ('<s>', '</s>', '<mask>', '<pad>'),
+ROLES = {'bert': ('[CLS]', '[SEP]', '[MASK]', '[PAD]'), 'roberta': ('<s>', '</s>', '<mask>', '<pad>'), 'xlm-roberta': ('<s>', '</s>', '<mask>', '<pad>'),
          'modernbert': ('[CLS]', '[SEP]', '[MASK]', '[PAD]')}
 
 @pytest.fixture(scope='module')
