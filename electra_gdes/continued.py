@@ -12,17 +12,19 @@ Docs: https://electra-gdes.github.io/electra_gdes/continued.html.md"""
 # %% ../nbs/02b_continued.ipynb #c003
 from __future__ import annotations
 from dataclasses import replace
+from types import SimpleNamespace
 from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from .config import PretrainConfig
 from .encoders import (NARROW_GENERATOR, check_supported, discriminator_class, embedding_module, position_limit,
                                    uses_token_types)
-from .model import MODEL_CLASSES, RTDModel, GDESEmbedding
+from .model import MODEL_CLASSES, DebertaV2ForMaskedLMWithEMD, RTDModel, GDESEmbedding
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'checkpoint_config', 'continued_config', 'generator_config_from', 'init_generator_embeddings',
-           'generator_from_discriminator', 'EncoderRTDModel', 'load_discriminator', 'continued_rtd_model']
+           'generator_loader', 'generator_from_discriminator', 'EncoderRTDModel', 'load_discriminator',
+           'continued_rtd_model']
 
 # %% ../nbs/02b_continued.ipynb #c007
 TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'vocab.json', 'spm.model', 'sentencepiece.bpe.model')
@@ -59,6 +61,9 @@ def continued_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfi
         notes.append(f"{c.model_type} shares its embeddings only at the model's width, so a {cfg.embedding_sharing.upper()} generator is "
                      f"as wide as the discriminator: width x1 (preset x{cfg.gen_width_ratio:g}), depth x{new['gen_depth_ratio']:g} "
                      "(DeBERTaV3's generator); --embedding_sharing nes keeps a narrower one")
+    if cfg.emd and not (c.model_type == 'deberta-v2' and not getattr(c, 'position_biased_input', True)):
+        new['emd'] = False
+        notes.append(f'no Enhanced Mask Decoder: it is a DeBERTaV3 generator head (relative positions only), not one of {c.model_type}')
     changed = {k: (getattr(cfg, k), v) for k, v in new.items() if getattr(cfg, k) != v}
     if verbose:
         print(f'Continued pretraining from {src} ({c.model_type}): shape, vocabulary and tokenizer come from the checkpoint, not '
@@ -103,19 +108,26 @@ def init_generator_embeddings(generator: PreTrainedModel, discriminator: PreTrai
             done.append(f'{name} projected')
     return done
 
+def generator_loader(model_type: str, emd: bool = False):
+    "The class whose `from_pretrained` / `from_config` make the generator: DeBERTa's masked LM with the Enhanced Mask Decoder under `emd`, else `AutoModelForMaskedLM`."
+    if emd and model_type == 'deberta-v2':
+        return SimpleNamespace(from_pretrained=DebertaV2ForMaskedLMWithEMD.from_pretrained, from_config=DebertaV2ForMaskedLMWithEMD)
+    return AutoModelForMaskedLM
+
 def generator_from_discriminator(name_or_dir, discriminator: PreTrainedModel, width_ratio: float, depth_ratio: float,
-                                 seed: int = 0) -> tuple[PreTrainedModel, str]:
-    "The generator built from checkpoint `name_or_dir` (its loaded `discriminator`) at the generator ratios, and a line saying how."
+                                 seed: int = 0, emd: bool = False) -> tuple[PreTrainedModel, str]:
+    "The generator built from checkpoint `name_or_dir` (its loaded `discriminator`) at the generator ratios (DeBERTa: with the Enhanced Mask Decoder under `emd`), and a line saying how."
     g = generator_config_from(discriminator.config, width_ratio, depth_ratio)
+    loader = generator_loader(g.model_type, emd)
     torch.manual_seed(seed)   # every process builds the same new weights
     n, L = g.num_hidden_layers, discriminator.config.num_hidden_layers
     if g.hidden_size == discriminator.config.hidden_size:
-        gen, info = AutoModelForMaskedLM.from_pretrained(str(name_or_dir), config=g, output_loading_info=True)
+        gen, info = loader.from_pretrained(str(name_or_dir), config=g, output_loading_info=True)
         new = [k for k in info['missing_keys'] if not k.startswith(gen.base_model_prefix + '.')]
         how = (f'{n} of {L} layers, {g.hidden_size} wide: embeddings and layers 0-{n - 1} from the checkpoint, MLM head '
-               + ('new (the checkpoint has none)' if new else "the checkpoint's"))
+               + ('new (the checkpoint has none)' if new else "the checkpoint's") + ('; Enhanced Mask Decoder, its position table new' if emd else ''))
     else:
-        gen = AutoModelForMaskedLM.from_config(g)
+        gen = loader.from_config(g)
         how = (f'{n} of {L} layers, {g.hidden_size} wide (x{width_ratio:g}): new layers and MLM head, embeddings from the '
                f"checkpoint ({', '.join(init_generator_embeddings(gen, discriminator)) or 'none'})")
     return gen, how
@@ -127,8 +139,11 @@ class EncoderRTDModel(RTDModel):
         super().__init__(generator, discriminator, cfg, delta_from_discriminator)
         self.token_types = uses_token_types(discriminator.config) and uses_token_types(generator.config)
 
-    def forward(self, masked_ids, attention_mask, token_type_ids, *args, **kwargs):
-        return super().forward(masked_ids, attention_mask, token_type_ids if self.token_types else None, *args, **kwargs)
+    def generate(self, masked_ids, attention_mask, token_type_ids, *args, **kwargs):
+        return super().generate(masked_ids, attention_mask, token_type_ids if self.token_types else None, *args, **kwargs)
+
+    def discriminate(self, disc_input, attention_mask, token_type_ids):
+        return super().discriminate(disc_input, attention_mask, token_type_ids if self.token_types else None)
 
 def load_discriminator(name_or_dir) -> tuple[PreTrainedModel, str]:
     "The RTD discriminator of checkpoint `name_or_dir` (its encoder, its RTD head or a new one) and a line saying what it loaded."
@@ -149,9 +164,10 @@ def continued_rtd_model(cfg: PretrainConfig, tokenizer=None, verbose: bool = Tru
     disc, disc_how = load_discriminator(cfg.init_discriminator)
     if cfg.init_generator:
         checkpoint_config(cfg.init_generator, '--init_generator')
-        gen, gen_how = AutoModelForMaskedLM.from_pretrained(str(cfg.init_generator)), f'{cfg.init_generator}'
+        gen = generator_loader(disc.config.model_type, cfg.emd).from_pretrained(str(cfg.init_generator))
+        gen_how = f'{cfg.init_generator}' + (' with the Enhanced Mask Decoder' if cfg.emd else '')
     else:
-        gen, gen_how = generator_from_discriminator(cfg.init_discriminator, disc, cfg.gen_width_ratio, cfg.gen_depth_ratio, cfg.seed)
+        gen, gen_how = generator_from_discriminator(cfg.init_discriminator, disc, cfg.gen_width_ratio, cfg.gen_depth_ratio, cfg.seed, cfg.emd)
     rows = disc.get_input_embeddings().num_embeddings
     if tokenizer is not None and len(tokenizer) > rows:
         raise ValueError(f'the tokenizer has {len(tokenizer)} tokens but {cfg.init_discriminator} only {rows} embedding rows: use the '

@@ -29,7 +29,7 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrain
 from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
 from .files import atomic_dir
 from .rtd import SAMPLER_FUNCS, masked_slots, masked_positions
-from .encoders import embedding_module, set_embedding_module, mlm_logits
+from .encoders import embedding_module, set_embedding_module, mlm_logits as encoder_mlm_logits
 
 # %% auto #0
 __all__ = ['SHARED_TABLES', 'EMD_PASSES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'SDPA_ATTENTION', 'ELECTRA_BIBTEX',
@@ -210,7 +210,7 @@ def mlm_head_logits(generator: PreTrainedModel, hidden: torch.Tensor) -> torch.T
     if isinstance(generator, DebertaV2ForMaskedLM):
         if generator.legacy: return generator.cls(hidden)
         return generator.lm_predictions(hidden, generator.deberta.embeddings.word_embeddings)
-    return mlm_logits(generator, hidden)   # BERT, RoBERTa, ModernBERT (encoders.MLM_HEADS); a TypeError for others
+    return encoder_mlm_logits(generator, hidden)   # BERT, RoBERTa, ModernBERT (encoders.MLM_HEADS); a TypeError for others
 
 MODEL_CLASSES = {'electra': (ElectraForMaskedLM, ElectraForPreTraining),
                  'deberta': (DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection)}

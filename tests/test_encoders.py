@@ -343,3 +343,28 @@ def test_released_pair_starts_delta_at_the_difference(released, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model.discriminator.base_model(ids, attention_mask=attn).last_hidden_state,
                                    ref(ids, attention_mask=attn).last_hidden_state)
+
+def test_deberta_preset_keeps_emd_and_decoupled_training(released, corpus, tmp_path):
+    """The DeBERTa presets (Enhanced Mask Decoder, decoupled training) continue a DeBERTa checkpoint with EMD (its position
+    table new, step 0 still the released discriminator); for a RoBERTa checkpoint EMD is off (said in the log) and the
+    decoupled steps run with no segment ids reaching its one-row type table."""
+    from electra_gdes.model import DebertaV2ForMaskedLMWithEMD
+    from electra_gdes.pretrain import run_pretraining
+    deb = continued_config(pretrain_config('deberta', 'tiny', init_discriminator=str(released['deberta-v2']), max_length=32), verbose=False)
+    assert deb.emd and deb.decoupled_training
+    model = continued_rtd_model(deb, verbose=False).eval()
+    assert isinstance(model.generator, DebertaV2ForMaskedLMWithEMD)
+    assert model.discriminator.get_input_embeddings().delta.abs().max() == 0
+    buf = io.StringIO()
+    for arch in ('deberta-v2', 'roberta'):
+        cfg = pretrain_config('deberta', 'tiny', init_discriminator=str(released[arch]), max_length=32, corpus=str(corpus),
+                              cache_dir=str(tmp_path/'cache'), output_dir=str(tmp_path), run_name=arch, steps=3, lr=1e-3,
+                              warmup_steps=1, batch_size=4, eval_every=3, log_every=1, checkpoint_fractions=(), num_proc=1,
+                              precision='fp32')
+        with contextlib.redirect_stdout(buf), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            run = run_pretraining(cfg)
+        saved = json.loads((run/'run_config.json').read_text())
+        assert saved['decoupled_training'] and saved['emd'] == (arch == 'deberta-v2')
+        assert AutoModel.from_pretrained(run/'discriminator').config.model_type == arch
+    assert 'no Enhanced Mask Decoder: it is a DeBERTaV3 generator head (relative positions only), not one of roberta' in buf.getvalue()
