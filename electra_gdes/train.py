@@ -169,6 +169,16 @@ class RTDLearner(Learner):
         # from pinned memory, without blocking the host: the copy overlaps with the previous step's kernels
         return to_device(b, next(self.model.parameters()).device, non_blocking=True)
 
+    def _set_step_numbers(self, mlm, disc, stats, want_counts):
+        "The step's losses and metric counts for the log; on a logged step under DDP those of the global batch (one small all-reduce)."
+        if want_counts and dist.is_available() and dist.is_initialized():
+            summed = torch.cat([torch.stack([self.loss, mlm, disc]).double(), stats])
+            dist.all_reduce(summed)
+            summed[:3] /= dist.get_world_size()
+            self.loss, mlm, disc, stats = summed[0].float(), summed[1].float(), summed[2].float(), summed[3:]
+        self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
+        self.rtd_counts = stats if want_counts else None
+
     def _do_one_batch(self):
         if not self.training or not len(self.yb): return super()._do_one_batch()
         xb, yb, n = self.xb, self.yb, self.cfg.grad_accum
@@ -201,14 +211,7 @@ class RTDLearner(Learner):
                 if mp is not None: mp.autocast.__enter__()
         # the step's loss and metrics are over all micro-batches; its batch is the whole one again (tokens/s counts it)
         self.xb, self.yb, self.loss = xb, yb, total + self.loss_grad.detach()
-        if want_counts and dist.is_available() and dist.is_initialized():
-            # a logged step: the losses and metrics of the global batch, not of this process's part (one more small all-reduce)
-            summed = torch.cat([torch.stack([self.loss, torch.as_tensor(mlm), torch.as_tensor(disc)]).double(), stats])
-            dist.all_reduce(summed)
-            summed[:3] /= dist.get_world_size()
-            self.loss, mlm, disc, stats = summed[0].float(), summed[1].float(), summed[2].float(), summed[3:]
-        self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
-        self.rtd_counts = stats if want_counts else None
+        self._set_step_numbers(torch.as_tensor(mlm), torch.as_tensor(disc), stats, want_counts)
         self('after_loss')
         total = total + self.loss_grad.detach()   # as the callbacks of after_loss left the last micro-batch's loss
         self._with_events(self._backward, 'backward', CancelBackwardException)
@@ -265,13 +268,7 @@ def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, mp, ddp, want_co
             if want_counts: stats = stats + rtd_counts(self.pred, self.yb[0], self.yb[2])
             if k < n - 1: backward(w * term)
     self.xb, self.yb, self.loss = xb, yb, mlm + w * disc
-    if want_counts and dist.is_available() and dist.is_initialized():   # a logged step: the global batch's numbers
-        summed = torch.cat([torch.stack([self.loss, mlm, disc]).double(), stats])
-        dist.all_reduce(summed)
-        summed[:3] /= dist.get_world_size()
-        self.loss, mlm, disc, stats = summed[0].float(), summed[1].float(), summed[2].float(), summed[3:]
-    self.loss_func.mlm_loss, self.loss_func.disc_loss = mlm, disc
-    self.rtd_counts = stats if want_counts else None
+    self._set_step_numbers(mlm, disc, stats, want_counts)
     self('after_loss')
     self.loss_grad = w * term
     self._with_events(self._backward, 'backward', CancelBackwardException)

@@ -15,6 +15,14 @@ from helpers import word_level_data, tiny_pretrain_cfg
 
 MAX_LENGTH = 32
 
+def _static_batch(tok, ds, cfg, i):
+    "Batch `i` of 8 examples padded to `MAX_LENGTH`, masked and with step `i`'s uniforms: the model's inputs, then the ids."
+    ids, attn, tt = pad_collate([ds[j] for j in range(i * 8, i * 8 + 8)], tok.pad_token_id, pad_to_multiple_of=MAX_LENGTH)
+    masked, is_masked = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), cfg.mask_prob, cfg.mask_style,
+                                    torch.Generator().manual_seed(i), max_length=MAX_LENGTH)
+    slots = masked_slots(cfg.mask_prob, MAX_LENGTH, MAX_LENGTH)
+    return masked, attn, tt, is_masked, sampling_uniforms(cfg.seed, i, torch.arange(8), slots), ids
+
 def _setup(tmp_path):
     tok, ds = word_level_data()
     cfg = tiny_pretrain_cfg(tmp_path, max_length=MAX_LENGTH)
@@ -23,12 +31,7 @@ def _setup(tmp_path):
     loss = RTDLoss(cfg.disc_weight)
     def step(masked, attn, tt, is_masked, noise, ids):
         return loss(model(masked, attn, tt, is_masked, noise), ids, is_masked, attn)
-    def batch(i):
-        ids, attn, tt = pad_collate([ds[j] for j in range(i * 8, i * 8 + 8)], tok.pad_token_id, pad_to_multiple_of=MAX_LENGTH)
-        masked, is_masked = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), cfg.mask_prob, cfg.mask_style,
-                                        torch.Generator().manual_seed(i), max_length=MAX_LENGTH)
-        slots = masked_slots(cfg.mask_prob, MAX_LENGTH, MAX_LENGTH)
-        return masked, attn, tt, is_masked, sampling_uniforms(cfg.seed, i, torch.arange(8), slots), ids
+    def batch(i): return _static_batch(tok, ds, cfg, i)
     step.model = model
     return step, batch
 
@@ -135,12 +138,7 @@ def _decoupled_setup(tmp_path):
     def disc_step(disc_input, attn, tt, ids):
         logits = model(disc_input, attn, tt, phase='discriminator')
         return RTDLoss.disc_term(RTDOutput(None, None, disc_input, logits, None, None), ids, attn)
-    def batch(i):
-        ids, attn, tt = pad_collate([ds[j] for j in range(i * 8, i * 8 + 8)], tok.pad_token_id, pad_to_multiple_of=MAX_LENGTH)
-        masked, is_masked = mask_tokens(ids, attn, tok.all_special_ids, tok.mask_token_id, len(tok), cfg.mask_prob, cfg.mask_style,
-                                        torch.Generator().manual_seed(i), max_length=MAX_LENGTH)
-        slots = masked_slots(cfg.mask_prob, MAX_LENGTH, MAX_LENGTH)
-        return masked, attn, tt, is_masked, sampling_uniforms(cfg.seed, i, torch.arange(8), slots), ids
+    def batch(i): return _static_batch(tok, ds, cfg, i)
     return gen_step, disc_step, batch
 
 def test_decoupled_steps_are_one_graph_each_without_breaks_or_recompiles(tmp_path):
