@@ -28,7 +28,7 @@ __all__ = ['GLUE_SPECS', 'GLUE_TEST_ROWS', 'SUBMISSION_FILES', 'PRACTICE_MARKER'
            'glue_split_path', 'read_glue_split', 'load_glue', 'GlueDataError', 'load_glue_tasks', 'acceptability_rule',
            'sentiment_rule', 'word_overlap', 'paraphrase_rule', 'similarity_rule', 'entailment_rule', 'qnli_rule',
            'corpus_sentences', 'make_practice_glue', 'practice_suite', 'truncate_pair', 'double_unordered',
-           'glue_tokenize', 'glue_collate']
+           'input_template', 'glue_tokenize', 'glue_collate']
 
 # %% ../nbs/08_glue_data.ipynb #c007
 @dataclass(frozen=True)
@@ -577,22 +577,47 @@ def double_unordered(ds: Dataset) -> Dataset:
     return both.select([j for i in range(n) for j in (i, n + i)])
 
 # %% ../nbs/08_glue_data.ipynb #c051
+def input_template(tokenizer, pair: bool) -> tuple:
+    """The tokenizer's own layout of one or two sentences, read from a probe: `(parts, types)`, the special ids around
+    and between the sentences (`[[CLS]], [[SEP]], [[SEP]]` for BERT, `[<s>], [</s>, </s>], [</s>]` for RoBERTa) and
+    the token type of each part and sentence. A tokenizer that adds nothing gets BERT's layout from its cls / sep."""
+    a = tokenizer('a', add_special_tokens=False)['input_ids']
+    b = tokenizer('b', add_special_tokens=False)['input_ids']
+    enc = tokenizer('a', 'b', return_token_type_ids=True) if pair else tokenizer('a', return_token_type_ids=True)
+    ids, types = enc['input_ids'], enc.get('token_type_ids') or [0] * len(enc['input_ids'])
+    if len(ids) == len(a) + len(b) * pair:   # no post-processor (a bare tokenizer): [CLS] A [SEP] (B [SEP])
+        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+        if cls is None or sep is None: raise ValueError("The tokenizer adds no special tokens and has no [CLS]/[SEP]; GLUE inputs need both.")
+        return ([[cls], [sep], [sep]], [0, 0, 0, 1, 1]) if pair else ([[cls], [sep]], [0, 0, 0])
+    try:
+        i = next(k for k in range(len(ids)) if ids[k:k + len(a)] == a)
+        if not pair: return [ids[:i], ids[i + len(a):]], [types[0] if i else types[i], types[i], types[-1]]
+        j = next(k for k in range(i + len(a), len(ids)) if ids[k:k + len(b)] == b)
+    except StopIteration:
+        raise ValueError(f'Cannot read the input layout of {type(tokenizer).__name__}: its encoding of a pair does not contain '
+                         'the encodings of the two sentences. Use the tokenizer saved with the checkpoint.') from None
+    parts = [ids[:i], ids[i + len(a):j], ids[j + len(b):]]
+    return parts, [types[0] if i else types[i], types[i], types[i + len(a)] if j > i + len(a) else types[j], types[j],
+                   types[-1] if j + len(b) < len(ids) else types[j]]
+
 def glue_tokenize(ds: Dataset, tokenizer, max_length=128, num_proc=None) -> Dataset:
-    "`ds` with `input_ids`, `token_type_ids`, `attention_mask` (unpadded, at most `max_length`) instead of the sentences."
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    if cls is None or sep is None: raise ValueError("The tokenizer has no [CLS]/[SEP] tokens; GLUE inputs need both.")
+    """`ds` with `input_ids`, `token_type_ids`, `attention_mask` (unpadded, at most `max_length`) instead of the sentences,
+    laid out as the tokenizer's own template (`input_template`), the sentences truncated BERT-style (`truncate_pair`)."""
     pair = any(s != '' for s in column_values(ds, 'sentence2'))
+    parts, kinds = input_template(tokenizer, pair)
+    room = max_length - sum(map(len, parts))
     def encode(batch):
         a = tokenizer(batch['sentence1'], add_special_tokens=False)['input_ids']
         b = tokenizer(batch['sentence2'], add_special_tokens=False)['input_ids'] if pair else [[] for _ in a]
         ids, tt = [], []
         for x, y in zip(a, b):
             if pair:
-                x, y = truncate_pair(x, y, max_length - 3)
-                ids.append([cls, *x, sep, *y, sep]); tt.append([0] * (len(x) + 2) + [1] * (len(y) + 1))
+                x, y = truncate_pair(x, y, room)
+                pieces = (parts[0], x, parts[1], y, parts[2])
             else:
-                x = x[:max_length - 2]
-                ids.append([cls, *x, sep]); tt.append([0] * (len(x) + 2))
+                x = x[:room]
+                pieces = (parts[0], x, parts[1])
+            ids.append([t for p in pieces for t in p]); tt.append([k for p, k in zip(pieces, kinds) for _ in p])
         return {'input_ids': ids, 'token_type_ids': tt, 'attention_mask': [[1] * len(i) for i in ids]}
     return ds.map(encode, batched=True, remove_columns=['sentence1', 'sentence2'], num_proc=num_proc,
                   desc='tokenizing')
