@@ -26,7 +26,7 @@ The same steps are in Python, in the walkthrough notebooks [Pretrain](Pretrain.i
 
 Modules:
 
-- `electra_gdes.checkpoint`: Checkpoints written atomically with their SHA-256, verified before use, the RNG states, exact resume into a learner, and the export of any checkpoint of a run as Hugging Face folders (`electra-export`).
+- `electra_gdes.checkpoint`: Checkpoints written atomically with their SHA-256, verified before use, the RNG states, and exact resume into a learner.
 - `electra_gdes.cli`: Every config dataclass as a command line: an option per field with its preset's default in the help, a `--config` file under the options, `--resume` over a run's saved settings, the presets table, and trackers checked before anything is written.
 - `electra_gdes.compare`: Several pretraining runs' curves overlaid in one figure (the training log and the held-out evaluations), and several GLUE sweeps joined into one table and bar plot; the `electra-compare` command.
 - `electra_gdes.config`: One config object per job, with presets per backbone and size, shared by the notebooks and the command-line scripts.
@@ -35,16 +35,17 @@ Modules:
 - `electra_gdes.device`: The device a process trains on and the precision it trains in: bf16 autocast wherever the device multiplies bf16 natively, fp32 elsewhere, with fastai's mixed-precision callback on any device.
 - `electra_gdes.distributed`: Data-parallel pretraining and fine-tuning with `torchrun` and PyTorch DDP, on one machine or several: rank 0 builds the data and writes everything, every rank trains on its own shard, and checkpoints resume with any number of processes.
 - `electra_gdes.encoders`: What the kit needs to know about each Hugging Face encoder it pretrains: its embedding tables by role, its MLM head, its token types, its position limit, a replaced-token-detection discriminator on top of it, and tiny offline checkpoints for tests.
+- `electra_gdes.export`: Everything that leaves the kit: Hugging Face folders with their model cards (the pretrained discriminator and generator, the fine-tuned GLUE classifiers, the SQuAD readers), the export of any pretraining checkpoint (`electra-export`), and the upload of exports to the hub.
 - `electra_gdes.files`: Writing files and folders so that a fault (a full disk, a read-only or unwritable folder) leaves every earlier file as it was, no temporary file behind, and one message that names the path and the fix.
 - `electra_gdes.finetune`: `run_glue`, the whole fine-tuning job of a `FinetuneConfig` (the sweep, the summary, the best runs exported, the submission), and the `electra-finetune` command.
 - `electra_gdes.glue_data`: The nine GLUE tasks from the Hugging Face hub, from the official GLUE download, or from an offline synthetic practice suite, all in one format; BERT-style pair truncation, `double_unordered` and tokenization.
 - `electra_gdes.glue_finetune`: The ELECTRA fine-tuning recipe: the simultaneous warmup/decay schedule, the data, seeded runs with a results file, gradient accumulation, best-run selection and the selected runs' test predictions.
 - `electra_gdes.glue_metrics`: The GLUE metrics of every task, the constant-answer floor, and the summary table of a sweep beside the published scores.
-- `electra_gdes.glue_model`: ELECTRA's head on a pretrained discriminator, the checks a checkpoint must pass, layer-wise learning-rate decay, run folders, and the export that transformers loads.
+- `electra_gdes.glue_model`: ELECTRA's head on a pretrained discriminator, the checks a checkpoint must pass, layer-wise learning-rate decay, run folders, and the classes that transformers loads from an export.
 - `electra_gdes.glue_submission`: The 11 files the GLUE leaderboard expects, written atomically with their zip, and a validator (also a command) that checks a submission folder against the test files.
 - `electra_gdes.logs`: The step counter of a run, its CSV log (one row every `log_every` steps), the one-line-per-row stdout of a run whose output goes to a file, and fastai's progress bar without its per-step device sync.
 - `electra_gdes.long_runs`: Surviving preemption (SIGTERM / SIGINT write a checkpoint, then the run exits cleanly) and non-finite steps (skipped, counted, and a clear stop when they keep coming).
-- `electra_gdes.model`: Generator and discriminator from HF configs (ELECTRA, DeBERTaV3), GDES / ES / NES embedding sharing, HF export.
+- `electra_gdes.model`: Generator and discriminator from HF configs (ELECTRA, DeBERTaV3), GDES / ES / NES embedding sharing.
 - `electra_gdes.optim`: Adam without bias correction, decoupled weight decay that skips LayerNorm and biases, and the ELECTRA and DeBERTa schedules, as fastai pieces.
 - `electra_gdes.pretrain`: `run_pretraining`, the whole job of a `PretrainConfig` (its run folder kept safe), and the `electra-pretrain` command.
 - `electra_gdes.rtd`: Masking, generator sampling, RTD labels, the combined loss and the metrics of ELECTRA / DeBERTaV3 pretraining.

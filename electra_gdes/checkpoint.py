@@ -1,5 +1,5 @@
-"""Checkpoints written atomically with their SHA-256, verified before use, the RNG states, exact resume into a
-learner, and the export of any checkpoint of a run as Hugging Face folders (`electra-export`).
+"""Checkpoints written atomically with their SHA-256, verified before use, the RNG states, and exact resume into a
+learner.
 
 Docs: https://electra-gdes.github.io/electra_gdes/checkpoint.html.md"""
 
@@ -7,13 +7,11 @@ Docs: https://electra-gdes.github.io/electra_gdes/checkpoint.html.md"""
 
 # %% ../nbs/04c_checkpoint.ipynb #c002
 from __future__ import annotations
-import argparse, hashlib, io, random, sys, warnings
+import hashlib, io, random, warnings
 from pathlib import Path
 import numpy as np, torch
 from fastai.callback.core import Callback
-from .config import PretrainConfig, saved_run_config, load_config
-from .data import load_tokenizer
-from .model import build_rtd_model, save_discriminator, save_generator
+from .config import PretrainConfig
 from .optim import StepLRScheduler
 from .files import OutputWriteError, atomic_bytes, run_file, write_guard
 from .logs import global_step
@@ -21,8 +19,7 @@ from .logs import global_step
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
            'read_checkpoint', 'usable_checkpoints', 'latest_checkpoint', 'rng_states', 'set_rng_states',
-           'set_start_step', 'CheckpointCallback', 'CheckpointFormatError', 'load_checkpoint', 'resume_from_latest',
-           'ExportError', 'export_checkpoint', 'export_main']
+           'set_start_step', 'CheckpointCallback', 'CheckpointFormatError', 'load_checkpoint', 'resume_from_latest']
 
 # %% ../nbs/04c_checkpoint.ipynb #c005
 CHECKPOINT_FORMAT = 1
@@ -168,74 +165,3 @@ def resume_from_latest(learn) -> int:
         return step
     if any((Path(run_dir)/'checkpoints').glob('step-*.pt')): raise _no_usable_checkpoint(run_dir)   # none loaded
     return 0
-
-# %% ../nbs/04c_checkpoint.ipynb #c017
-class ExportError(ValueError):
-    "What was given to `export_checkpoint` is not a usable checkpoint or run; the message says what to pass instead."
-
-def _export_source(checkpoint, step=None) -> tuple[Path, Path]:
-    "`(run_dir, checkpoint_path)` of a checkpoint file or a run directory; `ExportError` when there is none."
-    p = Path(checkpoint)
-    if not p.exists(): raise ExportError(f'{p} does not exist: pass a checkpoint (<run_dir>/checkpoints/step-N.pt) or a run directory.')
-    if p.is_dir():
-        run_dir = p
-        if not (p/'checkpoints').is_dir():
-            raise ExportError(f'{p} is not a pretraining run directory (it has no checkpoints/ folder): pass the run directory '
-                              '(<output_dir>/<run_name>) or one of its checkpoints/step-N.pt.')
-        if step is not None:
-            ck = checkpoint_path(p, step)
-            if not ck.exists():
-                have = ', '.join(str(int(c.stem.split('-')[1])) for c in sorted((p/'checkpoints').glob('step-*.pt'))) or 'none'
-                raise ExportError(f'{p} has no checkpoint at step {step} (it has: {have}); pass one of these to --step.')
-        else:
-            ck = latest_checkpoint(p)
-            if ck is None: raise ExportError(f'{p/"checkpoints"} holds no checkpoint yet: train until the first one is written.')
-    else:
-        ck, run_dir = p, p.parent.parent
-        if p.suffix != '.pt': raise ExportError(f'{p} is not a checkpoint (a step-N.pt file) or a run directory.')
-        if step is not None and checkpoint_path(run_dir, step) != p:
-            raise ExportError(f'--step {step} contradicts the checkpoint {p.name}: give the run directory with --step, or the file alone.')
-    if saved_run_config(run_dir) is None:
-        raise ExportError(f'{run_dir} has no run_config.json beside checkpoints/: export needs the config '
-                          'the run was started with.')
-    problem = checkpoint_problem(ck)
-    if problem: raise ExportError(f'Checkpoint {ck} cannot be used: {problem}. Pass another --step, or the run directory for its newest good one.')
-    return run_dir, ck
-
-def export_checkpoint(checkpoint, out_dir, step=None) -> Path:
-    "Write the discriminator (GDES merged) and generator of a run's checkpoint to `out_dir` as plain HF directories."
-    run_dir, ck = _export_source(checkpoint, step)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir(): raise ExportError(f'--out {out_dir} is a file: choose a folder.')
-    cfg = load_config(PretrainConfig, saved_run_config(run_dir))
-    state = read_checkpoint(ck)
-    tokenizer = load_tokenizer(cfg)
-    if cfg.init_discriminator:   # continued from a released encoder (any architecture): its model, then the checkpoint's weights
-        from electra_gdes.continued import continued_rtd_model
-        model = continued_rtd_model(cfg, tokenizer, verbose=False)
-    else: model = build_rtd_model(cfg, tokenizer)
-    try: model.load_state_dict(state['model'])
-    except RuntimeError as e:
-        raise ExportError(f'Checkpoint {ck} does not fit the model of {saved_run_config(run_dir)} and its tokenizer '
-                          f'({len(tokenizer)} tokens): {str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}') from None
-    card = {'step': state['step']}   # the model cards say how far the run had got
-    with write_guard(out_dir, 'the exported models'):
-        save_discriminator(model, tokenizer, out_dir/'discriminator', cfg, card)
-        save_generator(model, tokenizer, out_dir/'generator', cfg, card)
-    return out_dir
-
-def export_main(args=None):
-    "Entry point of `electra-export`: a checkpoint (or a run's newest) as HF discriminator / generator directories."
-    p = argparse.ArgumentParser(prog='electra-export', description='Export the discriminator (GDES tables merged) and the '
-                                'generator of a pretraining checkpoint as Hugging Face directories.')
-    p.add_argument('checkpoint', metavar='CHECKPOINT_OR_RUN_DIR', help='a checkpoints/step-N.pt, or a run directory (its newest usable checkpoint)')
-    p.add_argument('--out', required=True, help='the folder to write discriminator/ and generator/ into')
-    p.add_argument('--step', type=int, default=None, help='with a run directory: the checkpoint at this step')
-    a = p.parse_args(args)
-    if a.step is not None and a.step < 1: p.error(f'--step {a.step} must be at least 1.')
-    try: _export_source(a.checkpoint, a.step)
-    except ExportError as e: p.error(str(e))
-    try: out = export_checkpoint(a.checkpoint, a.out, a.step)
-    except ExportError as e: p.error(str(e))
-    except OutputWriteError as e: sys.exit(f'electra-export: error: {e}')
-    print(f'Discriminator: {out/"discriminator"}; generator: {out/"generator"}')

@@ -37,7 +37,7 @@ def write_submission(cfg: FinetuneConfig, results: list, glue_tasks: dict | None
 
 def push_best_runs(cfg: FinetuneConfig, exported: dict) -> dict:
     "Push each exported best run (task -> `<group>/<task>_best`) to the hub as `<hub_model_id or group>-<task>`; repository -> URL."
-    from electra_gdes.pretrain import push_exports
+    from electra_gdes.export import push_exports
     prefix = cfg.hub_model_id or cfg.group
     return push_exports({f'{prefix}-{task}': path for task, path in exported.items()})
 
@@ -78,7 +78,7 @@ def main(args=None):
     from electra_gdes.distributed import distributed, is_rank0
     from electra_gdes.glue_data import GlueDataError
     from electra_gdes.glue_model import GlueSetupError
-    from electra_gdes.pretrain import HubPushError
+    from electra_gdes.export import HubPushError
     from electra_gdes.run_lock import RunLockedError
     try:
         with distributed():  # joins the process group when launched by torchrun; a single process otherwise

@@ -35,9 +35,10 @@ from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .trackers import check_log_requirements, close_trackers, make_trackers, parse_log_option
 from .run_lock import job_lock
-from .glue_model import (GlueClassifier, GlueSetupError, check_max_length, check_not_collapsed, export_glue_run, glue_classifier,
+from .glue_model import (GlueClassifier, GlueSetupError, check_max_length, check_not_collapsed, glue_classifier,
                                      layerwise_lrs, layerwise_splitter, load_backbone, load_run, quiet_hf, save_run)
 from .glue_metrics import DEV_SUFFIX, MAIN_METRIC, glue_metrics, outputs_to_predictions
+from .export import export_glue_run
 
 # %% auto #0
 __all__ = ['DOUBLED_TASKS', 'CLIP_NORM', 'PRACTICE_EPOCHS', 'BEST_SUFFIX', 'RECIPE_FIELDS', 'optimizer_steps', 'is_step_batch',

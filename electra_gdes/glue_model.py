@@ -1,6 +1,6 @@
-"""ELECTRA's head on a pretrained discriminator, the checks a checkpoint must pass, layer-wise learning-rate decay, run folders, and the export that transformers loads.
+"""ELECTRA's head on a pretrained discriminator, the checks a checkpoint must pass, layer-wise learning-rate decay, run folders, and the classes that transformers loads from an export.
 
-`GlueClassifier` puts ELECTRA's head (`ClsHead`: dropout and a linear layer on the [CLS] state, one output for the STS-B regression) on a pretrained discriminator loaded and checked by `load_backbone` / `check_finetune_checkpoint`; `layerwise_lrs` and `layerwise_splitter` give a learning rate per depth, `lr * layer_decay**(head_depth - depth)`. `save_run` / `load_run` keep a fine-tuned run in a folder, and `export_glue_run` writes it as a folder that `AutoModelForSequenceClassification` and `pipeline` load with `trust_remote_code=True`.
+`GlueClassifier` puts ELECTRA's head (`ClsHead`: dropout and a linear layer on the [CLS] state, one output for the STS-B regression) on a pretrained discriminator loaded and checked by `load_backbone` / `check_finetune_checkpoint`; `layerwise_lrs` and `layerwise_splitter` give a learning rate per depth, `lr * layer_decay**(head_depth - depth)`. `save_run` / `load_run` keep a fine-tuned run in a folder; `GlueClassifierPreTrainedModel` and its classes per encoder (`HF_CLASSES`, their source `hf_module_source`) are the model that `AutoModelForSequenceClassification` and `pipeline` load from an export (`export.export_glue_run`) with `trust_remote_code=True`.
 
 Docs: https://electra-gdes.github.io/electra_gdes/glue_model.html.md"""
 
@@ -16,7 +16,6 @@ from transformers import (AutoConfig, AutoModel, AutoTokenizer, BertConfig, Debe
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 from .files import atomic_dir
-from .glue_data import glue_spec
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'TOP_OF_STACK', 'HF_CLASSES', 'HF_MODULE_FILE',
@@ -25,7 +24,7 @@ __all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'TO
            'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'save_run',
            'load_run', 'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier',
            'BertGlueClassifier', 'RobertaGlueClassifier', 'XLMRobertaGlueClassifier', 'ModernBertGlueClassifier',
-           'hf_module_source', 'export_glue_run']
+           'hf_module_source']
 
 # %% ../nbs/09_glue_model.ipynb #c007
 class ClsHead(nn.Linear):
@@ -275,7 +274,7 @@ HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClass
 HF_MODULE_FILE = 'modeling_glue_classifier.py'
 _MODULE_HEADER = '''"""The GLUE classifier of electra_gdes (ELECTRA's head: dropout + linear on the [CLS] state) as a transformers model.
 
-Written by electra_gdes.glue_model.export_glue_run; needs only torch and transformers. Load the directory with
+Written by electra_gdes.export.export_glue_run; needs only torch and transformers. Load the directory with
 `AutoModelForSequenceClassification.from_pretrained(dir, trust_remote_code=True)`."""
 import torch.nn as nn
 from transformers import (AutoModel, BertConfig, DebertaV2Config, ElectraConfig, ModernBertConfig, PreTrainedModel, RobertaConfig,
@@ -288,51 +287,3 @@ def hf_module_source() -> str:
     from electra_gdes import glue_model as lib   # the installed module's source (also when this runs in the notebook)
     classes = (lib.ClsHead, lib.GlueClassifierPreTrainedModel, *lib.HF_CLASSES.values())
     return _MODULE_HEADER + ''.join('\n\n' + inspect.getsource(c) for c in classes)
-def _model_card(info, spec, cls_name) -> str:
-    synthetic = ('\n**Trained on the SYNTHETIC practice suite: its scores are not GLUE results.**\n' if info.get('synthetic') else '')
-    metrics = ', '.join(f'{k} {v:.4f}' for k, v in info.get('metrics', {}).items())
-    return f"""---
-library_name: transformers
-pipeline_tag: text-classification
-license: apache-2.0
-tags: [electra_gdes, glue, {spec.name}]
----
-# {spec.folder} classifier fine-tuned with electra_gdes
-{synthetic}
-Run {info.get('run')} (seed {info.get('seed')}) of a sweep, the best on dev: {metrics}.
-Fine-tuned from `{info.get('checkpoint')}` with ELECTRA's GLUE recipe; the head is ELECTRA's (dropout + linear on the
-[CLS] state), shipped as `{HF_MODULE_FILE}` (`{cls_name}`). Labels: {', '.join(f'{i} = {n}' for i, n in enumerate(spec.label_names))}.
-
-```python
-from transformers import pipeline
-clf = pipeline('text-classification', model='PATH', trust_remote_code=True)
-```
-
-Citations: Clark et al., ELECTRA: Pre-training Text Encoders as Discriminators Rather Than Generators (ICLR 2020);
-He et al., DeBERTaV3: Improving DeBERTa using ELECTRA-Style Pre-Training with Gradient-Disentangled Embedding Sharing (ICLR 2023).
-"""
-
-def export_glue_run(run_path, out_dir) -> Path:
-    "Export the fine-tuning run at `run_path` as a directory `AutoModelForSequenceClassification` and `pipeline` load (trust_remote_code), atomically."
-    model, tokenizer, info = load_run(run_path)
-    spec, bb = glue_spec(info['task']), model.backbone.config
-    if bb.model_type not in HF_CLASSES:
-        raise ValueError(f"Exporting a {bb.model_type} classifier is not supported (only {', '.join(HF_CLASSES)}); the run "
-                         f"stays usable through load_run('{run_path}').")
-    cls = HF_CLASSES[bb.model_type]
-    d = {k: v for k, v in bb.to_dict().items() if 'attn_implementation' not in k}   # the kit's attention kernels stay here
-    config = type(bb).from_dict(d)
-    names = spec.label_names
-    config.id2label, config.label2id = dict(enumerate(names)), {n: i for i, n in enumerate(names)}
-    config.num_labels, config.glue_head_dropout = model.num_labels, model.head.p
-    config.problem_type = 'regression' if spec.is_regression else 'single_label_classification'
-    config.architectures, config.auto_map = [cls.__name__], {'AutoModelForSequenceClassification': f'{Path(HF_MODULE_FILE).stem}.{cls.__name__}'}
-    hf = cls(config)
-    hf.load_state_dict(model.state_dict())   # the same keys: backbone.*, head.weight, head.bias
-    out_dir, source = Path(out_dir), hf_module_source()
-    def write(tmp):
-        with quiet_hf(): hf.save_pretrained(tmp); tokenizer.save_pretrained(tmp)
-        (tmp/HF_MODULE_FILE).write_text(source)
-        (tmp/'README.md').write_text(_model_card(info, spec, cls.__name__))
-        (tmp/'export.json').write_text(json.dumps(dict(info, source=str(run_path)), indent=2))
-    return atomic_dir(out_dir, write)

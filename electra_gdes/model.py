@@ -1,10 +1,10 @@
-"""Generator and discriminator from HF configs (ELECTRA, DeBERTaV3), GDES / ES / NES embedding sharing, HF export.
+"""Generator and discriminator from HF configs (ELECTRA, DeBERTaV3), GDES / ES / NES embedding sharing.
 
 `build_rtd_model(cfg, tokenizer)` builds an `RTDModel`: a Hugging Face generator (masked LM) and discriminator whose configs come from `discriminator_config` and `generator_config`, for ELECTRA (`ElectraForPreTraining`) or DeBERTaV3 (`DebertaV2ForReplacedTokenDetection`, with the [CLS]-conditioned `DebertaRTDHead`).
 With `cfg.emd` (the DeBERTa presets) the generator is `DebertaV2ForMaskedLMWithEMD`, HF's masked LM with DeBERTaV3's Enhanced Mask Decoder (`enhanced_mask_decoder`: the last layer twice more, queried by the absolute positions).
 `share_embeddings` ties their input embeddings according to `cfg.embedding_sharing`: `nes` (nothing shared), `es` (ELECTRA's shared tables) or `gdes` (`GDESEmbedding`, E_D = sg(E_G) + E_delta).
 `RTDModel.forward` (or its halves `generate` and `discriminate`, for decoupled training) returns an `RTDOutput` whose generator logits cover the masked positions only, gathered into a fixed `[batch, slots]` layout (no data-dependent shape), and `set_attention` selects the attention implementation (`eager`, `sdpa`, or the `cpu` one with `BitsDropout`).
-`save_discriminator` and `save_generator` write standard Hugging Face folders atomically (GDES tables merged, with a model card), and `load_rtd_model` builds an `RTDModel` from such a pair for continued pretraining.
+`unwrap_rtd_model` finds the `RTDModel` inside DDP or `torch.compile`, and `load_rtd_model` builds one from a saved generator and discriminator for continued pretraining (`09c_export` writes them).
 
 Docs: https://electra-gdes.github.io/electra_gdes/model.html.md"""
 
@@ -27,19 +27,16 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import MaskedLMOutput, TokenClassifierOutput
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2PreTrainedModel
 from .config import PretrainConfig, EMBEDDING_SHARING, ATTENTIONS
-from .files import atomic_dir
 from .rtd import SAMPLER_FUNCS, masked_slots, masked_positions
 from .encoders import embedding_module, set_embedding_module, mlm_logits as encoder_mlm_logits
 
 # %% auto #0
-__all__ = ['SHARED_TABLES', 'EMD_PASSES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'SDPA_ATTENTION', 'ELECTRA_BIBTEX',
-           'DEBERTAV3_BIBTEX', 'SHARING_NAMES', 'discriminator_config', 'generator_config', 'DebertaRTDHead',
-           'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding', 'share_embeddings', 'gdes_merged',
-           'enhanced_mask_decoder', 'DebertaV2ForMaskedLMWithEMD', 'RTDOutput', 'mlm_head_logits', 'RTDModel',
-           'generator_class', 'build_rtd_model', 'dropout_keep_mask', 'bits_dropout', 'BitsDropout',
-           'eager_attention_bits_dropout', 'no_skip_mask', 'resolve_attention', 'set_attention',
-           'save_pretrained_atomic', 'unwrap_rtd_model', 'model_card', 'save_discriminator', 'save_generator',
-           'push_to_hub', 'load_rtd_model']
+__all__ = ['SHARED_TABLES', 'EMD_PASSES', 'MODEL_CLASSES', 'CPU_ATTENTION', 'SDPA_ATTENTION', 'discriminator_config',
+           'generator_config', 'DebertaRTDHead', 'DebertaV2ForReplacedTokenDetection', 'GDESEmbedding',
+           'share_embeddings', 'gdes_merged', 'enhanced_mask_decoder', 'DebertaV2ForMaskedLMWithEMD', 'RTDOutput',
+           'mlm_head_logits', 'RTDModel', 'generator_class', 'build_rtd_model', 'dropout_keep_mask', 'bits_dropout',
+           'BitsDropout', 'eager_attention_bits_dropout', 'no_skip_mask', 'resolve_attention', 'set_attention',
+           'unwrap_rtd_model', 'load_rtd_model']
 
 # %% ../nbs/02_model.ipynb #c009
 def _scaled(n: int, ratio: float) -> int: return max(1, round(n * ratio))
@@ -267,7 +264,7 @@ def build_rtd_model(cfg: PretrainConfig, tokenizer) -> RTDModel:
     gen_cls, disc_cls = generator_class(cfg), MODEL_CLASSES[cfg.backbone][1]
     return RTDModel(gen_cls(generator_config(cfg, tokenizer)), disc_cls(discriminator_config(cfg, tokenizer)), cfg)
 
-# %% ../nbs/02_model.ipynb #c027
+# %% ../nbs/02_model.ipynb #c029
 def dropout_keep_mask(shape, p: float, device=None) -> torch.Tensor:
     "Boolean mask of `shape`, each entry True with probability `1 - p`, from 31-bit uniform integers (two per 64-bit draw)."
     n = math.prod(shape)
@@ -324,16 +321,7 @@ def set_attention(model: nn.Module, implementation: str) -> nn.Module:
                 setattr(parent, name, want(child.p, child.inplace).train(child.training))
     return model
 
-# %% ../nbs/02_model.ipynb #c036
-def save_pretrained_atomic(model: PreTrainedModel, tokenizer, path, card: str | None = None) -> Path:
-    """`model` and `tokenizer` (and the model card `card` as README.md) saved as an HF directory at `path`: written beside
-    it under a temporary name, then renamed. A failure leaves an earlier export at `path` as it was and no temporary files."""
-    def write(tmp):
-        model.save_pretrained(tmp)
-        if tokenizer is not None: tokenizer.save_pretrained(tmp)
-        if card is not None: (tmp/'README.md').write_text(card)
-    return atomic_dir(path, write, error=None)
-
+# %% ../nbs/02_model.ipynb #c038
 def unwrap_rtd_model(model: nn.Module) -> RTDModel:
     "The `RTDModel` inside `model`, which may be wrapped by DDP / DataParallel (`.module`) or `torch.compile` (`._orig_mod`)."
     while not isinstance(model, RTDModel):
@@ -341,102 +329,6 @@ def unwrap_rtd_model(model: nn.Module) -> RTDModel:
         if inner is None: raise TypeError(f'expected an RTDModel (possibly wrapped by DDP or torch.compile), got {type(model).__name__}.')
         model = inner
     return model
-
-ELECTRA_BIBTEX = """@inproceedings{clark2020electra,
-  title     = {{ELECTRA}: Pre-training Text Encoders as Discriminators Rather Than Generators},
-  author    = {Kevin Clark and Minh-Thang Luong and Quoc V. Le and Christopher D. Manning},
-  booktitle = {International Conference on Learning Representations},
-  year      = {2020},
-  url       = {https://openreview.net/forum?id=r1xMH1BtvB}
-}"""
-DEBERTAV3_BIBTEX = """@article{he2021debertav3,
-  title   = {{DeBERTaV3}: Improving {DeBERTa} using {ELECTRA}-Style Pre-Training with Gradient-Disentangled Embedding Sharing},
-  author  = {Pengcheng He and Jianfeng Gao and Weizhu Chen},
-  journal = {arXiv preprint arXiv:2111.09543},
-  year    = {2021}
-}"""
-SHARING_NAMES = {'gdes': 'GDES (gradient-disentangled embedding sharing: E_D = sg(E_G) + E_delta, merged into one table here)',
-                 'es': "ES (ELECTRA's embedding sharing: one table for generator and discriminator)",
-                 'nes': 'NES (no embedding sharing)'}
-
-def _metric_rows(metrics: dict) -> str:
-    rows = [f'| {k} | {v:.4f} |' if isinstance(v, float) else f'| {k} | {v} |' for k, v in metrics.items()]
-    return '\n'.join(['| metric | value |', '|---|---|', *rows])
-
-def model_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict | None = None, model_type: str | None = None) -> str:
-    """The README.md of an exported `kind` ('discriminator' or 'generator') of the run `cfg`: what it is, how it was
-    trained, `metrics` (held-out; `step` and `tokens_seen`, when given, say how far the run got), how to load it, license, citations."""
-    if kind not in ('discriminator', 'generator'): raise ValueError(f"kind={kind!r}: pass 'discriminator' or 'generator'.")
-    metrics = dict(metrics or {})
-    step, tokens = metrics.pop('step', None), metrics.pop('tokens_seen', None)
-    disc = kind == 'discriminator'
-    cls = ('ElectraForPreTraining' if disc else 'ElectraForMaskedLM') if cfg.backbone == 'electra' else \
-          ('AutoModel' if disc else 'DebertaV2ForMaskedLM')
-    if model_type not in (None, 'electra', 'deberta-v2'): cls = 'AutoModel' if disc else 'AutoModelForMaskedLM'   # any encoder
-    what = ('the discriminator (replaced-token detection): the encoder to fine-tune' if disc else
-            'the generator (masked-language model that proposed the replacements): for continued pretraining')
-    trained = (f'{step:,} of {cfg.steps:,} steps' if step is not None else f'{cfg.steps:,} steps') + \
-              f' of batch {cfg.batch_size} x up to {cfg.max_length} tokens'
-    trained += f' ({tokens:,} tokens seen)' if tokens is not None else \
-               f' (at most {cfg.steps * cfg.batch_size * cfg.max_length:,} token positions)'
-    front = ['---', 'license: apache-2.0', 'library_name: transformers', 'language: en',
-             f"tags: [{cfg.backbone}, replaced-token-detection, {cfg.embedding_sharing}, electra_gdes]",
-             *(['pipeline_tag: fill-mask'] if not disc else []), '---']
-    lines = [*front, '', f'# {cfg.run_name}: {kind}', '',
-             f'An {cfg.backbone.upper() if cfg.backbone == "electra" else "DeBERTaV3"}-{cfg.size} {what}, pretrained by '
-             f'replaced token detection with [electra_gdes](https://github.com/electra-gdes/electra_gdes).', '',
-             '| | |', '|---|---|',
-             f'| backbone / size | {cfg.backbone} / {cfg.size} (hidden {cfg.hidden_size}, {cfg.num_layers} layers, {cfg.num_heads} heads) |',
-             f'| embedding sharing | {SHARING_NAMES[cfg.embedding_sharing]} |',
-             f'| training | {trained}; lr {cfg.lr:g}, {cfg.schedule} schedule, warmup {cfg.warmup_steps:,}; {cfg.precision} |',
-             f'| RTD | mask {cfg.mask_prob:g} ({cfg.mask_style} split), {cfg.sampling} sampling at T={cfg.temperature:g}, '
-             f'loss mlm + {cfg.disc_weight:g} x disc; generator width x{cfg.gen_width_ratio:g}, depth x{cfg.gen_depth_ratio:g} |',
-             f'| corpus | {cfg.corpus} ({cfg.example_builder} example builder) |',
-             f'| tokenizer | {cfg.tokenizer} (vocabulary {cfg.vocab_size:,} when trained) |',
-             *([f'| continued from | `{cfg.init_discriminator}`' + (f' ({model_type})' if model_type else '') +
-                (f', generator `{cfg.init_generator}`' if cfg.init_generator else ', generator built from it') + ' |']
-               if cfg.init_discriminator else []), '']
-    if metrics: lines += ['## Held-out metrics', '', _metric_rows(metrics), '']
-    if not disc and cfg.backbone == 'deberta' and cfg.emd:
-        lines += ['## Enhanced Mask Decoder', '',
-                  "This generator was trained with DeBERTaV3's Enhanced Mask Decoder (the encoder's last layer applied twice "
-                  'more, queried by the absolute position embeddings plus the second-to-last layer\'s output), as the official '
-                  '`MaskedLanguageModel`. HF\'s `DebertaV2ForMaskedLM` loads this folder without the position table '
-                  '(`deberta.embeddings.position_embeddings`) and predicts **without** EMD, so its predictions are not the '
-                  "ones of training. `electra_gdes.model.DebertaV2ForMaskedLMWithEMD.from_pretrained` runs it with EMD, and "
-                  'continued pretraining (`--init_generator`) loads the table.', '']
-    lines += ['## How to load it', '', '```python', f'from transformers import AutoTokenizer, {cls}',
-              f"tokenizer = AutoTokenizer.from_pretrained('PATH_OR_HUB_ID')", f"model = {cls}.from_pretrained('PATH_OR_HUB_ID')", '```', '',
-              'For GLUE: `electra-finetune --checkpoint PATH_OR_HUB_ID` (or `AutoModelForSequenceClassification`).' if disc else
-              'Continued pretraining: `electra-pretrain --init_generator THIS --init_discriminator THE_DISCRIMINATOR`.', '',
-              '## License', '', 'Apache-2.0.', '', '## Citation', '', '```bibtex', ELECTRA_BIBTEX, '', DEBERTAV3_BIBTEX, '```', '']
-    return '\n'.join(lines)
-
-def save_discriminator(model: RTDModel, tokenizer, path, cfg: PretrainConfig | None = None, metrics: dict | None = None) -> Path:
-    "The discriminator as a standard HF directory at `path`, GDES tables merged into `E_G + E_delta`; with `cfg`, a model card."
-    card = None if cfg is None else model_card(cfg, 'discriminator', metrics, unwrap_rtd_model(model).discriminator.config.model_type)
-    with gdes_merged(unwrap_rtd_model(model).discriminator) as disc: return save_pretrained_atomic(disc, tokenizer, path, card)
-
-def save_generator(model: RTDModel, tokenizer, path, cfg: PretrainConfig | None = None, metrics: dict | None = None) -> Path:
-    "The generator as a standard HF directory at `path` (for continued pretraining); with `cfg`, a model card."
-    card = None if cfg is None else model_card(cfg, 'generator', metrics, unwrap_rtd_model(model).generator.config.model_type)
-    return save_pretrained_atomic(unwrap_rtd_model(model).generator, tokenizer, path, card)
-
-def push_to_hub(path, repo_id: str, token: str | None = None, private: bool = False) -> str:
-    "Upload the exported directory `path` to the hub model repository `repo_id` (created if needed); its URL."
-    path = Path(path)
-    if not (path/'config.json').exists():
-        raise FileNotFoundError(f'{path} is not an exported model directory (no config.json): export it first '
-                                '(save_discriminator / save_generator, or electra-export).')
-    from huggingface_hub import HfApi
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, exist_ok=True, private=private)
-        return str(api.upload_folder(folder_path=str(path), repo_id=repo_id, commit_message=f'Upload {path.name} (electra_gdes)'))
-    except Exception as e:
-        raise RuntimeError(f'Could not push {path} to the hub repository {repo_id!r}: {type(e).__name__}: {e} -- check the '
-                           'network (and that HF_HUB_OFFLINE is not set), the token (`hf auth login`, HF_TOKEN or token=) '
-                           'and your write access to that repository. The local export is unchanged.') from e
 
 def load_rtd_model(cfg: PretrainConfig, generator_dir, discriminator_dir, tokenizer=None) -> RTDModel:
     """An `RTDModel` from a saved or released generator + discriminator pair, for continued pretraining. With GDES,

@@ -1,6 +1,6 @@
 """`run_pretraining`, the whole job of a `PretrainConfig` (its run folder kept safe), and the `electra-pretrain` command.
 
-`run_pretraining(cfg)` is the whole pretraining job of a `PretrainConfig`: the tokenizer and the cached examples, a small held-out set (`held_out_split`), a fresh model or one continued from `init_discriminator` (any encoder; its generator `init_generator` or built from it: `init_model`), the Learner of `electra_gdes.train` with held-out RTD evaluation, then the discriminator and generator exported as Hugging Face folders, the loss plot and, with `push_to_hub`, their upload (`push_exports`).
+`run_pretraining(cfg)` is the whole pretraining job of a `PretrainConfig`: the tokenizer and the cached examples, a small held-out set (`held_out_split`), a fresh model or one continued from `init_discriminator` (any encoder; its generator `init_generator` or built from it: `init_model`), the Learner of `electra_gdes.train` with held-out RTD evaluation, then the discriminator and generator exported as Hugging Face folders, the loss plot and, with `push_to_hub`, their upload (`export.push_exports`).
 Before anything is written, `check_run_dir` decides what the run does with its directory (`new`, `overwrite`, `resume` or `finished`) and raises `RunDirError` for a run already there without `--resume` or `--overwrite`, or for a resume whose settings conflict with the saved `run_config.json`.
 `main` is the `electra-pretrain` command, with an option for every `PretrainConfig` field; under `torchrun` every process runs it and rank 0 alone writes.
 `Pretrain.ipynb` is the walkthrough: one batch by hand, then a run of the tiny preset.
@@ -22,8 +22,7 @@ from .files import OutputWriteError
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir', 'remove_run', 'save_run_config',
-           'held_out_split', 'init_model', 'final_metrics', 'run_pretraining', 'HubPushError', 'push_exports', 'main',
-           'exit_status']
+           'held_out_split', 'init_model', 'final_metrics', 'run_pretraining', 'main', 'exit_status']
 
 # %% ../nbs/07a_pretrain_job.ipynb #c007
 class RunDirError(ValueError):
@@ -131,7 +130,7 @@ def _run_locked(cfg: PretrainConfig) -> Path:
         return cfg.run_dir
     from electra_gdes.data import pretrain_data_summary
     from electra_gdes.distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier
-    from electra_gdes.model import save_discriminator, save_generator
+    from electra_gdes.export import save_discriminator, save_generator
     from electra_gdes.train import fit_steps
     from electra_gdes.checkpoint import resume_from_latest
     from electra_gdes.rtd_eval import RTDEvalCallback, plot_run
@@ -170,22 +169,9 @@ def _run_locked(cfg: PretrainConfig) -> Path:
     barrier()   # no process leaves (and tears the group down) while rank 0 still exports
     return cfg.run_dir
 
-class HubPushError(RuntimeError):
-    "`--push_to_hub` failed after the run was saved; the message names the repository, the cause and the local export."
-
-def push_exports(exports: dict) -> dict:
-    "Push each exported directory of `exports` (hub repository -> directory) with `model.push_to_hub`; repository -> URL."
-    from electra_gdes.model import push_to_hub
-    urls = {}
-    for repo, path in exports.items():
-        try: urls[repo] = push_to_hub(path, repo)
-        except (RuntimeError, OSError) as e:
-            done = f" ({', '.join(urls)} pushed before it)" if urls else ''
-            raise HubPushError(f'{e}{done}') from e
-    return urls
-
 def _push(cfg: PretrainConfig):
     "Push the exported discriminator and generator to the hub as `<hub_model_id>-discriminator` / `-generator`."
+    from electra_gdes.export import push_exports
     repo = cfg.hub_model_id or cfg.run_name
     for url in push_exports({f'{repo}-{part}': cfg.run_dir/part for part in ('discriminator', 'generator')}).values():
         print(f'Pushed {url}')
@@ -215,8 +201,9 @@ def exit_status(e: Exception) -> int:
 
 def _explained_errors() -> tuple:
     "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push, a run stopped by non-finite steps."
-    long_runs = sys.modules.get('electra_gdes.long_runs')
-    return (RunDirError, HubPushError, OutputWriteError) + ((long_runs.NonFiniteTrainingError,) if long_runs is not None else ())
+    long_runs, export = sys.modules.get('electra_gdes.long_runs'), sys.modules.get('electra_gdes.export')   # loaded if they raised
+    return ((RunDirError, OutputWriteError) + ((long_runs.NonFiniteTrainingError,) if long_runs is not None else ())
+            + ((export.HubPushError,) if export is not None else ()))
 
 # %% ../nbs/07a_pretrain_job.ipynb #c016
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
 from .config import pretrain_config, PretrainConfig, FinetuneConfig, EMBEDDING_SHARING
-from .model import unwrap_rtd_model, save_discriminator
+from .model import unwrap_rtd_model
+from .export import save_discriminator
 from .train import pretrain_learner, fit_steps
 from .logs import read_log
 from .rtd_eval import RTDEvalCallback, read_eval

@@ -28,6 +28,7 @@ from .optim import adam_no_bias_correction
 from .files import atomic_dir, atomic_file
 from .glue_model import GlueSetupError, check_max_length, layerwise_lrs, layerwise_splitter, load_backbone, quiet_hf
 from .glue_metrics import markdown_table
+from .export import squad_card
 from .glue_finetune import CLIP_NORM, GradAccumulation, LayerwiseLRScheduler, append_result, epoch_line, optimizer_steps, read_results
 from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
@@ -470,32 +471,6 @@ def select_best_run(results: list) -> dict:
     if not results: raise SquadSetupError("The results file has no finished run: fine-tune first (electra-squad without --predict_only).")
     return max(results, key=lambda r: r['score'])
 
-def _model_card(info: dict, name: str) -> str:
-    synthetic = '\n**Trained and evaluated on the SYNTHETIC practice set: its scores are not SQuAD results.**\n' if info.get('synthetic') else ''
-    em, f1 = main_scores(info['metrics'])
-    return f"""---
-library_name: transformers
-pipeline_tag: question-answering
-license: apache-2.0
-tags: [electra_gdes, squad, question-answering]
----
-# Extractive question answering fine-tuned with electra_gdes ({name})
-{synthetic}
-Run {info['run']} (seed {info['seed']}) of a sweep, the best on dev: EM {em:.2f}, F1 {f1:.2f}. Fine-tuned from
-`{info['checkpoint']}` with ELECTRA's SQuAD recipe (max length 512, doc stride 128, max query length 64, layer-wise
-lr decay); the head is transformers' span head (`qa_outputs`, `AutoModelForQuestionAnswering`); the windows, the span
-search and the no-answer threshold are the run's (`squad_*` in config.json), applied by `squad_pipeline.py`.
-
-```python
-from transformers import pipeline
-qa = pipeline('question-answering', model='PATH', trust_remote_code=True)   # squad_pipeline.py: transformers 5 has none
-qa(question='...', context='...')
-```
-
-Citations: Clark et al., ELECTRA (ICLR 2020); He et al., DeBERTaV3 (ICLR 2023); Rajpurkar et al., SQuAD (EMNLP 2016;
-ACL 2018).
-"""
-
 def export_best_squad_run(cfg, results: list, name: str) -> Path:
     "Copy the best run to `<group>/best` (with a model card) and its prediction files into the group folder; the export."
     best = select_best_run(results)
@@ -505,7 +480,7 @@ def export_best_squad_run(cfg, results: list, name: str) -> Path:
         def write(tmp):
             for p in src.iterdir():
                 if p.is_file(): shutil.copy2(p, tmp/p.name)
-            (tmp/'README.md').write_text(_model_card(best, name))
+            (tmp/'README.md').write_text(squad_card(best, name, *main_scores(best['metrics'])))
             (tmp/'export.json').write_text(json.dumps(dict(best, source=str(src)), indent=2))
         atomic_dir(out, write)
     for f in ('predictions.json', 'null_odds.json', 'eval.json'):

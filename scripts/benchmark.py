@@ -113,7 +113,8 @@ from electra_gdes.device import cpu_has_fast_bf16
 from electra_gdes.glue_data import glue_collate, glue_tokenize, load_glue
 from electra_gdes.glue_model import glue_classifier, quiet_hf
 from electra_gdes.model import (MODEL_CLASSES, build_rtd_model, discriminator_config, resolve_attention,
-                                 save_pretrained_atomic, set_attention)
+                                 set_attention)
+from electra_gdes.export import save_pretrained_atomic
 from electra_gdes.optim import no_decay_param_groups, pretrain_opt_func
 try:   # internals of the RTD step that only the `pretrain` section uses; the `host` section needs the public API only
     from electra_gdes.model import RTDOutput

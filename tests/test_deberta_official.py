@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from transformers import DebertaV2ForMaskedLM
 from electra_gdes.config import pretrain_config
-from electra_gdes.model import (build_rtd_model, DebertaV2ForMaskedLMWithEMD, enhanced_mask_decoder, save_generator,
-                                save_discriminator, load_rtd_model, mlm_head_logits)
+from electra_gdes.model import (build_rtd_model, DebertaV2ForMaskedLMWithEMD, enhanced_mask_decoder, load_rtd_model,
+                                mlm_head_logits)
+from electra_gdes.export import save_discriminator, save_generator
 from helpers import word_level_data
 
 

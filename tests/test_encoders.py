@@ -248,7 +248,8 @@ def practice(tmp_path_factory):
 def test_glue_from_each_export(runs, practice, arch, tmp_path):
     "`--size auto` reads the export's shape; layer-wise decay finds its layers; one pair task fine-tunes, exports and classifies."
     from electra_gdes.glue_finetune import finetune_run, task_run_dir
-    from electra_gdes.glue_model import glue_classifier, layerwise_splitter, param_depth, export_glue_run
+    from electra_gdes.glue_model import glue_classifier, layerwise_splitter, param_depth
+    from electra_gdes.export import export_glue_run
     done, _ = runs
     disc = done[arch, 'gdes']/'discriminator'
     cfg = FinetuneConfig(checkpoint=str(disc), glue_dir=str(practice), tasks=('rte',), runs=1, epochs=1, batch_size=16,
@@ -281,7 +282,7 @@ def test_finetune_command_size_auto(runs, practice, tmp_path):
 
 def test_resume_and_export_of_a_continued_run(released, corpus, tmp_path):
     "A continued run resumes against its saved (checkpoint-derived) settings, and `electra-export` rebuilds its architecture."
-    from electra_gdes.checkpoint import export_checkpoint
+    from electra_gdes.export import export_checkpoint
     from electra_gdes.pretrain import run_pretraining
     def cfg(steps, **kw):
         return cfg_for(released['roberta'], 'gdes', corpus=str(corpus), cache_dir=str(tmp_path/'cache'), output_dir=str(tmp_path),

@@ -9,7 +9,8 @@ import helpers
 import electra_gdes.glue_finetune as gf
 from electra_gdes.config import FinetuneConfig, pretrain_config
 from electra_gdes.glue_data import glue_spec
-from electra_gdes.glue_model import GlueClassifier, export_glue_run, load_backbone, load_run, save_run
+from electra_gdes.export import export_glue_run
+from electra_gdes.glue_model import GlueClassifier, load_backbone, load_run, save_run
 from electra_gdes.glue_finetune import append_result, best_dir, export_best_runs, task_run_dir, results_path
 
 WORDS = ('the', 'a', 'movie', 'was', 'good', 'bad', 'great', 'awful', 'man', 'sleeps', 'is', 'asleep')
@@ -22,7 +23,8 @@ def electra_ckpt(d):
 
 
 def deberta_ckpt(d):
-    from electra_gdes.model import build_rtd_model, save_discriminator
+    from electra_gdes.model import build_rtd_model
+    from electra_gdes.export import save_discriminator
     torch.manual_seed(0)
     tok = helpers.tiny_tokenizer(WORDS)
     pcfg = pretrain_config('deberta', 'tiny', hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, embedding_size=32)

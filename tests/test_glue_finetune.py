@@ -141,7 +141,8 @@ def test_bad_checkpoints(tmp_path):
 
 def test_deberta_discriminator(tmp_path):
     "A DeBERTa-v3 discriminator saved by the pretraining code fine-tunes through the same head and groups."
-    from electra_gdes.model import build_rtd_model, save_discriminator
+    from electra_gdes.model import build_rtd_model
+    from electra_gdes.export import save_discriminator
     tok = tiny_tokenizer()
     pcfg = pretrain_config('deberta', 'tiny', hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, embedding_size=32)
     save_discriminator(build_rtd_model(pcfg, tok), tok, tmp_path/'deb')

@@ -7,7 +7,8 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoMode
 
 from electra_gdes.config import pretrain_config
 from electra_gdes.model import (DebertaRTDHead, GDESEmbedding, RTDModel, build_rtd_model, discriminator_config,
-                                generator_config, load_rtd_model, save_discriminator, save_generator, share_embeddings)
+                                generator_config, load_rtd_model, share_embeddings)
+from electra_gdes.export import pretraining_card, push_to_hub, save_discriminator, save_generator
 from electra_gdes.rtd import RTDLoss, mask_tokens, masked_slots
 
 transformers.logging.set_verbosity_error()
@@ -292,7 +293,6 @@ def test_savers_unwrap_ddp_and_compile(tok, tmp_path):
 
 
 def test_export_writes_a_model_card(tok, tmp_path):
-    from electra_gdes.model import model_card
     cfg = tiny('electra', 'gdes', corpus='default', steps=300)
     model = model_for('electra', 'gdes', tok)
     d = save_discriminator(model, tok, tmp_path/'disc', cfg, {'step': 120, 'tokens_seen': 61_440, 'held_out_auc': 0.612})
@@ -306,9 +306,9 @@ def test_export_writes_a_model_card(tok, tmp_path):
         assert want in card, want
     assert 'ElectraForMaskedLM.from_pretrained' in gcard and 'pipeline_tag: fill-mask' in gcard and 'held_out' not in gcard
     assert sorted(p.name for p in tmp_path.iterdir()) == ['disc', 'gen']
-    assert 'DeBERTaV3-xsmall' in model_card(pretrain_config('deberta', 'xsmall', embedding_sharing='nes'), 'generator')
+    assert 'DeBERTaV3-xsmall' in pretraining_card(pretrain_config('deberta', 'xsmall', embedding_sharing='nes'), 'generator')
     assert not (save_discriminator(model, tok, tmp_path/'plain')/'README.md').exists()     # no cfg: no card
-    with pytest.raises(ValueError, match="'discriminator' or 'generator'"): model_card(cfg, 'head')
+    with pytest.raises(ValueError, match="'discriminator' or 'generator'"): pretraining_card(cfg, 'head')
 
 
 @pytest.mark.parametrize('fail_at', ['tokenizer', 'rename'])
@@ -335,12 +335,11 @@ def test_push_to_hub_offline_names_the_repo_and_the_cause(tok, tmp_path):
     "Offline (HF_HUB_OFFLINE=1, set before huggingface_hub is imported), the push fails at once with a clear error."
     import os, subprocess, sys
     d = save_discriminator(model_for('electra', 'nes', tok), tok, tmp_path/'disc', tiny('electra', 'nes'))
-    code = ('from electra_gdes.model import push_to_hub\n'
+    code = ('from electra_gdes.export import push_to_hub\n'
             f'try: push_to_hub({str(d)!r}, "someone/electra-tiny-nes")\n'
             'except RuntimeError as e: print("ERROR", e); raise SystemExit(3)\n')
     p = subprocess.run([sys.executable, '-c', code], env={**os.environ, 'HF_HUB_OFFLINE': '1'}, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 3, p.stdout + p.stderr
     assert "'someone/electra-tiny-nes'" in p.stdout and 'offline' in p.stdout.lower() and 'HF_HUB_OFFLINE' in p.stdout
-    from electra_gdes.model import push_to_hub
     with pytest.raises(FileNotFoundError, match='export it first'): push_to_hub(tmp_path/'missing', 'someone/x')
