@@ -13,13 +13,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np, torch, torch.nn as nn, torch.distributed as dist
-from fastai.basics import Learner, DataLoaders, Callback, CancelBatchException, CrossEntropyLossFlat, MSELossFlat, set_seed
-from fastai.callback.fp16 import MixedPrecision
+from fastai.basics import Learner, DataLoaders, Callback, CrossEntropyLossFlat, MSELossFlat, set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.metrics import AccumMetric
 from fastprogress.fastprogress import format_time
-from fastai.torch_core import find_bs
-from torch.nn.parallel import DistributedDataParallel
 from fastai.callback.training import GradientClip
 from fastcore.basics import noop
 from scipy.special import softmax
@@ -39,44 +36,31 @@ from .glue_model import (GlueClassifier, GlueSetupError, check_max_length, check
                                      layerwise_lrs, layerwise_splitter, load_backbone, load_run, quiet_hf, save_run)
 from .glue_metrics import DEV_SUFFIX, MAIN_METRIC, glue_metrics, outputs_to_predictions
 from .export import export_glue_run
+from .accumulation import MeanLossLearner
 
 # %% auto #0
-__all__ = ['DOUBLED_TASKS', 'CLIP_NORM', 'PRACTICE_EPOCHS', 'BEST_SUFFIX', 'RECIPE_FIELDS', 'optimizer_steps', 'is_step_batch',
-           'LayerwiseLRScheduler', 'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader',
-           'group_dir', 'task_run_dir', 'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs',
-           'evaluate', 'GradAccumulation', 'dev_metric', 'epoch_line', 'task_epochs', 'finetune_learner', 'load_task',
-           'check_glue_tasks', 'finetune_run', 'select_runs', 'best_dir', 'export_best_runs', 'check_group_config',
-           'finished_runs', 'finetune_sweep', 'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
+__all__ = ['DOUBLED_TASKS', 'CLIP_NORM', 'PRACTICE_EPOCHS', 'BEST_SUFFIX', 'RECIPE_FIELDS', 'LayerwiseLRScheduler',
+           'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'group_dir', 'task_run_dir',
+           'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'dev_metric',
+           'epoch_line', 'task_epochs', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run',
+           'select_runs', 'best_dir', 'export_best_runs', 'check_group_config', 'finished_runs', 'finetune_sweep',
+           'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09b_glue_finetune.ipynb #c008
-def optimizer_steps(n_batches: int, grad_accum: int = 1) -> int:
-    "Optimizer steps in an epoch of `n_batches` micro-batches, `grad_accum` per step (the last step may take fewer)."
-    return math.ceil(n_batches / grad_accum)
-
-def is_step_batch(i: int, n_batches: int, grad_accum: int = 1) -> bool:
-    "Whether micro-batch `i` (0-based) of an epoch of `n_batches` ends an optimizer step."
-    return (i + 1) % grad_accum == 0 or i + 1 == n_batches
-
 class LayerwiseLRScheduler(Callback):
-    "Before every training batch set each parameter group's lr to `lrs[group] * electra_lr(step, total, warmup)`, step counting optimizer steps."
+    """Before every training batch (one optimizer step, its micro-batches included) set each parameter group's lr to
+    `lrs[group] * electra_lr(step, total, warmup)`."""
     order, run_valid = 60, False
-    def __init__(self, lrs, total_steps: int, warmup_steps: int, grad_accum: int = 1):
-        self.lrs, self.total, self.warmup, self.grad_accum = np.asarray(lrs), total_steps, warmup_steps, grad_accum
+    def __init__(self, lrs, total_steps: int, warmup_steps: int):
+        self.lrs, self.total, self.warmup = np.asarray(lrs), total_steps, warmup_steps
     @property
     def total_steps(self) -> int: return self.total
     @property
     def warmup_steps(self) -> int: return self.warmup
     def before_fit(self): self.history = []
-    @property
-    def step(self) -> int:
-        "The optimizer step the current batch belongs to."
-        if self.grad_accum == 1: return self.train_iter
-        return self.epoch * optimizer_steps(self.n_iter, self.grad_accum) + self.iter // self.grad_accum
     def before_batch(self):
-        self.opt.set_hyper('lr', self.lrs * electra_lr(self.step, self.total, self.warmup))
-    def after_batch(self):  # one row per optimizer step
-        if self.grad_accum == 1 or is_step_batch(self.iter, self.n_iter, self.grad_accum):
-            self.history.append([h['lr'] for h in self.opt.hypers])
+        self.opt.set_hyper('lr', self.lrs * electra_lr(self.train_iter, self.total, self.warmup))
+    def after_batch(self): self.history.append([h['lr'] for h in self.opt.hypers])   # one row per optimizer step
 
 # %% ../nbs/09b_glue_finetune.ipynb #c010
 DOUBLED_TASKS = ('mrpc', 'stsb')
@@ -98,15 +82,15 @@ def glue_dataloader(ds, tokenizer, max_length: int, batch_size: int, shuffle=Fal
 
 def glue_train_dataloader(ds, tokenizer, max_length: int, batch_size: int, seed: int, rank=0, world_size=1,
                           grad_accum=1) -> torch.utils.data.DataLoader:
-    "The shuffled training loader of `rank`: `batch_size` is the global batch, in micro-batches of `batch_size / (world_size x grad_accum)`."
+    """The shuffled training loader of `rank`: `batch_size` is the global batch, `batch_size / world_size` examples per
+    process, which the learner runs as `grad_accum` micro-batches."""
     if batch_size % (world_size * grad_accum):
         raise ValueError(f'--batch_size {batch_size} is the global batch and does not split into {world_size} process(es) x '
                          f'{grad_accum} accumulated micro-batch(es): pass a multiple of {world_size * grad_accum}, or change '
                          f'--grad_accum or the number of processes.')
     # the same `DistributedSampler` permutation for any number of processes: rank r takes every world_size-th example of it,
     # so global batch g holds the same examples in a single process (exact when len(ds) is a multiple of world_size);
-    # the permutation does not depend on the batch size either, so grad_accum consecutive micro-batches make batch g
-    return shard_loader(glue_dataloader(ds, tokenizer, max_length, batch_size // (world_size * grad_accum), shuffle=True),
+    return shard_loader(glue_dataloader(ds, tokenizer, max_length, batch_size // world_size, shuffle=True),
                         rank, world_size, seed)
 
 # %% ../nbs/09b_glue_finetune.ipynb #c015
@@ -159,29 +143,7 @@ def evaluate(model, task: str, dev_dls: dict, is_regression: bool) -> dict:
         metrics.update({k + DEV_SUFFIX[split]: v for k, v in glue_metrics(task, preds, labels).items()})
     return metrics
 
-# %% ../nbs/09b_glue_finetune.ipynb #c022
-class GradAccumulation(Callback):
-    "Accumulate `n` micro-batches (fewer at the end of an epoch) into one optimizer step on their mean gradient; no DDP all-reduce in between."
-    order, run_valid = MixedPrecision.order - 4, False   # before the grad scaler and GradientClip act on the step
-    def __init__(self, n: int): self.n = n
-    def before_fit(self): self.seen, self.no_sync = 0, None
-    def before_batch(self):
-        if isinstance(self.learn.model, DistributedDataParallel) and not is_step_batch(self.iter, self.n_iter, self.n):
-            self.no_sync = self.learn.model.no_sync(); self.no_sync.__enter__()   # covers forward and backward
-    def after_loss(self):
-        bs = find_bs(self.yb)
-        self.seen += bs
-        self.learn.loss_grad = self.loss_grad * bs   # the micro-batch's sum of example losses
-    def before_step(self):
-        if not is_step_batch(self.iter, self.n_iter, self.n): raise CancelBatchException()   # keep the gradients, no step
-        grads = [p.grad for p, *_ in self.learn.opt.all_params(with_grad=True)]
-        if grads: torch._foreach_div_(grads, self.seen)
-        self.seen = 0
-    def after_batch(self):
-        if self.no_sync is not None: self.no_sync.__exit__(None, None, None); self.no_sync = None
-    after_fit = after_batch
-
-# %% ../nbs/09b_glue_finetune.ipynb #c024
+# %% ../nbs/09b_glue_finetune.ipynb #c023
 def dev_metric(task: str, is_regression: bool = False) -> AccumMetric:
     "fastai metric: `task`'s main GLUE metric (`MAIN_METRIC`) on the validation loader, computed as `evaluate` computes it."
     key = MAIN_METRIC[task].removesuffix(DEV_SUFFIX['dev_matched'])   # MNLI's validation loader is dev_matched
@@ -194,7 +156,7 @@ def epoch_line(names, log, n_epochs: int, prefix: str = '') -> str:
     values = [f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}' for n, v in zip(names[1:], log[1:])]
     return ' '.join([f'{prefix}epoch {log[0] + 1}/{n_epochs}', *values])
 
-# %% ../nbs/09b_glue_finetune.ipynb #c027
+# %% ../nbs/09b_glue_finetune.ipynb #c026
 CLIP_NORM = 1.0  # ELECTRA clips the global gradient norm at 1.0 in fine-tuning as in pretraining
 PRACTICE_EPOCHS = 10  # --practice without --epochs, every task: the default run's discriminator needs them (Finetune_GLUE)
 
@@ -205,23 +167,21 @@ def task_epochs(cfg: FinetuneConfig, task: str) -> int:
 def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl, name: str = '') -> Learner:
     """A fastai `Learner` with ELECTRA's fine-tuning optimiser, layer-wise lrs and schedule for `task.name`, and its dev metric.
     With stdout a file or a pipe: no progress bar, a line per epoch (`epoch_line`, after `name`) on rank 0."""
-    epochs, accum = task_epochs(cfg, task.name), getattr(cfg, 'grad_accum', 1)
-    total = epochs * optimizer_steps(len(train_dl), accum)   # optimizer steps: warmup is 10% of epochs x (global) batches
+    total = task_epochs(cfg, task.name) * len(train_dl)   # optimizer steps: warmup is 10% of epochs x (global) batches
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
-    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total), accum), GradientClip(CLIP_NORM), DDPCallback()]
-    if accum > 1: cbs.append(GradAccumulation(accum))
+    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM), DDPCallback()]
     set_attention(model, resolve_attention(cfg.attention, default_device()))
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
-    learn = Learner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
-                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr,
-                    splitter=layerwise_splitter, cbs=cbs, metrics=dev_metric(task.name, task.is_regression))
+    learn = MeanLossLearner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
+                            opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), lr=cfg.lr, splitter=layerwise_splitter,
+                            cbs=cbs, metrics=dev_metric(task.name, task.is_regression), grad_accum=getattr(cfg, 'grad_accum', 1))
     if not shows_progress_bar():   # a file or a pipe: no `\r` redraws, a line per epoch
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
         if is_rank0():   # (DDPCallback silenced the other ranks)
             learn.logger = lambda log: print(epoch_line(learn.recorder.metric_names, log, learn.n_epoch, name), flush=True)
     return learn
 
-# %% ../nbs/09b_glue_finetune.ipynb #c032
+# %% ../nbs/09b_glue_finetune.ipynb #c031
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
@@ -252,7 +212,7 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     barrier()
     return metrics
 
-# %% ../nbs/09b_glue_finetune.ipynb #c034
+# %% ../nbs/09b_glue_finetune.ipynb #c033
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -261,7 +221,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09b_glue_finetune.ipynb #c036
+# %% ../nbs/09b_glue_finetune.ipynb #c035
 BEST_SUFFIX = '_best'
 
 def best_dir(cfg: FinetuneConfig, task: str) -> Path: return group_dir(cfg)/f'{task}{BEST_SUFFIX}'
@@ -278,7 +238,7 @@ def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
         out[task] = path
     return out
 
-# %% ../nbs/09b_glue_finetune.ipynb #c038
+# %% ../nbs/09b_glue_finetune.ipynb #c037
 RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'batch_size',
                  'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
 
@@ -335,7 +295,7 @@ def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log):
     barrier()
     return results
 
-# %% ../nbs/09b_glue_finetune.ipynb #c046
+# %% ../nbs/09b_glue_finetune.ipynb #c045
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = task_run_dir(cfg, record['task'], record['run'])

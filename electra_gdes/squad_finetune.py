@@ -29,7 +29,8 @@ from .files import atomic_dir, atomic_file
 from .glue_model import GlueSetupError, check_max_length, layerwise_lrs, layerwise_splitter, load_backbone, quiet_hf
 from .glue_metrics import markdown_table
 from .export import squad_card
-from .glue_finetune import CLIP_NORM, GradAccumulation, LayerwiseLRScheduler, append_result, epoch_line, optimizer_steps, read_results
+from .glue_finetune import CLIP_NORM, LayerwiseLRScheduler, append_result, epoch_line, read_results
+from .accumulation import MeanLossLearner
 from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .run_lock import job_lock
@@ -202,16 +203,14 @@ def squad_epochs(cfg) -> int:
 
 def squad_learner(cfg, model: SquadQA, train_dl, valid_dl, name: str = '') -> Learner:
     "A fastai `Learner` with the fine-tuning recipe (layer-wise lrs, ELECTRA's schedule, Adam without bias correction, clipping)."
-    epochs, accum = squad_epochs(cfg), cfg.grad_accum
-    total = epochs * optimizer_steps(len(train_dl), accum)
+    total = squad_epochs(cfg) * len(train_dl)   # a batch is one optimizer step, its grad_accum micro-batches included
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
-    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total), accum), GradientClip(CLIP_NORM)]
-    if accum > 1: cbs.append(GradAccumulation(accum))
+    cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM)]
     device = default_device()
     set_attention(model.to(device), resolve_attention(cfg.attention, device))
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
-    learn = Learner(DataLoaders(train_dl, valid_dl), model, loss_func=span_loss, lr=cfg.lr, splitter=layerwise_splitter,
-                    opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), cbs=cbs)
+    learn = MeanLossLearner(DataLoaders(train_dl, valid_dl), model, loss_func=span_loss, lr=cfg.lr, splitter=layerwise_splitter,
+                            opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay), cbs=cbs, grad_accum=cfg.grad_accum)
     if not shows_progress_bar():   # a file or a pipe: no `\r` redraws, a line per epoch
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
         learn.logger = lambda log: print(epoch_line(learn.recorder.metric_names, log, learn.n_epoch, name), flush=True)
@@ -441,7 +440,7 @@ def squad_run(cfg, run_index: int, data: SquadData) -> dict:
     start, seed = time.time(), run_seed(cfg, run_index)
     set_seed(seed)
     model, tokenizer = squad_model(cfg.checkpoint, seed)
-    train_dl = squad_dataloader(data.train_features, tokenizer.pad_token_id, cfg.batch_size // cfg.grad_accum, shuffle=True, seed=seed)
+    train_dl = squad_dataloader(data.train_features, tokenizer.pad_token_id, cfg.batch_size, shuffle=True, seed=seed)
     valid_dl = squad_dataloader(data.dev_features, tokenizer.pad_token_id, cfg.batch_size)
     learn = squad_learner(cfg, model, train_dl, valid_dl, name=f'run {run_index}: ')
     learn.fit(squad_epochs(cfg))

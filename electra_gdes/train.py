@@ -9,7 +9,6 @@ Docs: https://electra-gdes.github.io/electra_gdes/train.html.md"""
 # %% ../nbs/05_train.ipynb #c002
 from __future__ import annotations
 import hashlib, os
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -18,11 +17,9 @@ from fastai.learner import Learner, AvgMetric
 from fastai.torch_core import set_seed, to_device
 from fastcore.basics import noop, patch
 from fastai.data.core import DataLoaders
-from fastai.callback.core import Callback, CancelValidException, CancelBackwardException, CancelStepException
+from fastai.callback.core import Callback, CancelValidException, CancelBackwardException
 from fastai.callback.progress import ProgressCallback
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
-from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientClip
 from .config import PretrainConfig
 from .data import pad_collate
@@ -35,6 +32,7 @@ from .trackers import make_trackers
 from .device import default_device, precision_callbacks
 from .logs import global_step, RTDLogger, StepProgressCallback, shows_progress_bar
 from .checkpoint import CheckpointCallback, checkpoint_steps
+from .accumulation import AccumulatingLearner
 
 # %% auto #0
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
@@ -157,14 +155,9 @@ class RTDCallback(Callback):
         if self._rng[1] is not None: torch.cuda.set_rng_state_all(self._rng[1])
 
 # %% ../nbs/05_train.ipynb #c023
-def _rows(t, start: int, n: int):
-    if isinstance(t, tuple): return tuple(_rows(x, start, n) for x in t)
-    return t if t is None else t[start:start + n]
-
-class RTDLearner(Learner):
-    "A fastai `Learner` whose training batch is one optimizer step of `cfg.grad_accum` micro-batches (see above)."
-    def _mixed_precision(self): return next((cb for cb in self.cbs if isinstance(cb, MixedPrecision)), None)
-
+class RTDLearner(AccumulatingLearner):
+    """A fastai `Learner` whose training batch is one optimizer step of `cfg.grad_accum` micro-batches (see above), each
+    micro-batch's losses normalised by the step's global counts (`accumulation.AccumulatingLearner` runs the micro-batches)."""
     def _set_device(self, b):
         # from pinned memory, without blocking the host: the copy overlaps with the previous step's kernels
         return to_device(b, next(self.model.parameters()).device, non_blocking=True)
@@ -189,16 +182,13 @@ class RTDLearner(Learner):
         counts = torch.stack([is_masked.sum(), attention_mask.sum()])
         if dist.is_available() and dist.is_initialized(): dist.all_reduce(counts)   # an async collective on GPUs: no host sync
         counts = (counts[0], counts[1], getattr(self, 'world_size', 1))
-        mp, ddp = self._mixed_precision(), isinstance(self.model, DistributedDataParallel)
         want_counts = getattr(self, 'log_this_step', True)
         total, mlm, disc, stats = 0., 0., 0., 0.
         graphs = self.cfg.compile and yb[0].device.type == 'cuda'
-        if self.cfg.decoupled_training: return self._do_decoupled_batch(xb, yb, n, m, counts, mp, ddp, want_counts, graphs)
+        if self.cfg.decoupled_training: return self._do_decoupled_batch(xb, yb, n, m, counts, want_counts, graphs)
         for k in range(n):
             last = k == n - 1
-            self.xb, self.yb = _rows(xb, k * m, m), _rows(yb, k * m, m)
-            if graphs: torch.compiler.cudagraph_mark_step_begin()   # the previous replay's outputs are no longer read
-            with nullcontext() if last or not ddp else self.model.no_sync():
+            with self.micro_batch(xb, yb, k * m, m, last, graphs):
                 self.pred = self.model(*self.xb)
                 self('after_pred')
                 self.loss_grad = self.loss_func(self.pred, *self.yb, counts=counts)
@@ -206,9 +196,7 @@ class RTDLearner(Learner):
                 if want_counts: stats = stats + rtd_counts(self.pred, self.yb[0], self.yb[2])
                 if last: break
                 total = total + self.loss_grad.detach()
-                if mp is not None: mp.autocast.__exit__(None, None, None)   # backward outside autocast, as fastai does
-                self._with_events(self._backward, 'backward', CancelBackwardException)
-                if mp is not None: mp.autocast.__enter__()
+                self.backward_micro_batch(self.loss_grad)
         # the step's loss and metrics are over all micro-batches; its batch is the whole one again (tokens/s counts it)
         self.xb, self.yb, self.loss = xb, yb, total + self.loss_grad.detach()
         self._set_step_numbers(torch.as_tensor(mlm), torch.as_tensor(disc), stats, want_counts)
@@ -216,8 +204,7 @@ class RTDLearner(Learner):
         total = total + self.loss_grad.detach()   # as the callbacks of after_loss left the last micro-batch's loss
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self.loss_grad = total   # what the non-finite check looks at: the loss of the whole step
-        self._with_events(self._step, 'step', CancelStepException)
-        self.opt.zero_grad()
+        self.step_and_zero_grad()
 
 # %% ../nbs/05_train.ipynb #c025
 def decoupled_param_groups(model) -> list:
@@ -233,20 +220,12 @@ def decoupled_peak_lrs(cfg: PretrainConfig) -> list:
     return [d, d, cfg.lr, cfg.lr]
 
 @patch
-def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, mp, ddp, want_counts, graphs):
+def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, want_counts, graphs):
     "One batch of decoupled training (see above): the generator's micro-batches and step, then the discriminator's."
     w, outs, mlm, disc, stats = self.loss_func.disc_weight, [], 0., 0., 0.
     # CUDA graphs overwrite a replay's outputs at the next replay: the samples kept for step 3 are copied out
     keep = (lambda t: t.detach().clone()) if graphs else (lambda t: t.detach())
-    def micro(k):
-        self.xb, self.yb = _rows(xb, k * m, m), _rows(yb, k * m, m)
-        if graphs: torch.compiler.cudagraph_mark_step_begin()
-        return nullcontext() if k == n - 1 or not ddp else self.model.no_sync()   # one all-reduce per model and step
-    def backward(loss):
-        self.loss_grad = loss
-        if mp is not None: mp.autocast.__exit__(None, None, None)   # backward outside autocast, as fastai does
-        self._with_events(self._backward, 'backward', CancelBackwardException)
-        if mp is not None: mp.autocast.__enter__()
+    micro = lambda k: self.micro_batch(xb, yb, k * m, m, k == n - 1, graphs)   # one all-reduce per model and step
     self.more_steps_in_batch = True   # NonFiniteCallback: the batch is counted at its last step
     for k in range(n):                # 1. the generator
         with micro(k):
@@ -254,10 +233,9 @@ def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, mp, ddp, want_co
             term = self.loss_func.mlm_term(out, self.yb[0], counts)
             outs.append(type(out)(*(None if t is None else keep(t) for t in out)))
             mlm = mlm + term.detach()
-            backward(term)
+            self.backward_micro_batch(term)
     self.loss_grad = mlm
-    self._with_events(self._step, 'step', CancelStepException)   # 2. its step: only its parameters have gradients
-    self.opt.zero_grad()
+    self.step_and_zero_grad()         # 2. its step: only its parameters have gradients
     self.more_steps_in_batch = False
     for k in range(n):                # 3. the discriminator on the generator's samples
         with micro(k):
@@ -266,7 +244,7 @@ def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, mp, ddp, want_co
             term = self.loss_func.disc_term(self.pred, self.yb[0], self.yb[2], counts)
             disc = disc + term.detach()
             if want_counts: stats = stats + rtd_counts(self.pred, self.yb[0], self.yb[2])
-            if k < n - 1: backward(w * term)
+            if k < n - 1: self.backward_micro_batch(w * term)
     self.xb, self.yb, self.loss = xb, yb, mlm + w * disc
     self._set_step_numbers(mlm, disc, stats, want_counts)
     self('after_loss')
@@ -274,8 +252,7 @@ def _do_decoupled_batch(self: RTDLearner, xb, yb, n, m, counts, mp, ddp, want_co
     self._with_events(self._backward, 'backward', CancelBackwardException)
     for p in unwrap_rtd_model(self.model).generator.parameters(): p.grad = None   # a shared table is the generator's
     self.loss_grad = w * disc
-    self._with_events(self._step, 'step', CancelStepException)
-    self.opt.zero_grad()
+    self.step_and_zero_grad()
 
 # %% ../nbs/05_train.ipynb #c026
 def link_torch_without_spaces() -> str | None:

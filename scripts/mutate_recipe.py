@@ -106,7 +106,7 @@ MUTANTS = [
     ('glue_model.py', 'lr * decay ** (top - d)', 'lr * decay ** (top - d - 1)', 'layer-wise decay exponent off by one'),
     ('glue_finetune.py', 'round(cfg.warmup_fraction * total)', 'round(cfg.warmup_fraction * len(train_dl))', 'warmup 10% of one epoch, not of all'),
     ('glue_finetune.py', 'round(cfg.warmup_fraction * total)', '0', 'fine-tuning warmup dropped'),
-    ('glue_finetune.py', 'electra_lr(self.step, self.total, self.warmup)', '(1 - self.step / self.total)', 'fine-tuning schedule without warmup'),
+    ('glue_finetune.py', 'electra_lr(self.train_iter, self.total, self.warmup)', '(1 - self.train_iter / self.total)', 'fine-tuning schedule without warmup'),
     ('glue_finetune.py', 'loss_func=MSELossFlat() if task.is_regression', 'loss_func=nn.L1Loss() if task.is_regression', 'STS-B loss MSE -> L1'),
     ('glue_finetune.py', 'opt_func=partial(adam_no_bias_correction, wd=cfg.weight_decay)', 'opt_func=adam_no_bias_correction', "fine-tuning weight decay: the optimiser's 0.01"),
     ('glue_finetune.py', 'GradientClip(CLIP_NORM), ', '', 'fine-tuning without clipping'),
@@ -129,7 +129,7 @@ MUTANTS = [
     ('train.py', "for p in unwrap_rtd_model(self.model).generator.parameters(): p.grad = None", 'pass',
      "decoupled: the discriminator steps the ES table with its gradient",
      ['tests/test_deberta_official.py::test_one_decoupled_step_is_two_separately_stepped_optimizers']),
-    ('train.py', "    self._with_events(self._step, 'step', CancelStepException)   # 2. its step", "    self.loss_grad = 0 * mlm   # 2. its step",
+    ('train.py', "    self.step_and_zero_grad()         # 2. its step", "    self.loss_grad = 0 * mlm   # 2. its step",
      'decoupled: the generator is stepped together with the discriminator (one clip over both)',
      ['tests/test_deberta_official.py::test_one_decoupled_step_is_two_separately_stepped_optimizers']),
     # what the training loop actually samples with (RTDModel.sample at the counter-based uniforms)

@@ -108,7 +108,7 @@ reduced = []   # the micro-batch index of every gradient all-reduce (one per buc
 class CountAllReduce(Callback):
     order = -4   # after DDPCallback wrapped the model
     def before_fit(self):
-        self.learn.model.register_comm_hook(None, lambda state, bucket: reduced.append(self.learn.iter) or allreduce_hook(None, bucket))
+        self.learn.model.register_comm_hook(None, lambda state, bucket: reduced.append([self.learn.iter, self.learn.micro_start]) or allreduce_hook(None, bucket))
 set_seed(0)
 model, tok = gf.glue_classifier(ckpt, 2, dropout=0.0)
 dl = gf.glue_train_dataloader(ds, tok, 32, 8, seed=0, rank=rank, world_size=ws, grad_accum=2)
@@ -125,7 +125,7 @@ dist.destroy_process_group()
 
 def test_grad_accum_under_ddp_equals_one_process(tmp_path):
     """2 processes x grad_accum 2 (micro-batches of 2) on global batch 8 end at the weights of one process with grad_accum 1,
-    and gradients are all-reduced only on the micro-steps that end an optimizer step."""
+    and gradients are all-reduced only in the micro-batches that end an optimizer step."""
     import test_glue_finetune as tgf
     script = tmp_path/'accum.py'; script.write_text(ACCUM_SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
@@ -133,8 +133,8 @@ def test_grad_accum_under_ddp_equals_one_process(tmp_path):
                         str(tmp_path), str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
     info = json.loads((tmp_path/'reduced.json').read_text())
-    assert info['batches'] == 5                                   # 10 examples per rank, micro-batches of 2
-    assert sorted(set(info['reduced'])) == [1, 3, 4]              # micro-steps 0 and 2 ran under no_sync
+    assert info['batches'] == 3                                   # 10 examples per rank: batches of 4, 4, 2
+    assert sorted(set(map(tuple, info['reduced']))) == [(0, 2), (1, 2), (2, 1)]   # only in the last micro-batch of each step
     ckpt, ds = tgf.accum_setup(tmp_path/'single')
     one, sched, _ = tgf.train_weights(ckpt, ds, 1)
     ddp = torch.load(tmp_path/'ddp.pt')

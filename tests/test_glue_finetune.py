@@ -230,17 +230,17 @@ def train_weights(ckpt, ds, accum, task='sst2', batch_size=8, epochs=1):
 
 @pytest.mark.parametrize('task', ['sst2', 'stsb'])
 def test_grad_accum_2_equals_1(tmp_path, task):
-    "Dropout 0, 20 examples, global batch 8: grad_accum 2 (micro-batches 4,4 | 4,4 | 4) ends at grad_accum 1's weights (8 | 8 | 4)."
+    "Dropout 0, 20 examples, global batch 8: grad_accum 2 (micro-batches 4,4 | 4,4 | 2,2) ends at grad_accum 1's weights (8 | 8 | 4)."
     ckpt, ds = accum_setup(tmp_path)
     w1, s1, n1 = train_weights(ckpt, ds, 1, task, epochs=2)
     w2, s2, n2 = train_weights(ckpt, ds, 2, task, epochs=2)
-    assert (n1, n2) == (3, 5)
+    assert (n1, n2) == (3, 3)                                                       # the loader's batches are the global ones
     assert (s1.total, s2.total) == (6, 6) and (s1.warmup, s2.warmup) == (1, 1)   # optimizer steps: 2 epochs x 3, 10% warmup
     np.testing.assert_allclose(np.array(s2.history), np.array(s1.history))       # the same lr at each of the 6 steps
     assert len(s2.history) == 6
     for k in w1: torch.testing.assert_close(w2[k], w1[k], rtol=1e-5, atol=1e-6, msg=lambda m: f'{k}: {m}')
-    w4, _, n4 = train_weights(ckpt, ds, 4, task, epochs=2)                          # micro-batches of 2, last step of 4 examples
-    assert n4 == 10
+    w4, _, n4 = train_weights(ckpt, ds, 4, task, epochs=2)                          # micro-batches of 2, the last step's 4 examples 1,1,1,1
+    assert n4 == 3
     for k in w1: torch.testing.assert_close(w4[k], w1[k], rtol=1e-5, atol=1e-6)
     init = GlueClassifier(load_backbone(ckpt)[0], 2).state_dict()
     key = 'backbone.encoder.layer.0.output.dense.weight'
@@ -255,11 +255,11 @@ def test_grad_accum_batch_must_split(tmp_path):
 
 
 def test_recipe_wiring_is_readable(tmp_path):
-    "finetune_learner's schedule (warmup = 10% of epochs x optimizer steps), loss, weight decay; training_set doubles MRPC/STS-B only."
+    "finetune_learner's schedule (warmup = 10% of epochs x optimizer steps, one per batch whatever grad_accum), loss, weight decay; training_set doubles MRPC/STS-B only."
     from types import SimpleNamespace
     ckpt, ds = accum_setup(tmp_path)
     for task, reg, epochs in (('stsb', True, 10), ('rte', False, 10), ('sst2', False, 3)):
-        for accum, steps in ((1, 20), (4, 5)):
+        for accum, steps in ((1, 20), (4, 20)):
             learn = gf.finetune_learner(FinetuneConfig(grad_accum=accum), SimpleNamespace(name=task, is_regression=reg),
                                         GlueClassifier(load_backbone(ckpt)[0], 1 if reg else 2), list(range(20)), None)
             s = learn.layerwise_lr_scheduler
