@@ -31,7 +31,7 @@ Modules:
 - `electra_gdes.cli`: Every config dataclass as a command line: an option per field with its preset's default in the help, a `--config` file under the options, `--resume` over a run's saved settings, the presets table, and trackers checked before anything is written.
 - `electra_gdes.compare`: Several pretraining runs' curves overlaid in one figure (the training log and the held-out evaluations), and several GLUE sweeps joined into one table and bar plot; the `electra-compare` command.
 - `electra_gdes.config`: One config object per job, with presets per backbone and size, shared by the notebooks and the command-line scripts.
-- `electra_gdes.continued`: `--init_discriminator` alone: RTD with GDES / ES / NES continued from a released BERT, RoBERTa, ModernBERT, ELECTRA or DeBERTa checkpoint, the generator built from it.
+- `electra_gdes.continued`: `--init_discriminator` alone: RTD with GDES / ES / NES continued from a released BERT, RoBERTa, ModernBERT, ELECTRA or DeBERTa checkpoint, the generator built from it; and the same model from scratch in any of these architectures.
 - `electra_gdes.data`: Corpora, tokenizers, the ELECTRA and DeBERTa example builders, and the Arrow cache of pretraining examples.
 - `electra_gdes.device`: The device a process trains on and the precision it trains in: bf16 autocast wherever the device multiplies bf16 natively, fp32 elsewhere, with fastai's mixed-precision callback on any device.
 - `electra_gdes.distributed`: Data-parallel pretraining and fine-tuning with `torchrun` and PyTorch DDP, on one machine or several: rank 0 builds the data and writes everything, every rank trains on its own shard, and checkpoints resume with any number of processes.

@@ -11,9 +11,9 @@ Docs: https://electra-gdes.github.io/electra_gdes/cli.html.md"""
 # %% ../nbs/06b_cli.ipynb #c003
 from __future__ import annotations
 import argparse, base64, json, os, socket, sys, urllib.parse
-from dataclasses import fields, asdict
+from dataclasses import fields, asdict, replace
 from fastcore.docments import docments
-from .config import (PretrainConfig, FinetuneConfig, SquadConfig, PRETRAIN_PRESETS, PRETRAIN_CHOICES, FINETUNE_CHOICES,
+from .config import (PretrainConfig, FinetuneConfig, SquadConfig, ENCODER_BACKBONES, PRETRAIN_PRESETS, PRETRAIN_CHOICES, FINETUNE_CHOICES,
                                  SQUAD_CHOICES, pretrain_config, infer_size, read_config_file, saved_run_config)
 from .trackers import parse_log_option, check_log_requirements   # the standard library only: parsing stays fast
 
@@ -35,6 +35,11 @@ def parameter_count(cfg: PretrainConfig, part='discriminator', vocab_size=None) 
     if cfg.backbone == 'electra':   # word, position and token-type tables, LayerNorm; a projection when e != h
         emb = (v + cfg.max_position_embeddings + 2) * e + 2 * e + (e * h + h if e != h else 0)
         head = h * e + e + 2 * e + v if wide else h * h + h + h + 1   # MLM: dense to e, LayerNorm, tied decoder's bias
+    elif cfg.backbone in ('bert', 'roberta'):   # word, position (RoBERTa's after its pad id 1) and type tables (RoBERTa: 1 row), LayerNorm
+        emb = (v + cfg.max_position_embeddings + (2 if cfg.backbone == 'bert' else 3)) * h + 2 * h
+        head = h * h + h + 2 * h + v if wide else (h * h + h) + h * h + h + h + 1   # MLM: dense, LayerNorm, tied decoder's bias; pooler, RTD head
+    elif cfg.backbone == 'modernbert':   # word table, bias-free LayerNorms; a layer: Wqkv, Wo, two norms (the first layer's first one an identity), GLU MLP; final norm
+        return v * h + h + layers * (4 * h * h + 3 * h * ffn + 2 * h) + (h * h + h + v if wide else h * h + h + h + 1)
     else:   # word table, LayerNorm, bias-free projection; relative-position table and its LayerNorm
         emb = v * e + 2 * e + (e * h if e != h else 0) + 2 * cfg.position_buckets * h + 2 * h
         if wide and cfg.emd: emb += cfg.max_position_embeddings * h   # the absolute positions of the Enhanced Mask Decoder
@@ -44,17 +49,23 @@ def parameter_count(cfg: PretrainConfig, part='discriminator', vocab_size=None) 
 def _short(n) -> str:
     return f'{n / 1e6:g}M' if n >= 1e6 and n % 1e5 == 0 else f'{n / 1e3:g}k' if n >= 1e3 and n % 100 == 0 else f'{n:g}'
 
+_PRESETS_NOTE = ("bert, roberta, modernbert: ELECTRA's shapes and recipe in that architecture, from scratch. Their tables are as wide as "
+                 'the model, so under GDES (shown) and ES the generator is as wide as the discriminator with half its layers; '
+                 "under NES it has ELECTRA's ratios.")
+
 def presets_table() -> str:
     "Every backbone/size preset: shape, parameters, lr, batch, steps, mask rate and lambda (disc_weight), as a text table."
     head = ('backbone', 'size', 'hidden', 'layers', 'heads', 'disc params', 'gen params', 'lr', 'batch', 'steps', 'mask', 'lambda')
     rows = [head]
     for (b, size) in PRETRAIN_PRESETS:
         c = pretrain_config(b, size)
+        g = replace(c, gen_width_ratio=1.0, gen_depth_ratio=0.5) if b in ENCODER_BACKBONES else c   # GDES's generator (continued.scratch_config)
         rows.append((b, size, c.hidden_size, c.num_layers, c.num_heads, f'{parameter_count(c) / 1e6:.1f}M',
-                     f"{parameter_count(c, 'generator') / 1e6:.1f}M", f'{c.lr:g}', c.batch_size, _short(c.steps), f'{c.mask_prob:g}',
+                     f"{parameter_count(g, 'generator') / 1e6:.1f}M", f'{c.lr:g}', c.batch_size, _short(c.steps), f'{c.mask_prob:g}',
                      f'{c.disc_weight:g}'))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
-    return '\n'.join('  '.join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in rows)
+    table = '\n'.join('  '.join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in rows)
+    return f'{table}\n\n{_PRESETS_NOTE}'
 
 # %% ../nbs/06b_cli.ipynb #c011
 PRETRAIN_GROUPS = {'model': 'backbone', 'data': 'corpus', 'RTD': 'mask_prob', 'optimisation': 'batch_size',

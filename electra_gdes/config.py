@@ -17,17 +17,21 @@ from .files import atomic_file, write_error   # the standard library only too
 from .trackers import parse_log_option   # the standard library only: parsing stays fast
 
 # %% auto #0
-__all__ = ['BACKBONES', 'SIZES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS', 'SCHEDULES', 'PRECISIONS', 'FINETUNE_PRECISIONS',
-           'ATTENTIONS', 'EXAMPLE_BUILDERS', 'ALL_SIZES', 'PRETRAIN_CHOICES', 'PRETRAIN_PRESETS',
-           'CONTINUED_PRETRAINING', 'RESUME_FIXED', 'RESUME_ALLOWED', 'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS',
-           'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS', 'SELECTIONS', 'FINETUNE_CHOICES', 'SQUAD_SIZE_PRESETS',
-           'SQUAD_CHOICES', 'RUN_CONFIG', 'PretrainConfig', 'ConfigTypeError', 'check_field_types', 'pretrain_config',
+__all__ = ['ENCODER_BACKBONES', 'BACKBONES', 'SIZES', 'SCRATCH_MODEL_TYPES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS',
+           'SCHEDULES', 'PRECISIONS', 'FINETUNE_PRECISIONS', 'ATTENTIONS', 'EXAMPLE_BUILDERS', 'ALL_SIZES',
+           'PRETRAIN_CHOICES', 'PRETRAIN_PRESETS', 'CONTINUED_PRETRAINING', 'RESUME_FIXED', 'RESUME_ALLOWED',
+           'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS', 'SELECTIONS',
+           'FINETUNE_CHOICES', 'SQUAD_SIZE_PRESETS', 'SQUAD_CHOICES', 'RUN_CONFIG', 'PretrainConfig',
+           'backbone_config_type', 'scratch_encoder_run', 'ConfigTypeError', 'check_field_types', 'pretrain_config',
            'resume_conflicts', 'config_changed', 'FinetuneConfig', 'size_from_shape', 'infer_size', 'SquadConfig',
            'read_config_file', 'saved_run_config', 'save_config', 'load_config']
 
 # %% ../nbs/00_config.ipynb #c006
-BACKBONES = ('electra', 'deberta')
-SIZES = {'electra': ('tiny', 'small', 'base', 'large'), 'deberta': ('tiny', 'xsmall', 'small', 'base', 'large')}
+ENCODER_BACKBONES = ('bert', 'roberta', 'modernbert')   # ELECTRA's recipe in another architecture, from scratch
+BACKBONES = ('electra', 'deberta', *ENCODER_BACKBONES)
+SIZES = {'electra': ('tiny', 'small', 'base', 'large'), 'deberta': ('tiny', 'xsmall', 'small', 'base', 'large'),
+         **{b: ('tiny', 'small', 'base') for b in ENCODER_BACKBONES}}
+SCRATCH_MODEL_TYPES = ('bert', 'roberta', 'xlm-roberta', 'modernbert', 'electra', 'deberta-v2')   # --backbone_config: encoders.SUPPORTED_ENCODERS
 EMBEDDING_SHARING = ('gdes', 'es', 'nes')
 MASK_STYLES = ('electra', 'deberta', 'bert')
 SAMPLERS = ('gumbel', 'multinomial')
@@ -46,8 +50,9 @@ PRETRAIN_CHOICES = {'backbone': BACKBONES, 'size': ALL_SIZES, 'embedding_sharing
 class PretrainConfig:
     "Every setting of an RTD pretraining run; see `pretrain_config` for the presets."
     # model: the discriminator's shape (the generator is derived from it)
-    backbone: str = 'electra'           # model family: electra (ELECTRA) or deberta (DeBERTaV3)
-    size: str = 'small'                 # preset size: tiny | small | base | large (electra); tiny | xsmall | small | base | large (deberta)
+    backbone: str = 'electra'           # model family and its recipe: electra (ELECTRA), deberta (DeBERTaV3), or bert | roberta | modernbert (that architecture from scratch, ELECTRA's recipe)
+    size: str = 'small'                 # preset size: tiny | small | base | large (electra); tiny | xsmall | small | base | large (deberta); tiny | small | base (bert, roberta, modernbert: ELECTRA's shapes)
+    backbone_config: str = ''           # from scratch in the architecture of this Hugging Face config.json (BERT, RoBERTa, XLM-R, ModernBERT, ELECTRA, DeBERTa-v2): its shape, not the preset's; --backbone and --size give the recipe
     embedding_sharing: str = 'gdes'     # how the discriminator shares the generator's embeddings: gdes (DeBERTaV3), es (ELECTRA), nes (none)
     hidden_size: int = 256              # discriminator width
     num_layers: int = 12                # discriminator depth (transformer layers)
@@ -119,7 +124,8 @@ class PretrainConfig:
         self.checkpoint_fractions = tuple(float(f) for f in self.checkpoint_fractions)
         self.allow_change = _names(self.allow_change)   # a list once read back from JSON; "steps,lr" on a command line
         self.log = ','.join(parse_log_option(self.log))   # a misspelt tracker fails here, before anything runs
-        if not self.run_name: self.run_name = f'{self.backbone}-{self.size}-{self.embedding_sharing}'
+        _check_backbone_config(self)
+        if not self.run_name: self.run_name = f'{_architecture_name(self)}-{self.size}-{self.embedding_sharing}'
         for name in ('hidden_size', 'num_layers', 'num_heads', 'intermediate_size', 'embedding_size', 'max_position_embeddings',
                      'vocab_size', 'max_length', 'num_proc', 'batch_size', 'grad_accum', 'steps', 'log_every', 'eval_every',
                      'max_nonfinite'):
@@ -188,6 +194,44 @@ def _check_deberta_options(cfg):
         raise ValueError(f'emd adds the absolute position embeddings (embedding_size={cfg.embedding_size}) to the generator\'s '
                          f'hidden states (width {gen_hidden}): pass --embedding_size {gen_hidden}, or --emd false.')
 
+def _backbone_config_path(cfg) -> Path:
+    path = Path(cfg.backbone_config)
+    return path/'config.json' if path.is_dir() else path
+
+def _check_backbone_config(cfg):
+    "`backbone_config`, when given: a readable JSON config of an encoder the kit can build, and no checkpoint to continue beside it."
+    if not cfg.backbone_config: return
+    if cfg.init_discriminator or cfg.init_generator:
+        raise ValueError('backbone_config (a new model in that architecture) and init_discriminator / init_generator (continue a '
+                         'released one) contradict each other: pass --backbone_config or --init_discriminator, not both.')
+    path = _backbone_config_path(cfg)
+    if not path.is_file():
+        raise ValueError(f'backbone_config={cfg.backbone_config!r}: no such file. Pass the path of a Hugging Face config.json '
+                         '(or the folder holding it; config.save_pretrained(DIR) writes one).')
+    try: d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f'backbone_config={cfg.backbone_config!r} is not a readable JSON config ({type(e).__name__}: {e}); pass a '
+                         "Hugging Face config.json.") from None
+    kind = d.get('model_type') if isinstance(d, dict) else None
+    if kind not in SCRATCH_MODEL_TYPES:
+        what = f'a {kind!r} config' if kind else 'not a Hugging Face config (it has no model_type)'
+        raise ValueError(f"backbone_config={cfg.backbone_config!r} is {what}; RTD from scratch builds an encoder with a masked-LM head "
+                         f"of {', '.join(SCRATCH_MODEL_TYPES)}: pass the config.json of one of these (or --backbone bert, roberta or modernbert).")
+
+def backbone_config_type(cfg) -> str | None:
+    "The `model_type` of `cfg.backbone_config` (the architecture a from-scratch run builds), or None without one."
+    return json.loads(_backbone_config_path(cfg).read_text())['model_type'] if cfg.backbone_config else None
+
+def scratch_encoder_run(cfg) -> bool:
+    "Whether `cfg` pretrains another architecture from scratch (`backbone` bert / roberta / modernbert, or a `backbone_config`): `continued.scratch_rtd_model`'s model."
+    return not cfg.init_discriminator and (bool(cfg.backbone_config) or cfg.backbone in ENCODER_BACKBONES)
+
+def _architecture_name(cfg) -> str:
+    "The backbone, or the architecture of `backbone_config` (its file's name, or its folder's for a config.json), for the run's name."
+    if not cfg.backbone_config: return cfg.backbone
+    path = _backbone_config_path(cfg)
+    return path.stem if path.stem != 'config' else (path.parent.name or json.loads(path.read_text())['model_type'])
+
 def _names(x) -> tuple:
     return tuple(n for item in ([x] if isinstance(x, str) else x) for n in str(item).replace(',', ' ').split())
 
@@ -250,6 +294,10 @@ _DEBERTA = dict(backbone='deberta', mask_style='deberta', sampling='multinomial'
                 example_builder='deberta', tokenizer='train', vocab_size=128100, mask_unk=False, gen_width_ratio=1.0, gen_depth_ratio=0.5,
                 log_every=100)
 
+_ENCODER_TOKENIZERS = {   # BERT's own uncased WordPiece; RoBERTa's and ModernBERT's kinds of byte-level BPE, trained on the corpus at their sizes
+    'bert': dict(tokenizer='bert-uncased', vocab_size=30522), 'roberta': dict(tokenizer='train', vocab_size=50265),
+    'modernbert': dict(tokenizer='train', vocab_size=50368)}
+
 PRETRAIN_PRESETS = {
     ('electra', 'tiny'):  dict(_ELECTRA, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512, embedding_size=64,
                                gen_width_ratio=0.5, max_length=128, batch_size=32, steps=1000, lr=1e-3, warmup_steps=100,
@@ -275,6 +323,10 @@ PRETRAIN_PRESETS = {
     ('deberta', 'large'): dict(_DEBERTA, hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096, embedding_size=1024,
                                max_length=512, batch_size=256, steps=1_000_000, lr=1e-4, warmup_steps=10_000, mask_prob=0.15),
 }
+# ELECTRA's shapes, generator ratios and recipe in another architecture: no factorised embedding (embedding_size = hidden_size)
+PRETRAIN_PRESETS.update({(b, size): {**PRETRAIN_PRESETS['electra', size], 'backbone': b, 'embedding_size': PRETRAIN_PRESETS['electra', size]['hidden_size'],
+                                     **_ENCODER_TOKENIZERS[b], **({'vocab_size': 8000} if size == 'tiny' and b != 'bert' else {})}
+                         for b in ENCODER_BACKBONES for size in SIZES[b]})
 
 # %% ../nbs/00_config.ipynb #c013
 CONTINUED_PRETRAINING = dict(lr=5e-5, steps=100_000, batch_size=256)   # DeBERTaV3's continued training from released weights (rtd.sh, *-continue; its warmup 10k is every published preset's)
@@ -292,7 +344,7 @@ def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainCo
     return PretrainConfig(**{**PRETRAIN_PRESETS[backbone, size], 'size': size, **continued, **overrides})
 
 # %% ../nbs/00_config.ipynb #c018
-RESUME_FIXED = ('backbone', 'size', 'embedding_sharing', 'hidden_size', 'num_layers', 'num_heads', 'intermediate_size',
+RESUME_FIXED = ('backbone', 'size', 'backbone_config', 'embedding_sharing', 'hidden_size', 'num_layers', 'num_heads', 'intermediate_size',
                 'embedding_size', 'max_position_embeddings', 'position_buckets', 'gen_width_ratio', 'gen_depth_ratio',
                 'tokenizer', 'vocab_size', 'max_length', 'example_builder', 'emd', 'decoupled_training')
 RESUME_ALLOWED = ('corpus', 'corpus_split', 'text_column', 'mask_prob', 'mask_style', 'sampling', 'temperature', 'disc_weight',
@@ -317,7 +369,7 @@ def config_changed(saved, new) -> bool:
     "Whether `new` differs from `saved` in anything but the run-control fields (resume, overwrite, allow_change)."
     return any(getattr(saved, f.name) != getattr(new, f.name) for f in fields(new) if f.name not in RUN_CONTROL)
 
-# %% ../nbs/00_config.ipynb #c023
+# %% ../nbs/00_config.ipynb #c025
 GLUE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')
 FINETUNE_SIZE_PRESETS = {'tiny': dict(lr=3e-4, layer_decay=0.8), 'xsmall': dict(lr=3e-4, layer_decay=0.8),
                          'small': dict(lr=3e-4, layer_decay=0.8), 'base': dict(lr=1e-4, layer_decay=0.8),
@@ -385,7 +437,7 @@ class FinetuneConfig:
 FINETUNE_CHOICES = {'size': ('auto', *FINETUNE_SIZE_PRESETS), 'tasks': GLUE_TASKS, 'precision': FINETUNE_PRECISIONS,
                     'attention': ATTENTIONS, 'selection': SELECTIONS}
 
-# %% ../nbs/00_config.ipynb #c026
+# %% ../nbs/00_config.ipynb #c028
 _SIZE_WORDS = ('xsmall', 'small', 'base', 'large', 'tiny')
 
 def size_from_shape(hidden_size: int, num_layers: int) -> str:
@@ -408,7 +460,7 @@ def infer_size(checkpoint) -> tuple[str, str]:
                      f"num_hidden_layers, and its name has none of {', '.join(_SIZE_WORDS)}; pass --size small, base or large "
                      "(or check the path).")
 
-# %% ../nbs/00_config.ipynb #c029
+# %% ../nbs/00_config.ipynb #c031
 # ELECTRA paper, Appendix (Table 7, fine-tuning hyperparameters, GLUE and SQuAD alike): lr 3e-4 Small, 1e-4 Base, 5e-5 Large;
 # layer-wise decay 0.8 (Large 0.9). configure_finetuning.py: learning_rate 1e-4, layerwise_lr_decay 0.8; "large": 5e-5, 0.9.
 # DeBERTaV3 sizes: not published for SQuAD; ELECTRA's by size (tiny and xsmall as small).
@@ -478,7 +530,7 @@ class SquadConfig:
         if self.lr is None: self.lr = preset['lr']
         if self.layer_decay is None: self.layer_decay = preset['layer_decay']
 
-# %% ../nbs/00_config.ipynb #c033
+# %% ../nbs/00_config.ipynb #c035
 RUN_CONFIG = 'run_config.json'   # a pretraining run's own config: not config.json, which HF tools take for a model's
 
 def read_config_file(cls, path, strict=True) -> dict:
@@ -499,7 +551,7 @@ def saved_run_config(run_dir) -> Path | None:
     path = Path(run_dir)/RUN_CONFIG
     return path if path.is_file() else None
 
-# %% ../nbs/00_config.ipynb #c034
+# %% ../nbs/00_config.ipynb #c036
 def save_config(cfg, path):
     """Write dataclass `cfg` to `path` as JSON, atomically: a temporary file, then a rename. If the write fails, the temporary
     file is removed, an earlier config at `path` stays as it was, and the `OSError` names `path`."""

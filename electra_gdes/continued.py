@@ -1,9 +1,10 @@
-"""`--init_discriminator` alone: RTD with GDES / ES / NES continued from a released BERT, RoBERTa, ModernBERT, ELECTRA or DeBERTa checkpoint, the generator built from it.
+"""`--init_discriminator` alone: RTD with GDES / ES / NES continued from a released BERT, RoBERTa, ModernBERT, ELECTRA or DeBERTa checkpoint, the generator built from it; and the same model from scratch in any of these architectures.
 
 Continued replaced-token-detection pretraining from a released encoder.
 `continued_config(cfg)` takes the model's shape, vocabulary, tokenizer and position limit from the checkpoint `cfg.init_discriminator` names (the preset's shape fields are not used, and the log says so) and checks `max_length` against its position table.
 `continued_rtd_model(cfg, tokenizer)` loads the discriminator (the checkpoint's encoder with its RTD head, or a new one) and builds the generator from it unless `cfg.init_generator` names one: the same architecture at the generator ratios, its embeddings (and, as wide as the discriminator, its first layers and MLM head) from the checkpoint, so that with GDES `E_delta = E_D - E_G` starts at 0 and the discriminator at step 0 is exactly the released model (`init_generator_embeddings` projects the tables onto their top principal directions for a narrower NES generator).
 `EncoderRTDModel` is the `RTDModel` for any encoder: segment ids reach only the models that read them.
+From scratch (`--backbone bert | roberta | modernbert`, or `--backbone_config FILE`), `scratch_config` and `scratch_rtd_model` build the same `EncoderRTDModel` from a config instead of weights: the preset's shape (or the file's), the tokenizer's vocabulary and special ids, ELECTRA's recipe; under GDES and ES the generator as wide as the discriminator, as in continued runs.
 
 Docs: https://electra-gdes.github.io/electra_gdes/continued.html.md"""
 
@@ -16,15 +17,15 @@ from types import SimpleNamespace
 from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
-from .config import PretrainConfig
-from .encoders import (NARROW_GENERATOR, check_supported, discriminator_class, embedding_module, position_limit,
-                                   uses_token_types)
+from .config import PretrainConfig, scratch_encoder_run
+from .encoders import (NARROW_GENERATOR, check_supported, discriminator_class, embedding_module, encoder_config, position_limit,
+                                   tokenizer_ids, uses_token_types)
 from .model import MODEL_CLASSES, DebertaV2ForMaskedLMWithEMD, RTDModel, GDESEmbedding
 
 # %% auto #0
 __all__ = ['TOKENIZER_FILES', 'checkpoint_config', 'continued_config', 'generator_config_from', 'init_generator_embeddings',
-           'generator_loader', 'generator_from_discriminator', 'EncoderRTDModel', 'load_discriminator',
-           'continued_rtd_model']
+           'generator_loader', 'generator_from_discriminator', 'EncoderRTDModel', 'rtd_discriminator_class',
+           'load_discriminator', 'continued_rtd_model', 'scratch_config', 'scratch_encoder_config', 'scratch_rtd_model']
 
 # %% ../nbs/02b_continued.ipynb #c007
 TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'vocab.json', 'spm.model', 'sentencepiece.bpe.model')
@@ -36,6 +37,20 @@ def checkpoint_config(name_or_dir, option='--init_discriminator') -> PretrainedC
         raise ValueError(f'{option} {name_or_dir}: cannot read its config.json ({type(e).__name__}: {str(e)[:200]}). Pass a Hugging '
                          'Face model directory (config.json, weights and tokenizer) or a hub name that is in your cache.') from None
     return check_supported(config, f'{option} {name_or_dir}')
+
+def _generator_for_sharing(cfg: PretrainConfig, model_type: str, new: dict) -> list[str]:
+    "Where `model_type`'s tables are hidden_size wide, a GDES / ES generator as wide as the discriminator (in `new`); the note saying so."
+    if model_type in NARROW_GENERATOR or cfg.embedding_sharing == 'nes' or cfg.gen_width_ratio == 1: return []
+    new.update(gen_width_ratio=1.0, gen_depth_ratio=cfg.gen_depth_ratio if cfg.gen_depth_ratio < 1 else 0.5)
+    return [f"{model_type} shares its embeddings only at the model's width, so a {cfg.embedding_sharing.upper()} generator is "
+            f"as wide as the discriminator: width x1 (preset x{cfg.gen_width_ratio:g}), depth x{new['gen_depth_ratio']:g} "
+            "(DeBERTaV3's generator); --embedding_sharing nes keeps a narrower one"]
+
+def _emd_for(cfg: PretrainConfig, c: PretrainedConfig, new: dict) -> list[str]:
+    "The Enhanced Mask Decoder off (in `new`) for an architecture other than DeBERTaV3's; the note saying so."
+    if not cfg.emd or (c.model_type == 'deberta-v2' and not getattr(c, 'position_biased_input', True)): return []
+    new['emd'] = False
+    return [f'no Enhanced Mask Decoder: it is a DeBERTaV3 generator head (relative positions only), not one of {c.model_type}']
 
 def continued_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfig:
     """`cfg` with the shape, vocabulary, tokenizer and position limit of the checkpoint `cfg.init_discriminator` (unchanged
@@ -55,15 +70,8 @@ def continued_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfi
                max_position_embeddings=limit or max(cfg.max_length, cfg.max_position_embeddings), vocab_size=c.vocab_size,
                tokenizer=str(src))
     if c.model_type == 'deberta-v2' and (getattr(c, 'position_buckets', 0) or 0) > 0: new['position_buckets'] = c.position_buckets
-    notes = []
-    if not cfg.init_generator and c.model_type not in NARROW_GENERATOR and cfg.embedding_sharing != 'nes' and cfg.gen_width_ratio != 1:
-        new.update(gen_width_ratio=1.0, gen_depth_ratio=cfg.gen_depth_ratio if cfg.gen_depth_ratio < 1 else 0.5)
-        notes.append(f"{c.model_type} shares its embeddings only at the model's width, so a {cfg.embedding_sharing.upper()} generator is "
-                     f"as wide as the discriminator: width x1 (preset x{cfg.gen_width_ratio:g}), depth x{new['gen_depth_ratio']:g} "
-                     "(DeBERTaV3's generator); --embedding_sharing nes keeps a narrower one")
-    if cfg.emd and not (c.model_type == 'deberta-v2' and not getattr(c, 'position_biased_input', True)):
-        new['emd'] = False
-        notes.append(f'no Enhanced Mask Decoder: it is a DeBERTaV3 generator head (relative positions only), not one of {c.model_type}')
+    notes = [] if cfg.init_generator else _generator_for_sharing(cfg, c.model_type, new)
+    notes += _emd_for(cfg, c, new)
     changed = {k: (getattr(cfg, k), v) for k, v in new.items() if getattr(cfg, k) != v}
     if verbose:
         print(f'Continued pretraining from {src} ({c.model_type}): shape, vocabulary and tokenizer come from the checkpoint, not '
@@ -145,16 +153,23 @@ class EncoderRTDModel(RTDModel):
     def discriminate(self, disc_input, attention_mask, token_type_ids):
         return super().discriminate(disc_input, attention_mask, token_type_ids if self.token_types else None)
 
+def rtd_discriminator_class(config: PretrainedConfig) -> type:
+    "The RTD discriminator class of `config`'s architecture: ELECTRA's and DeBERTa's own, else `encoders.discriminator_class`."
+    return {'electra': MODEL_CLASSES['electra'][1], 'deberta-v2': MODEL_CLASSES['deberta'][1]}.get(config.model_type) or discriminator_class(config)
+
+def _freeze_pooler(disc: PreTrainedModel) -> PreTrainedModel:
+    pooler = getattr(disc.base_model, 'pooler', None)   # BERT's and RoBERTa's: RTD never reaches it, and DDP wants every trained parameter used
+    if pooler is not None: pooler.requires_grad_(False)
+    return disc
+
 def load_discriminator(name_or_dir) -> tuple[PreTrainedModel, str]:
     "The RTD discriminator of checkpoint `name_or_dir` (its encoder, its RTD head or a new one) and a line saying what it loaded."
-    c = checkpoint_config(name_or_dir)
-    cls = {'electra': MODEL_CLASSES['electra'][1], 'deberta-v2': MODEL_CLASSES['deberta'][1]}.get(c.model_type) or discriminator_class(c)
+    cls = rtd_discriminator_class(checkpoint_config(name_or_dir))
     disc, info = cls.from_pretrained(str(name_or_dir), output_loading_info=True)
     prefix = disc.base_model_prefix + '.'
     missing = sorted(info['missing_keys'])
     encoder_missing = [k for k in missing if k.startswith(prefix)]
-    pooler = getattr(disc.base_model, 'pooler', None)
-    if pooler is not None: pooler.requires_grad_(False)
+    _freeze_pooler(disc)
     return disc, (f'{cls.__name__}, encoder weights: ' + (f'{len(encoder_missing)} new ({", ".join(encoder_missing[:3])})' if encoder_missing
                   else 'all from the checkpoint') + '; RTD head: ' + ('new' if len(missing) > len(encoder_missing) else "the checkpoint's"))
 
@@ -177,4 +192,66 @@ def continued_rtd_model(cfg: PretrainConfig, tokenizer=None, verbose: bool = Tru
         sharing = {'gdes': 'GDES, E_delta = E_D - E_G' + (' = 0: the discriminator starts as the released model' if not cfg.init_generator else ''),
                    'es': 'ES, one table (the generator\'s)', 'nes': 'NES, separate tables'}[cfg.embedding_sharing]
         print(f'Discriminator: {cfg.init_discriminator} as {disc_how}. Generator: {gen_how}. Embeddings: {sharing}.', flush=True)
+    return model
+
+# %% ../nbs/02b_continued.ipynb #c014
+def _backbone_config_file(cfg: PretrainConfig) -> Path:
+    path = Path(cfg.backbone_config)
+    return path/'config.json' if path.is_dir() else path
+
+def scratch_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfig:
+    """`cfg` for a run from scratch in another architecture (`cfg.backbone` bert / roberta / modernbert, or `cfg.backbone_config`,
+    whose shape replaces the preset's): the generator as wide as the discriminator under GDES / ES, no Enhanced Mask Decoder
+    outside DeBERTa. Unchanged for ELECTRA and DeBERTa runs and continued ones."""
+    if not scratch_encoder_run(cfg): return cfg
+    if cfg.backbone_config:
+        c = checkpoint_config(_backbone_config_file(cfg), '--backbone_config')
+        limit = position_limit(c)
+        if limit is not None and cfg.max_length > limit:
+            raise ValueError(f'--max_length {cfg.max_length} is longer than the {limit} positions of --backbone_config {cfg.backbone_config}: '
+                             f'pass --max_length {limit} or less (or raise max_position_embeddings in the file).')
+        new = dict(hidden_size=c.hidden_size, num_layers=c.num_hidden_layers, num_heads=c.num_attention_heads,
+                   intermediate_size=c.intermediate_size, embedding_size=getattr(c, 'embedding_size', None) or c.hidden_size,
+                   max_position_embeddings=limit or max(cfg.max_length, cfg.max_position_embeddings))
+        if c.model_type == 'deberta-v2' and (getattr(c, 'position_buckets', 0) or 0) > 0: new['position_buckets'] = c.position_buckets
+        what = f'the architecture and shape of {cfg.backbone_config} ({c.model_type}), not the preset\'s'
+    else:
+        c, new = SimpleNamespace(model_type=cfg.backbone), dict(embedding_size=cfg.hidden_size)   # no factorised embedding
+        what = f"{cfg.backbone} in the {cfg.size} preset's shape"
+    notes = _generator_for_sharing(cfg, c.model_type, new) + _emd_for(cfg, c, new)
+    changed = {k: (getattr(cfg, k), v) for k, v in new.items() if getattr(cfg, k) != v}
+    if verbose:
+        print(f'From scratch: {what}, the recipe of the {cfg.backbone}-{cfg.size} preset'
+              + (f": {', '.join(f'{k} {v!r} (preset {old!r})' for k, (old, v) in changed.items())}" if changed else '')
+              + (f"; {'; '.join(notes)}" if notes else '') + '.', flush=True)
+    return replace(cfg, **new)
+
+def scratch_encoder_config(cfg: PretrainConfig, tokenizer) -> PretrainedConfig:
+    "The discriminator's HF config for a from-scratch run: `cfg.backbone_config`'s, or `encoder_config` of `cfg.backbone` in `cfg`'s shape; `tokenizer`'s vocabulary and special ids."
+    if cfg.backbone_config:
+        c = checkpoint_config(_backbone_config_file(cfg), '--backbone_config')
+        for k, v in dict(vocab_size=len(tokenizer), **tokenizer_ids(c.model_type, tokenizer)).items(): setattr(c, k, v)
+        c.architectures = None
+    else: c = encoder_config(cfg.backbone, tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size,
+                             cfg.max_position_embeddings)
+    limit = position_limit(c)
+    if limit is not None and cfg.max_length > limit:   # RoBERTa's positions start after the tokenizer's pad id
+        raise ValueError(f'--max_length {cfg.max_length} is longer than the {limit} positions the model has with this tokenizer '
+                         f'(pad id {tokenizer.pad_token_id}): pass --max_length {limit} or less.')
+    return c
+
+def scratch_rtd_model(cfg: PretrainConfig, tokenizer, verbose: bool = True) -> EncoderRTDModel:
+    """A new `EncoderRTDModel` for a from-scratch run in another architecture (`scratch_config`'s `cfg`): the discriminator of
+    `scratch_encoder_config`, the generator at the generator ratios, embeddings shared as `cfg.embedding_sharing` says."""
+    c = scratch_encoder_config(cfg, tokenizer)
+    g = generator_config_from(c, cfg.gen_width_ratio, cfg.gen_depth_ratio)
+    torch.manual_seed(cfg.seed)   # every process builds the same weights
+    disc = _freeze_pooler(rtd_discriminator_class(c)(c))
+    gen = generator_loader(c.model_type, cfg.emd).from_config(g)
+    model = EncoderRTDModel(gen, disc, cfg)
+    if verbose:
+        n = lambda m: sum(p.numel() for p in m.parameters()) / 1e6
+        print(f'Discriminator: {type(disc).__name__}, {c.hidden_size} wide, {c.num_hidden_layers} layers, {n(disc):.1f}M parameters. '
+              f'Generator: {type(gen).__name__}, {g.hidden_size} wide, {g.num_hidden_layers} layers. Embeddings: '
+              + {'gdes': 'GDES, E_delta = 0', 'es': "ES, one table (the generator's)", 'nes': 'NES, separate tables'}[cfg.embedding_sharing] + '.', flush=True)
     return model

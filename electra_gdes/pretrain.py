@@ -90,11 +90,15 @@ def held_out_split(ds, batch_size: int):
 
 def init_model(cfg: PretrainConfig, tokenizer):
     """The model continued from `cfg.init_discriminator` (any encoder; the generator `cfg.init_generator`, else built from
-    the discriminator: `continued.continued_rtd_model`), or None for a fresh model."""
-    if not (cfg.init_generator or cfg.init_discriminator): return None
-    if not cfg.init_discriminator:
+    the discriminator: `continued.continued_rtd_model`), a new model of another architecture (`--backbone bert | roberta |
+    modernbert` or `--backbone_config`: `continued.scratch_rtd_model`), or None for a fresh ELECTRA or DeBERTa model."""
+    if cfg.init_generator and not cfg.init_discriminator:
         raise ValueError('--init_generator needs --init_discriminator: continued pretraining starts from a released discriminator '
                          '(or encoder); pass --init_discriminator alone to build the generator from it.')
+    if scratch_encoder_run(cfg):
+        from electra_gdes.continued import scratch_rtd_model
+        return scratch_rtd_model(cfg, tokenizer, verbose=os.environ.get('RANK', '0') == '0')
+    if not cfg.init_discriminator: return None
     from electra_gdes.continued import continued_rtd_model
     return continued_rtd_model(cfg, tokenizer, verbose=os.environ.get('RANK', '0') == '0')
 
@@ -117,6 +121,9 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
     if cfg.init_discriminator:   # shape, vocabulary, tokenizer from the checkpoint: before the run folder's saved config is compared
         from electra_gdes.continued import continued_config
         cfg = continued_config(cfg, verbose=os.environ.get('RANK', '0') == '0')
+    elif scratch_encoder_run(cfg):   # another architecture from scratch: a --backbone_config's shape, the generator's width for sharing
+        from electra_gdes.continued import scratch_config
+        cfg = scratch_config(cfg, verbose=os.environ.get('RANK', '0') == '0')
     with job_lock(cfg.run_dir, what='run folder', fix='wait for that job to end, or pass another --run_name'):
         return _run_locked(cfg)
 

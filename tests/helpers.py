@@ -43,3 +43,38 @@ def tiny_pretrain_cfg(tmp_path, **kw):
     from electra_gdes.config import pretrain_config
     return pretrain_config('electra', 'tiny', **{**dict(hidden_size=32, num_heads=2, intermediate_size=64, embedding_size=32,
                            num_layers=1, steps=10, warmup_steps=2, batch_size=8, checkpoint_fractions=(), output_dir=str(tmp_path)), **kw})
+
+
+def _grad(p): return None if p.grad is None else float(p.grad.abs().sum())
+
+def assert_gradient_paths(model, tok, mode, texts):
+    """In an RTD `model` (eval: no dropout) on pairs of `texts`: MLM reaches E_G, never the discriminator; RTD reaches E_delta only
+    under GDES (not E_G), the one shared table (and position, type tables, LayerNorm) under ES, the discriminator's own table under NES."""
+    import torch
+    from electra_gdes.encoders import embedding_module
+    from electra_gdes.rtd import RTDLoss, mask_tokens, masking_excluded_ids
+    model.eval()
+    enc = tok(texts[:4], texts[1:5], truncation=True, max_length=32, padding=True, return_tensors='pt')
+    ids, attn = enc['input_ids'], enc['attention_mask']
+    types = enc.get('token_type_ids', torch.zeros_like(ids))
+    masked, is_masked = mask_tokens(ids, attn, masking_excluded_ids(tok), tok.mask_token_id, len(tok), 0.3,
+                                    generator=torch.Generator().manual_seed(0))
+    out = model(masked, attn, types, is_masked, rng=torch.Generator().manual_seed(0))
+    mlm, disc = RTDLoss.terms(out, ids, attn)
+    e_g = model.generator.get_input_embeddings().weight
+    d_word = model.discriminator.get_input_embeddings()
+    d_param = d_word.delta if mode == 'gdes' else d_word.weight
+    mlm.backward(retain_graph=True)
+    assert _grad(e_g) > 0
+    assert _grad(d_param) in (None, 0.0) or mode == 'es'
+    assert all(p.grad is None for n, p in model.discriminator.named_parameters() if 'discriminator_predictions' in n)
+    model.zero_grad(set_to_none=True)
+    disc.backward()
+    if mode == 'gdes':
+        assert _grad(d_word.delta) > 0 and _grad(e_g) is None    # stop_grad(E_G): RTD never reaches the generator's table
+    elif mode == 'es':
+        assert d_word is model.generator.get_input_embeddings() and _grad(e_g) > 0   # one table, both losses
+        for name in ('position_embeddings', 'token_type_embeddings', 'LayerNorm'):
+            assert embedding_module(model.discriminator, name) is embedding_module(model.generator, name)
+    else:
+        assert d_word is not model.generator.get_input_embeddings() and _grad(d_word.weight) > 0 and _grad(e_g) is None

@@ -42,8 +42,11 @@ def test_out_of_range_options_are_usage_errors():
 def test_list_presets():
     r = script('electra-pretrain', '--list_presets')
     assert r.returncode == 0
-    rows = {tuple(l.split()[:2]): l.split() for l in r.stdout.strip().splitlines()[1:]}
-    assert len(rows) == 9
+    table, note = r.stdout.strip().split('\n\n')
+    rows = {tuple(l.split()[:2]): l.split() for l in table.splitlines()[1:]}
+    assert len(rows) == 9 + 9   # ELECTRA 4, DeBERTa 5; BERT, RoBERTa and ModernBERT in ELECTRA's tiny, small and base
+    assert rows['bert', 'small'][2:5] == rows['electra', 'small'][2:5] and rows['modernbert', 'base'][-1] == '50'
+    assert 'under GDES (shown) and ES the generator is as wide as the discriminator' in note
     # ELECTRA-small: 256 wide, 12 layers, 4 heads, 13.5M discriminator parameters, lr 5e-4, batch 128, 1M steps, 15%, lambda 50
     assert rows['electra', 'small'] == ['electra', 'small', '256', '12', '4', '13.5M', '4.6M', '0.0005', '128', '1M', '0.15', '50']
     assert rows['deberta', 'base'][2:5] == ['768', '12', '12'] and rows['deberta', 'base'][-1] == '10'

@@ -16,6 +16,7 @@ from electra_gdes.data import REQUIRED_SPECIAL_TOKENS, build_examples, check_spe
 from electra_gdes.encoders import discriminator_class, embedding_module, tiny_checkpoint
 from electra_gdes.model import GDESEmbedding, gdes_merged
 from electra_gdes.rtd import RTDLoss, mask_tokens, masking_excluded_ids
+from helpers import assert_gradient_paths
 
 transformers.logging.set_verbosity_error()
 ARCHS = ('bert', 'roberta', 'xlm-roberta', 'modernbert')
@@ -142,37 +143,12 @@ def test_step0_is_the_released_model(released, arch, mode):
         got = gen.state_dict()
         assert head and all(torch.equal(got[k], v) for k, v in head.items())
 
-def _grad(p): return None if p.grad is None else float(p.grad.abs().sum())
-
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('arch', ALL_ARCHS)
 def test_gradient_paths(released, arch, mode):
     "MLM reaches E_G, never the discriminator; RTD reaches E_delta only under GDES (not E_G), the one table under ES, its own under NES."
     cfg = continued_config(cfg_for(released[arch], mode), verbose=False)
-    model = continued_rtd_model(cfg, verbose=False).eval()   # no dropout: the paths, not the noise
-    tok = AutoTokenizer.from_pretrained(released[arch])
-    ids, attn, types = batch(tok)
-    masked, is_masked = mask_tokens(ids, attn, masking_excluded_ids(tok), tok.mask_token_id, len(tok), 0.3,
-                                    generator=torch.Generator().manual_seed(0))
-    out = model(masked, attn, types, is_masked, rng=torch.Generator().manual_seed(0))
-    mlm, disc = RTDLoss.terms(out, ids, attn)
-    e_g = model.generator.get_input_embeddings().weight
-    d_word = model.discriminator.get_input_embeddings()
-    d_param = d_word.delta if mode == 'gdes' else d_word.weight
-    mlm.backward(retain_graph=True)
-    assert _grad(e_g) > 0
-    assert _grad(d_param) in (None, 0.0) or mode == 'es'
-    assert all(p.grad is None for n, p in model.discriminator.named_parameters() if 'discriminator_predictions' in n)
-    model.zero_grad(set_to_none=True)
-    disc.backward()
-    if mode == 'gdes':
-        assert _grad(d_word.delta) > 0 and _grad(e_g) is None    # stop_grad(E_G): RTD never reaches the generator's table
-    elif mode == 'es':
-        assert d_word is model.generator.get_input_embeddings() and _grad(e_g) > 0   # one table, both losses
-        for name in ('position_embeddings', 'token_type_embeddings', 'LayerNorm'):
-            assert embedding_module(model.discriminator, name) is embedding_module(model.generator, name)
-    else:
-        assert d_word is not model.generator.get_input_embeddings() and _grad(d_word.weight) > 0 and _grad(e_g) is None
+    assert_gradient_paths(continued_rtd_model(cfg, verbose=False), AutoTokenizer.from_pretrained(released[arch]), mode, TEXTS)
 
 # --- continued runs, exports, fine-tuning ------------------------------------------------------------------------
 
