@@ -189,6 +189,7 @@ def _check_deberta_options(cfg):
     if cfg.backbone != 'deberta':
         raise ValueError(f'emd (the Enhanced Mask Decoder) is a DeBERTa generator head, not one of {cfg.backbone}: '
                          'pass --emd false, or --backbone deberta.')
+    if cfg.backbone_config: return   # the file's shape replaces these fields; the generator's class checks its own
     gen_hidden = max(1, round(cfg.hidden_size * cfg.gen_width_ratio))
     if gen_hidden != cfg.embedding_size:
         raise ValueError(f'emd adds the absolute position embeddings (embedding_size={cfg.embedding_size}) to the generator\'s '

@@ -72,6 +72,8 @@ def test_scratch_run_trains_and_exports_the_architecture(runs, backbone):
     assert tok.mask_token == specials
     fill = transformers.pipeline('fill-mask', model=str(run/'generator'), device='cpu')
     assert len(fill(f'the union is {tok.mask_token} and strong.', top_k=2)) == 2
+    card = (run/'discriminator'/'README.md').read_text()
+    assert f"A {dict(bert='BERT', roberta='RoBERTa', modernbert='ModernBERT')[backbone]}-tiny the discriminator" in card
     if mode == 'gdes':   # the export holds E_G + E_delta: the discriminator's table is the generator's plus what RTD taught it
         assert not torch.equal(enc.get_input_embeddings().weight, gen.get_input_embeddings().weight)
     if mode == 'es':
@@ -87,6 +89,34 @@ def test_resume_refuses_another_backbone(runs):
         main(['--resume', '--backbone', 'roberta', '--output_dir', str(run.parent), '--run_name', 'bert'])
     assert e.value.code == 1 and "backbone 'bert' -> 'roberta' (cannot change: the checkpoints depend on it)" in err.getvalue()
     assert (run/'run_config.json').read_text() == before
+
+def test_resume_and_export_of_a_scratch_run(runs, tmp_path):
+    "A RoBERTa run from scratch resumes (its model rebuilt from the saved settings, the checkpoint loaded), and `electra-export` rebuilds it."
+    from electra_gdes.export import export_checkpoint
+    from electra_gdes.pretrain import main
+    import shutil
+    run = Path(shutil.copytree(runs['roberta'][0], tmp_path/'out'/'roberta'))   # a copy: the other tests read the original
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        main(['--resume', '--output_dir', str(run.parent), '--run_name', 'roberta', '--steps', '4', '--allow_change', 'steps'])
+    assert [int(r.split(',')[0]) for r in (run/'log.csv').read_text().splitlines()[1:]] == [1, 2, 3, 4]
+    with contextlib.redirect_stdout(io.StringIO()): out = export_checkpoint(run, tmp_path/'exported')
+    a, b = AutoModel.from_pretrained(out/'discriminator'), AutoModel.from_pretrained(run/'discriminator')
+    assert a.config.model_type == 'roberta'
+    for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()): assert k == k2 and torch.equal(v, v2), k
+
+def test_modernbert_from_scratch_on_a_cpu_without_flash_attn():
+    "A ModernBERT built from scratch runs eager, SDPA and the kit's `cpu` attention on a CPU, with the same outputs in eval mode."
+    from electra_gdes.model import CPU_ATTENTION, SDPA_ATTENTION, set_attention
+    tok = tiny_tokenizer('modernbert', TEXTS)
+    model = scratch_rtd_model(scratch_config(tiny_cfg('modernbert', 'gdes'), verbose=False), tok, verbose=False)
+    enc = tok(TEXTS[:2], truncation=True, max_length=32, padding=True, return_tensors='pt')
+    outs = {}
+    for impl in ('eager', SDPA_ATTENTION, CPU_ATTENTION):
+        set_attention(model, impl).eval()
+        assert model.discriminator.config._attn_implementation == impl
+        with torch.no_grad(): outs[impl] = model.discriminator(enc['input_ids'], attention_mask=enc['attention_mask']).logits
+    torch.testing.assert_close(outs[SDPA_ATTENTION], outs['eager']); torch.testing.assert_close(outs[CPU_ATTENTION], outs['eager'])
 
 @pytest.mark.parametrize('mode', ('gdes', 'es', 'nes'))
 @pytest.mark.parametrize('backbone', RUNS)
@@ -116,8 +146,31 @@ def test_backbone_config_file(tmp_path):
     assert not info['missing_keys'] and enc.config.model_type == 'modernbert'
     assert (enc.config.hidden_size, enc.config.num_hidden_layers, enc.config.local_attention, enc.config.vocab_size) == (48, 3, 16, 30522)
     assert enc.config.layer_types == ['full_attention', 'sliding_attention', 'full_attention']
+    card = (run/'discriminator'/'README.md').read_text()
+    assert 'A ModernBERT-tiny the discriminator' in card and f"| architecture | `{cfg.backbone_config}` (modernbert), from scratch |" in card
     gen = AutoModelForMaskedLM.from_pretrained(run/'generator')
     assert gen.config.num_hidden_layers == 2 and gen.config.layer_types == ['full_attention', 'sliding_attention']   # half (rounded) of 3
+
+@pytest.mark.parametrize('model_type,preset', [('electra', 'electra'), ('deberta-v2', 'deberta'), ('xlm-roberta', 'electra')])
+def test_backbone_config_of_every_known_architecture(tmp_path, model_type, preset):
+    "Any config of an architecture the kit knows builds and steps: ELECTRA's own classes (a narrower generator sharing its tables), DeBERTa with EMD."
+    from electra_gdes.rtd import RTDLoss, mask_tokens, masking_excluded_ids
+    tok = tiny_tokenizer('bert', TEXTS)
+    shape = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    extra = {'electra': dict(embedding_size=16), 'deberta-v2': dict(relative_attention=True, position_biased_input=False, pos_att_type=['p2c', 'c2p'],
+                                                                   position_buckets=16, type_vocab_size=0)}.get(model_type, {})
+    transformers.AutoConfig.for_model(model_type, **shape, **extra).save_pretrained(tmp_path)
+    cfg = scratch_config(pretrain_config(preset, 'tiny', backbone_config=str(tmp_path), max_length=32, embedding_size=32), verbose=False)
+    model = scratch_rtd_model(cfg, tok, verbose=False)
+    assert model.discriminator.config.model_type == model_type and model.discriminator.config.vocab_size == len(tok)
+    assert type(model.discriminator).__name__ == {'electra': 'ElectraForPreTraining'}.get(model_type, model.discriminator.__class__.__name__)
+    assert type(model.generator).__name__ == {'deberta-v2': 'DebertaV2ForMaskedLMWithEMD'}.get(model_type, type(model.generator).__name__)
+    if model_type == 'electra': assert model.generator.config.hidden_size == 16   # ELECTRA's factorised tables: the preset's narrower generator
+    enc = tok(TEXTS[:4], TEXTS[1:5], truncation=True, max_length=32, padding=True, return_tensors='pt')
+    ids, attn = enc['input_ids'], enc['attention_mask']
+    masked, is_masked = mask_tokens(ids, attn, masking_excluded_ids(tok), tok.mask_token_id, len(tok), 0.15, generator=torch.Generator().manual_seed(0))
+    mlm, disc = RTDLoss.terms(model(masked, attn, enc['token_type_ids'], is_masked), ids, attn)
+    assert torch.isfinite(mlm + disc)
 
 def test_bad_input_is_refused_before_anything_is_written(tmp_path):
     "An unknown backbone, a size it lacks, a missing or wrong --backbone_config: exit 2, one line naming the fix, no folder made."
