@@ -19,12 +19,13 @@ from .trackers import parse_log_option   # the standard library only: parsing st
 # %% auto #0
 __all__ = ['ENCODER_BACKBONES', 'BACKBONES', 'SIZES', 'SCRATCH_MODEL_TYPES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS',
            'SCHEDULES', 'PRECISIONS', 'FINETUNE_PRECISIONS', 'ATTENTIONS', 'EXAMPLE_BUILDERS', 'ALL_SIZES',
-           'PRETRAIN_CHOICES', 'PRETRAIN_PRESETS', 'CONTINUED_PRETRAINING', 'RESUME_FIXED', 'RESUME_ALLOWED',
-           'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS', 'SELECTIONS',
-           'FINETUNE_CHOICES', 'SQUAD_SIZE_PRESETS', 'SQUAD_CHOICES', 'RUN_CONFIG', 'PretrainConfig',
-           'backbone_config_type', 'scratch_encoder_run', 'ConfigTypeError', 'check_field_types', 'pretrain_config',
-           'resume_conflicts', 'config_changed', 'FinetuneConfig', 'size_from_shape', 'infer_size', 'SquadConfig',
-           'read_config_file', 'saved_run_config', 'save_config', 'load_config']
+           'PRETRAIN_CHOICES', 'RUN_BACKBONE_CONFIG', 'PRETRAIN_PRESETS', 'CONTINUED_PRETRAINING', 'RESUME_FIXED',
+           'RESUME_ALLOWED', 'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS',
+           'SELECTIONS', 'FINETUNE_CHOICES', 'SQUAD_SIZE_PRESETS', 'SQUAD_CHOICES', 'RUN_CONFIG', 'PretrainConfig',
+           'backbone_config_file', 'backbone_config_type', 'scratch_encoder_run', 'ConfigTypeError',
+           'check_field_types', 'pretrain_config', 'resume_conflicts', 'config_changed', 'FinetuneConfig',
+           'size_from_shape', 'infer_size', 'SquadConfig', 'read_config_file', 'saved_run_config', 'save_config',
+           'load_config']
 
 # %% ../nbs/00_config.ipynb #c006
 ENCODER_BACKBONES = ('bert', 'roberta', 'modernbert')   # ELECTRA's recipe in another architecture, from scratch
@@ -124,8 +125,8 @@ class PretrainConfig:
         self.checkpoint_fractions = tuple(float(f) for f in self.checkpoint_fractions)
         self.allow_change = _names(self.allow_change)   # a list once read back from JSON; "steps,lr" on a command line
         self.log = ','.join(parse_log_option(self.log))   # a misspelt tracker fails here, before anything runs
-        _check_backbone_config(self)
         if not self.run_name: self.run_name = f'{_architecture_name(self)}-{self.size}-{self.embedding_sharing}'
+        _check_backbone_config(self)   # after the run's name: a started run has its own copy of the file
         for name in ('hidden_size', 'num_layers', 'num_heads', 'intermediate_size', 'embedding_size', 'max_position_embeddings',
                      'vocab_size', 'max_length', 'num_proc', 'batch_size', 'grad_accum', 'steps', 'log_every', 'eval_every',
                      'max_nonfinite'):
@@ -195,9 +196,18 @@ def _check_deberta_options(cfg):
         raise ValueError(f'emd adds the absolute position embeddings (embedding_size={cfg.embedding_size}) to the generator\'s '
                          f'hidden states (width {gen_hidden}): pass --embedding_size {gen_hidden}, or --emd false.')
 
-def _backbone_config_path(cfg) -> Path:
+RUN_BACKBONE_CONFIG = 'backbone_config.json'   # a from-scratch run's copy of its --backbone_config, beside run_config.json
+
+def _given_backbone_config(cfg) -> Path:
     path = Path(cfg.backbone_config)
     return path/'config.json' if path.is_dir() else path
+
+def backbone_config_file(cfg) -> Path:
+    """The config.json a `backbone_config` run builds its architecture from: the file given (or the `config.json` of the
+    folder given) while it exists, else the run's own copy (`run_dir/backbone_config.json`, written when the run started),
+    so that a run is resumed and exported in its architecture after the file has moved. A resume checks that the two agree."""
+    path, copy = _given_backbone_config(cfg), cfg.run_dir/RUN_BACKBONE_CONFIG
+    return copy if not path.is_file() and copy.is_file() else path
 
 def _check_backbone_config(cfg):
     "`backbone_config`, when given: a readable JSON config of an encoder the kit can build, and no checkpoint to continue beside it."
@@ -205,10 +215,10 @@ def _check_backbone_config(cfg):
     if cfg.init_discriminator or cfg.init_generator:
         raise ValueError('backbone_config (a new model in that architecture) and init_discriminator / init_generator (continue a '
                          'released one) contradict each other: pass --backbone_config or --init_discriminator, not both.')
-    path = _backbone_config_path(cfg)
+    path = backbone_config_file(cfg)
     if not path.is_file():
-        raise ValueError(f'backbone_config={cfg.backbone_config!r}: no such file. Pass the path of a Hugging Face config.json '
-                         '(or the folder holding it; config.save_pretrained(DIR) writes one).')
+        raise ValueError(f'backbone_config={cfg.backbone_config!r}: no such file (and {cfg.run_dir} holds no copy of it). Pass the '
+                         'path of a Hugging Face config.json (or the folder holding it; config.save_pretrained(DIR) writes one).')
     try: d = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f'backbone_config={cfg.backbone_config!r} is not a readable JSON config ({type(e).__name__}: {e}); pass a '
@@ -221,7 +231,7 @@ def _check_backbone_config(cfg):
 
 def backbone_config_type(cfg) -> str | None:
     "The `model_type` of `cfg.backbone_config` (the architecture a from-scratch run builds), or None without one."
-    return json.loads(_backbone_config_path(cfg).read_text())['model_type'] if cfg.backbone_config else None
+    return json.loads(backbone_config_file(cfg).read_text())['model_type'] if cfg.backbone_config else None
 
 def scratch_encoder_run(cfg) -> bool:
     "Whether `cfg` pretrains another architecture from scratch (`backbone` bert / roberta / modernbert, or a `backbone_config`): `continued.scratch_rtd_model`'s model."
@@ -230,8 +240,9 @@ def scratch_encoder_run(cfg) -> bool:
 def _architecture_name(cfg) -> str:
     "The backbone, or the architecture of `backbone_config` (its file's name, or its folder's for a config.json), for the run's name."
     if not cfg.backbone_config: return cfg.backbone
-    path = _backbone_config_path(cfg)
-    return path.stem if path.stem != 'config' else (path.parent.name or json.loads(path.read_text())['model_type'])
+    path = _given_backbone_config(cfg)   # from the path alone where it can: the run's folder is named after it
+    if path.stem != 'config': return path.stem
+    return path.parent.name or (json.loads(path.read_text()).get('model_type', 'config') if path.is_file() else 'config')
 
 def _names(x) -> tuple:
     return tuple(n for item in ([x] if isinstance(x, str) else x) for n in str(item).replace(',', ' ').split())

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
-from .config import PretrainConfig, scratch_encoder_run
+from .config import PretrainConfig, backbone_config_file, scratch_encoder_run
 from .encoders import (NARROW_GENERATOR, check_supported, discriminator_class, embedding_module, encoder_config, position_limit,
                                    tokenizer_ids, uses_token_types)
 from .model import MODEL_CLASSES, DebertaV2ForMaskedLMWithEMD, RTDModel, GDESEmbedding
@@ -195,17 +195,13 @@ def continued_rtd_model(cfg: PretrainConfig, tokenizer=None, verbose: bool = Tru
     return model
 
 # %% ../nbs/02b_continued.ipynb #c014
-def _backbone_config_file(cfg: PretrainConfig) -> Path:
-    path = Path(cfg.backbone_config)
-    return path/'config.json' if path.is_dir() else path
-
 def scratch_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfig:
     """`cfg` for a run from scratch in another architecture (`cfg.backbone` bert / roberta / modernbert, or `cfg.backbone_config`,
     whose shape replaces the preset's): the generator as wide as the discriminator under GDES / ES, no Enhanced Mask Decoder
     outside DeBERTa. Unchanged for ELECTRA and DeBERTa runs and continued ones."""
     if not scratch_encoder_run(cfg): return cfg
     if cfg.backbone_config:
-        c = checkpoint_config(_backbone_config_file(cfg), '--backbone_config')
+        c = checkpoint_config(backbone_config_file(cfg), '--backbone_config')
         limit = position_limit(c)
         if limit is not None and cfg.max_length > limit:
             raise ValueError(f'--max_length {cfg.max_length} is longer than the {limit} positions of --backbone_config {cfg.backbone_config}: '
@@ -229,7 +225,7 @@ def scratch_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfig:
 def scratch_encoder_config(cfg: PretrainConfig, tokenizer) -> PretrainedConfig:
     "The discriminator's HF config for a from-scratch run: `cfg.backbone_config`'s, or `encoder_config` of `cfg.backbone` in `cfg`'s shape; `tokenizer`'s vocabulary and special ids."
     if cfg.backbone_config:
-        c = checkpoint_config(_backbone_config_file(cfg), '--backbone_config')
+        c = checkpoint_config(backbone_config_file(cfg), '--backbone_config')
         for k, v in dict(vocab_size=len(tokenizer), **tokenizer_ids(c.model_type, tokenizer)).items(): setattr(c, k, v)
         c.architectures = None
     else: c = encoder_config(cfg.backbone, tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size,

@@ -11,12 +11,12 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain_job.html.md"""
 
 # %% ../nbs/07a_pretrain_job.ipynb #c003
 from __future__ import annotations
-import os, shutil, sys
+import json, os, shutil, sys
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
 from .config import *
 from .cli import pretrain_config_from_args, format_config
-from .files import OutputWriteError
+from .files import OutputWriteError, atomic_file
 # torch, transformers, fastai and the data pipeline are imported inside the functions that use them: `--help`, a bad
 # option or a refused run directory answer in well under a second
 
@@ -28,7 +28,7 @@ __all__ = ['RUN_FILES', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 
 class RunDirError(ValueError):
     "This run must not touch its run directory; the message says why (nothing was changed) and what to do instead."
 
-RUN_FILES = (RUN_CONFIG, 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator',
+RUN_FILES = (RUN_CONFIG, RUN_BACKBONE_CONFIG, 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator',
              'tensorboard', 'wandb', '.neptune')   # the trackers' folders (trackers.make_trackers) go with the run
 
 def run_files(run_dir) -> list[str]:
@@ -61,6 +61,10 @@ def check_run_dir(cfg: PretrainConfig) -> str:
         problems = resume_conflicts(load_config(PretrainConfig, saved), cfg)
         if problems:
             raise RunDirError(f"cannot resume {cfg.run_dir} with these settings, nothing was changed: {'; '.join(problems)}.")
+    copy = cfg.run_dir/RUN_BACKBONE_CONFIG
+    if cfg.backbone_config and copy.is_file() and json.loads(backbone_config_file(cfg).read_text()) != json.loads(copy.read_text()):
+        raise RunDirError(f'cannot resume {cfg.run_dir}: --backbone_config {cfg.backbone_config} is no longer the architecture the run '
+                          f'started with (its copy: {copy}); nothing was changed. Restore the file, or pass --backbone_config {copy}.')
     done = max(checkpoint_steps_on_disk(cfg.run_dir), default=0)
     if done > cfg.steps:
         raise RunDirError(f'{cfg.run_dir} has already trained {done} steps, more than --steps {cfg.steps}: there is nothing to '
@@ -76,7 +80,11 @@ def remove_run(run_dir):
         elif p.exists(): p.unlink()
 
 def save_run_config(cfg: PretrainConfig) -> bool:
-    "Write `cfg` as the run's `run_config.json` unless the saved one is the same (run-control fields aside); whether it wrote."
+    """Write `cfg` as the run's `run_config.json` unless the saved one is the same (run-control fields aside), and a
+    `backbone_config` run's copy of its file (`backbone_config.json`) once; whether it wrote the config."""
+    if cfg.backbone_config and not (cfg.run_dir/RUN_BACKBONE_CONFIG).is_file():   # the run keeps its architecture
+        src = backbone_config_file(cfg)
+        atomic_file(cfg.run_dir/RUN_BACKBONE_CONFIG, lambda p: shutil.copyfile(src, p))
     saved = saved_run_config(cfg.run_dir)
     if saved is not None and not config_changed(load_config(PretrainConfig, saved), cfg): return False
     save_config(cfg, cfg.run_dir/RUN_CONFIG)

@@ -133,7 +133,7 @@ def test_backbone_config_file(tmp_path):
                                   local_attention=16, max_position_embeddings=64).save_pretrained(tmp_path/'mine')
     cfg = pretrain_config('electra', 'tiny', backbone_config=str(tmp_path/'mine'/'config.json'), corpus=str(tiny_corpus(tmp_path)),
                           cache_dir=str(tmp_path/'cache'), output_dir=str(tmp_path/'out'), max_length=32, batch_size=4, steps=2,
-                          warmup_steps=1, eval_every=2, log_every=1, checkpoint_fractions=(), num_proc=1, precision='fp32')
+                          warmup_steps=1, eval_every=2, log_every=1, checkpoint_fractions=(1.0,), num_proc=1, precision='fp32')
     assert cfg.run_name == 'mine-tiny-gdes'
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), warnings.catch_warnings():
@@ -150,6 +150,35 @@ def test_backbone_config_file(tmp_path):
     assert 'A ModernBERT-tiny the discriminator' in card and f"| architecture | `{cfg.backbone_config}` (modernbert), from scratch |" in card
     gen = AutoModelForMaskedLM.from_pretrained(run/'generator')
     assert gen.config.num_hidden_layers == 2 and gen.config.layer_types == ['full_attention', 'sliding_attention']   # half (rounded) of 3
+
+def test_a_backbone_config_run_keeps_its_architecture(tmp_path):
+    """The run keeps a copy of its --backbone_config: after the file has moved the run still exports and resumes in its
+    architecture; a file changed since is refused on resume (exit 1, nothing changed)."""
+    from electra_gdes.export import export_checkpoint
+    from electra_gdes.pretrain import main
+    transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            max_position_embeddings=64).save_pretrained(tmp_path/'arch')
+    args = ['--backbone', 'bert', '--backbone_config', tmp_path/'arch', *TINY[TINY.index('--max_length'):], '--corpus', tiny_corpus(tmp_path),
+            '--cache_dir', tmp_path/'cache', '--output_dir', tmp_path/'out', '--checkpoint_fractions', '1.0']
+    def run(*more):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            main([str(a) for a in [*args, *more]])
+    run()
+    out = tmp_path/'out'/'arch-tiny-gdes'
+    assert json.loads((out/'backbone_config.json').read_text()) == json.loads((tmp_path/'arch'/'config.json').read_text())
+    (tmp_path/'arch').rename(tmp_path/'moved')
+    with contextlib.redirect_stdout(io.StringIO()): exported = export_checkpoint(out, tmp_path/'exported')
+    assert AutoModel.from_pretrained(exported/'discriminator').config.hidden_size == 32
+    run('--resume', '--steps', '4', '--allow_change', 'steps')
+    assert [int(r.split(',')[0]) for r in (out/'log.csv').read_text().splitlines()[1:]][-1] == 4
+    transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                            hidden_act='relu').save_pretrained(tmp_path/'arch')   # the same shape, another activation
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob('*'))
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(err): run('--resume', '--steps', '5', '--allow_change', 'steps')
+    assert e.value.code == 1 and 'is no longer the architecture the run started with' in err.getvalue()
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob('*')) == before
 
 @pytest.mark.parametrize('model_type,preset', [('electra', 'electra'), ('deberta-v2', 'deberta'), ('xlm-roberta', 'electra')])
 def test_backbone_config_of_every_known_architecture(tmp_path, model_type, preset):
