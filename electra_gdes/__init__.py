@@ -27,6 +27,7 @@ The same steps are in Python, in the walkthrough notebooks [Pretrain](Pretrain.i
 Modules:
 
 - `electra_gdes.accumulation`: One optimizer step of several micro-batches, written once for pretraining and fine-tuning: the batch split into rows, no DDP all-reduce before the last micro-batch, backward outside autocast.
+- `electra_gdes.budget`: `--time_budget 10m|6h|2d`: the steps of a run are decided from the measured speed of its first steps, so that the whole warmup-and-decay schedule ends on time; the decision is recorded and a resumed run keeps it.
 - `electra_gdes.checkpoint`: Checkpoints written atomically with their SHA-256, verified before use, the RNG states, and exact resume into a learner.
 - `electra_gdes.cli`: Every config dataclass as a command line: an option per field with its preset's default in the help, a `--config` file under the options, `--resume` over a run's saved settings, the presets table, and trackers checked before anything is written.
 - `electra_gdes.compare`: Several pretraining runs' curves overlaid in one figure (the training log and the held-out evaluations), and several GLUE sweeps joined into one table and bar plot; the `electra-compare` command.

@@ -14,7 +14,7 @@ import argparse, base64, json, os, socket, sys, urllib.parse
 from dataclasses import fields, asdict, replace
 from fastcore.docments import docments
 from .config import (PretrainConfig, FinetuneConfig, SquadConfig, ENCODER_BACKBONES, PRETRAIN_PRESETS, PRETRAIN_CHOICES, FINETUNE_CHOICES,
-                                 SQUAD_CHOICES, pretrain_config, infer_size, read_config_file, saved_run_config)
+                                 SQUAD_CHOICES, pretrain_config, infer_size, read_config_file, saved_run_config, check_budget_options)
 from .trackers import parse_log_option, check_log_requirements   # the standard library only: parsing stays fast
 
 # %% auto #0
@@ -89,10 +89,15 @@ def _show(v) -> str:
     if isinstance(v, tuple): return ' '.join(map(str, v)) if v else '(none)'
     return "''" if v == '' else str(v)
 
+def _shown(cfg, n) -> str:
+    if n in ('steps', 'warmup_steps') and isinstance(cfg, PretrainConfig) and cfg.time_budget:
+        return f'{_show(getattr(cfg, n))} (a new run: decided by time_budget {cfg.time_budget} when it starts; a resumed run: its decision)'
+    return _show(getattr(cfg, n))
+
 def format_config(cfg) -> str:
     "`cfg` (a `PretrainConfig`, `FinetuneConfig` or `SquadConfig`) one field per line, grouped as its options are."
     width = max(len(f.name) for f in fields(cfg))
-    return '\n'.join(f'{group}:\n' + '\n'.join(f'  {n:<{width}}  {_show(getattr(cfg, n))}' for n in names)
+    return '\n'.join(f'{group}:\n' + '\n'.join(f'  {n:<{width}}  {_shown(cfg, n)}' for n in names)
                      for group, names in field_groups(type(cfg), _groups_of(cfg)).items())
 
 # %% ../nbs/06b_cli.ipynb #c013
@@ -152,8 +157,11 @@ def _underscored(args: list, names) -> list:
     return out
 
 def _pretrain_from(values: dict) -> PretrainConfig:
+    "The config of `values` (a `--config` file, a saved run's, the options): a time budget's steps are those of the file (provisional, or a resumed run's decision)."
     values = dict(values)
-    return pretrain_config(values.pop('backbone', 'electra'), values.pop('size', 'tiny'), **values)
+    budget = values.pop('time_budget', '')   # the options' budget and steps together were refused before (check_budget_options)
+    cfg = pretrain_config(values.pop('backbone', 'electra'), values.pop('size', 'tiny'), **values)
+    return replace(cfg, time_budget=budget) if budget else cfg
 
 def _args(args): return list(sys.argv[1:] if args is None else args)
 
@@ -227,6 +235,9 @@ def pretrain_config_from_args(args=None) -> PretrainConfig:
     given = {k: v for k, v in ns.items() if v is not None}
     try:
         base = read_config_file(PretrainConfig, config) if config else {}
+        budget = given.get('time_budget', base.get('time_budget', ''))   # with --steps given: one of them must go
+        check_budget_options({**{k: given[k] for k in ('steps', 'warmup_steps') if k in given}, 'time_budget': budget},
+                             '' if 'time_budget' in given else f' (from --config {config})')
         cfg = _pretrain_from({**base, **given})
         saved = saved_run_config(cfg.run_dir) if cfg.resume and not config else None
         if saved is not None:   # continue the run as it was saved, where it was found; run_pretraining checks what the options change

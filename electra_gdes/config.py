@@ -10,7 +10,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
-import json, math, numbers, os
+import json, math, numbers, os, re
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from .files import atomic_file, write_error   # the standard library only too
@@ -20,12 +20,12 @@ from .trackers import parse_log_option   # the standard library only: parsing st
 __all__ = ['ENCODER_BACKBONES', 'BACKBONES', 'SIZES', 'SCRATCH_MODEL_TYPES', 'EMBEDDING_SHARING', 'MASK_STYLES', 'SAMPLERS',
            'SCHEDULES', 'PRECISIONS', 'FINETUNE_PRECISIONS', 'ATTENTIONS', 'EXAMPLE_BUILDERS', 'ALL_SIZES',
            'PRETRAIN_CHOICES', 'RUN_BACKBONE_CONFIG', 'PRETRAIN_PRESETS', 'CONTINUED_PRETRAINING', 'RESUME_FIXED',
-           'RESUME_ALLOWED', 'RESUME_FREE', 'RUN_CONTROL', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS', 'TASK_EPOCHS',
-           'SELECTIONS', 'FINETUNE_CHOICES', 'SQUAD_SIZE_PRESETS', 'SQUAD_CHOICES', 'RUN_CONFIG', 'PretrainConfig',
-           'backbone_config_file', 'backbone_config_type', 'scratch_encoder_run', 'ConfigTypeError',
-           'check_field_types', 'pretrain_config', 'resume_conflicts', 'config_changed', 'FinetuneConfig',
-           'size_from_shape', 'infer_size', 'SquadConfig', 'read_config_file', 'saved_run_config', 'save_config',
-           'load_config']
+           'RESUME_ALLOWED', 'RESUME_FREE', 'RESUME_DECIDED', 'RUN_CONTROL', 'GLUE_TASKS', 'FINETUNE_SIZE_PRESETS',
+           'TASK_EPOCHS', 'SELECTIONS', 'FINETUNE_CHOICES', 'SQUAD_SIZE_PRESETS', 'SQUAD_CHOICES', 'RUN_CONFIG',
+           'parse_duration', 'PretrainConfig', 'backbone_config_file', 'backbone_config_type', 'scratch_encoder_run',
+           'ConfigTypeError', 'check_field_types', 'pretrain_config', 'check_budget_options', 'resume_conflicts',
+           'config_changed', 'FinetuneConfig', 'size_from_shape', 'infer_size', 'SquadConfig', 'read_config_file',
+           'saved_run_config', 'save_config', 'load_config']
 
 # %% ../nbs/00_config.ipynb #c006
 ENCODER_BACKBONES = ('bert', 'roberta', 'modernbert')   # ELECTRA's recipe in another architecture, from scratch
@@ -46,7 +46,23 @@ PRETRAIN_CHOICES = {'backbone': BACKBONES, 'size': ALL_SIZES, 'embedding_sharing
                     'sampling': SAMPLERS, 'schedule': SCHEDULES, 'precision': PRECISIONS, 'attention': ATTENTIONS,
                     'example_builder': EXAMPLE_BUILDERS}
 
-# %% ../nbs/00_config.ipynb #c007
+# %% ../nbs/00_config.ipynb #c008
+_DURATION_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+
+def parse_duration(text, name='time_budget') -> float:
+    "Seconds of the duration `text`: `90`, `90s`, `10m`, `1.5h`, `2d` or a sum (`1h30m`); a `ValueError` naming `--<name>` otherwise."
+    s = str(text).strip().lower().replace(' ', '')
+    parts = re.findall(r'(\d+(?:\.\d*)?|\.\d+)([smhd]?)', s)
+    ok = bool(parts) and ''.join(n + u for n, u in parts) == s and all(u for n, u in parts[:-1] or []) and \
+         (len(parts) == 1 or parts[-1][1]) and len({u for _, u in parts}) == len(parts)
+    if not ok:
+        raise ValueError(f'{name}={text!r} is not a duration: pass --{name} as a number with a unit, s, m, h or d '
+                         f'(e.g. 90s, 10m, 6h, 2d, 1h30m), or plain seconds (e.g. 90).')
+    seconds = sum(float(n) * _DURATION_UNITS[u or 's'] for n, u in parts)
+    if not seconds > 0: raise ValueError(f'{name}={text!r} is out of range: it must be longer than 0 s; pass a positive --{name}.')
+    return seconds
+
+# %% ../nbs/00_config.ipynb #c010
 @dataclass
 class PretrainConfig:
     "Every setting of an RTD pretraining run; see `pretrain_config` for the presets."
@@ -86,6 +102,7 @@ class PretrainConfig:
     batch_size: int = 128               # the global batch: per-device micro-batch = batch_size / (processes x grad_accum)
     grad_accum: int = 1                 # micro-batches accumulated into each optimizer step
     steps: int = 1_000_000              # optimizer steps
+    time_budget: str = ''               # wall-clock time of the whole run (90s, 10m, 6h, 2d; plain seconds): its steps are decided from the measured speed of its first steps so that the warmup-and-decay schedule, evaluations, checkpoints and exports end on time; the warmup keeps the preset's share (not with --steps or --warmup_steps)
     lr: float = 5e-4                    # peak learning rate
     warmup_steps: int = 10_000          # linear warmup steps
     schedule: str = 'electra'           # electra (warmup and linear decay together) | deberta (warmup, then decay)
@@ -132,6 +149,8 @@ class PretrainConfig:
                      'max_nonfinite'):
             _check_at_least(name, getattr(self, name), 1)
         _check_at_least('warmup_steps', self.warmup_steps, 0)
+        self.time_budget = str(self.time_budget).strip()
+        if self.time_budget: parse_duration(self.time_budget)
         for name in ('lr', 'temperature', 'adam_eps'): _check_positive(name, getattr(self, name))
         for name in ('disc_weight', 'weight_decay', 'clip_norm'): _check_at_least(name, getattr(self, name), 0)
         _check_open('mask_prob', self.mask_prob, 0, 1)
@@ -154,6 +173,9 @@ class PretrainConfig:
             if name not in known:
                 raise ValueError(f"allow_change names {name!r}, which is not a setting; name fields such as steps or lr "
                                  "(electra-pretrain --help lists them).")
+            if name in RESUME_DECIDED:
+                raise ValueError(f"allow_change cannot include {name!r}: the run's steps and schedule were decided from it "
+                                 "when it started; to train longer pass --steps N --allow_change steps.")
             if name in RESUME_FIXED:
                 raise ValueError(f"allow_change cannot include {name!r}: the saved checkpoints' weights, vocabulary and data "
                                  "depend on it; start a new run (another --run_name) instead.")
@@ -161,7 +183,7 @@ class PretrainConfig:
     @property
     def run_dir(self) -> Path: return Path(self.output_dir)/self.run_name
 
-# %% ../nbs/00_config.ipynb #c008
+# %% ../nbs/00_config.ipynb #c011
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}; pass --{name} with one of these.")
@@ -298,7 +320,7 @@ def check_field_types(cfg):
             continue
         setattr(cfg, f.name, _typed(f.name, value, kind))
 
-# %% ../nbs/00_config.ipynb #c012
+# %% ../nbs/00_config.ipynb #c015
 _ELECTRA = dict(backbone='electra', mask_style='electra', sampling='gumbel', disc_weight=50.0, schedule='electra',
                 example_builder='electra', tokenizer='bert-uncased', vocab_size=30522, gen_depth_ratio=1.0,
                 log_every=100)   # a line per 100 steps: about 1.5 MB of stdout for 1M steps
@@ -340,7 +362,7 @@ PRETRAIN_PRESETS.update({(b, size): {**PRETRAIN_PRESETS['electra', size], 'backb
                                      **_ENCODER_TOKENIZERS[b], **({'vocab_size': 8000} if size == 'tiny' and b != 'bert' else {})}
                          for b in ENCODER_BACKBONES for size in SIZES[b]})
 
-# %% ../nbs/00_config.ipynb #c013
+# %% ../nbs/00_config.ipynb #c016
 CONTINUED_PRETRAINING = dict(lr=5e-5, steps=100_000, batch_size=256)   # DeBERTaV3's continued training from released weights (rtd.sh, *-continue; its warmup 10k is every published preset's)
 
 def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainConfig:
@@ -349,13 +371,22 @@ def pretrain_config(backbone='electra', size='small', **overrides) -> PretrainCo
     _check_choice('size', size, SIZES[backbone])
     unknown = set(overrides) - {f.name for f in fields(PretrainConfig)}
     if unknown: raise TypeError(f"Unknown PretrainConfig field(s): {', '.join(sorted(unknown))}")
+    check_budget_options(overrides)
     continued = {k: v for k, v in CONTINUED_PRETRAINING.items() if k not in overrides} \
                 if overrides.get('init_generator') or overrides.get('init_discriminator') else {}
     if continued: print(f"Continued pretraining: {', '.join(f'{k} {v:g}' for k, v in continued.items())} (DeBERTaV3's continued "
                         "training); pass --lr / --steps / --batch_size to change them.")
     return PretrainConfig(**{**PRETRAIN_PRESETS[backbone, size], 'size': size, **continued, **overrides})
 
-# %% ../nbs/00_config.ipynb #c018
+def check_budget_options(given: dict, where: str = ''):
+    "A `ValueError` when the options `given` hold a time budget and the steps or warmup it decides (`where`: the budget's source)."
+    both = [f'--{n}' for n in ('steps', 'warmup_steps') if n in given]
+    if str(given.get('time_budget') or '').strip() and both:
+        raise ValueError(f"time_budget={given['time_budget']!r}{where} decides the steps and the warmup (its share of the preset's), so "
+                         f"{' and '.join(both)} cannot be given with it: pass --time_budget alone to size the run by time, "
+                         f"or {' and '.join(both)} without --time_budget to size it by steps.")
+
+# %% ../nbs/00_config.ipynb #c021
 RESUME_FIXED = ('backbone', 'size', 'backbone_config', 'embedding_sharing', 'hidden_size', 'num_layers', 'num_heads', 'intermediate_size',
                 'embedding_size', 'max_position_embeddings', 'position_buckets', 'gen_width_ratio', 'gen_depth_ratio',
                 'tokenizer', 'vocab_size', 'max_length', 'example_builder', 'emd', 'decoupled_training')
@@ -365,15 +396,19 @@ RESUME_ALLOWED = ('corpus', 'corpus_split', 'text_column', 'mask_prob', 'mask_st
 RESUME_FREE = ('num_proc', 'cache_dir', 'grad_accum', 'precision', 'attention', 'compile', 'max_nonfinite', 'output_dir',
                'run_name', 'checkpoint_fractions', 'log_every', 'eval_every', 'log', 'init_generator', 'init_discriminator',
                'push_to_hub', 'hub_model_id', *('resume', 'overwrite', 'allow_change'))
+RESUME_DECIDED = ('time_budget',)   # decided the run's steps when it started: never changed, and never decided again
 RUN_CONTROL = ('resume', 'overwrite', 'allow_change')   # how this invocation treats the run, not part of the run
 
 def resume_conflicts(saved: PretrainConfig, new: PretrainConfig) -> list[str]:
     "Why `new` cannot resume the run saved with `saved` (empty when it can): fixed fields changed, or others not in `new.allow_change`."
     problems = []
-    for name in RESUME_FIXED + RESUME_ALLOWED:
+    for name in RESUME_DECIDED + RESUME_FIXED + RESUME_ALLOWED:
         old, now = getattr(saved, name), getattr(new, name)
         if old == now: continue
-        if name in RESUME_FIXED: problems.append(f'{name} {old!r} -> {now!r} (cannot change: the checkpoints depend on it)')
+        if name in RESUME_DECIDED:
+            problems.append(f"{name} {old!r} -> {now!r} (cannot change: the run's {saved.steps} steps and its schedule were decided "
+                            "from it when it started; to train longer pass --steps N --allow_change steps)")
+        elif name in RESUME_FIXED: problems.append(f'{name} {old!r} -> {now!r} (cannot change: the checkpoints depend on it)')
         elif name not in new.allow_change: problems.append(f'{name} {old!r} -> {now!r} (add --allow_change {name} to accept it)')
     return problems
 
@@ -381,7 +416,7 @@ def config_changed(saved, new) -> bool:
     "Whether `new` differs from `saved` in anything but the run-control fields (resume, overwrite, allow_change)."
     return any(getattr(saved, f.name) != getattr(new, f.name) for f in fields(new) if f.name not in RUN_CONTROL)
 
-# %% ../nbs/00_config.ipynb #c025
+# %% ../nbs/00_config.ipynb #c028
 GLUE_TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')
 FINETUNE_SIZE_PRESETS = {'tiny': dict(lr=3e-4, layer_decay=0.8), 'xsmall': dict(lr=3e-4, layer_decay=0.8),
                          'small': dict(lr=3e-4, layer_decay=0.8), 'base': dict(lr=1e-4, layer_decay=0.8),
@@ -408,6 +443,7 @@ class FinetuneConfig:
     layer_decay: float | None = None    # layer-wise lr decay (default: the size's published one)
     official_head_depth: bool = False   # put the head at depth L+2 as the official code does (off-by-one)
     epochs: int | None = None           # None: 10 for RTE and STS-B, 3 otherwise
+    time_budget: str = ''               # wall-clock time of the whole sweep, every task and run (90s, 10m, 6h, 2d; plain seconds): each task's epochs (published, or --epochs) are the most a run trains; when they do not fit, every run trains the same share of its steps, decided from measured speed
     batch_size: int = 32                # the global batch, as in PretrainConfig
     grad_accum: int = 1                 # micro-batches accumulated into each optimizer step
     max_length: int = 128               # tokens per example (pairs truncated BERT-style)
@@ -434,6 +470,8 @@ class FinetuneConfig:
             if name != 'tasks': _check_choice(name, getattr(self, name), choices)
         for name in ('runs', 'batch_size', 'grad_accum', 'max_length', 'top_k'): _check_at_least(name, getattr(self, name), 1)
         if self.epochs is not None: _check_at_least('epochs', self.epochs, 1)
+        self.time_budget = str(self.time_budget).strip()
+        if self.time_budget: parse_duration(self.time_budget)
         if self.lr is not None: _check_positive('lr', self.lr)
         if self.layer_decay is not None: _check_range('layer_decay', self.layer_decay, 0, 1, '(0, 1]', lambda v: 0 < v <= 1)
         _check_at_least('weight_decay', self.weight_decay, 0)
@@ -449,7 +487,7 @@ class FinetuneConfig:
 FINETUNE_CHOICES = {'size': ('auto', *FINETUNE_SIZE_PRESETS), 'tasks': GLUE_TASKS, 'precision': FINETUNE_PRECISIONS,
                     'attention': ATTENTIONS, 'selection': SELECTIONS}
 
-# %% ../nbs/00_config.ipynb #c028
+# %% ../nbs/00_config.ipynb #c031
 _SIZE_WORDS = ('xsmall', 'small', 'base', 'large', 'tiny')
 
 def size_from_shape(hidden_size: int, num_layers: int) -> str:
@@ -472,7 +510,7 @@ def infer_size(checkpoint) -> tuple[str, str]:
                      f"num_hidden_layers, and its name has none of {', '.join(_SIZE_WORDS)}; pass --size small, base or large "
                      "(or check the path).")
 
-# %% ../nbs/00_config.ipynb #c031
+# %% ../nbs/00_config.ipynb #c034
 # ELECTRA paper, Appendix (Table 7, fine-tuning hyperparameters, GLUE and SQuAD alike): lr 3e-4 Small, 1e-4 Base, 5e-5 Large;
 # layer-wise decay 0.8 (Large 0.9). configure_finetuning.py: learning_rate 1e-4, layerwise_lr_decay 0.8; "large": 5e-5, 0.9.
 # DeBERTaV3 sizes: not published for SQuAD; ELECTRA's by size (tiny and xsmall as small).
@@ -542,7 +580,7 @@ class SquadConfig:
         if self.lr is None: self.lr = preset['lr']
         if self.layer_decay is None: self.layer_decay = preset['layer_decay']
 
-# %% ../nbs/00_config.ipynb #c035
+# %% ../nbs/00_config.ipynb #c038
 RUN_CONFIG = 'run_config.json'   # a pretraining run's own config: not config.json, which HF tools take for a model's
 
 def read_config_file(cls, path, strict=True) -> dict:
@@ -563,7 +601,7 @@ def saved_run_config(run_dir) -> Path | None:
     path = Path(run_dir)/RUN_CONFIG
     return path if path.is_file() else None
 
-# %% ../nbs/00_config.ipynb #c036
+# %% ../nbs/00_config.ipynb #c039
 def save_config(cfg, path):
     """Write dataclass `cfg` to `path` as JSON, atomically: a temporary file, then a rename. If the write fails, the temporary
     file is removed, an earlier config at `path` stays as it was, and the `OSError` names `path`."""
