@@ -118,6 +118,8 @@ class CheckpointCallback(Callback):
         state = {'format': CHECKPOINT_FORMAT, 'step': step, 'model': learn.model.state_dict(), 'opt': _opt_state(learn.opt),
                  'rng': rng_states(), 'world_size': getattr(learn, 'world_size', 1)}
         if getattr(learn, 'scaler', None) is not None: state['scaler'] = learn.scaler.state_dict()
+        clock = getattr(learn, 'run_clock', None)   # a `budget.RunClock`: the run's time so far, its earlier sessions included
+        if clock is not None: state['elapsed_s'] = clock.elapsed()
         return write_checkpoint(state, checkpoint_path(self.run_dir, step))
 
     def before_batch(self):
@@ -145,6 +147,8 @@ def load_checkpoint(learn, path) -> int:
     learn.opt.load_state_dict(state['opt'])
     set_start_step(learn, state['step'])
     learn.checkpoint.pending = state['rng'], state.get('scaler')
+    clock = getattr(learn, 'run_clock', None)
+    if clock is not None: clock.before = state.get('elapsed_s', 0.0)   # the sessions before this one, up to this checkpoint
     return state['step']
 
 # %% ../nbs/04c_checkpoint.ipynb #c015

@@ -11,7 +11,8 @@ Docs: https://electra-gdes.github.io/electra_gdes/pretrain_job.html.md"""
 
 # %% ../nbs/07a_pretrain_job.ipynb #c003
 from __future__ import annotations
-import json, os, shutil, sys
+import json, os, shutil, sys, time
+from dataclasses import replace
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
 from .config import *
@@ -22,13 +23,14 @@ from .files import OutputWriteError, atomic_file
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir', 'remove_run', 'save_run_config',
-           'held_out_split', 'init_model', 'final_metrics', 'run_pretraining', 'main', 'exit_status']
+           'held_out_split', 'init_model', 'final_metrics', 'run_pretraining', 'needs_budget_decision',
+           'measure_pretraining', 'size_by_time', 'resumed_budget_line', 'main', 'exit_status']
 
 # %% ../nbs/07a_pretrain_job.ipynb #c007
 class RunDirError(ValueError):
     "This run must not touch its run directory; the message says why (nothing was changed) and what to do instead."
 
-RUN_FILES = (RUN_CONFIG, RUN_BACKBONE_CONFIG, 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator',
+RUN_FILES = (RUN_CONFIG, RUN_BACKBONE_CONFIG, 'budget.json', 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator',
              'tensorboard', 'wandb', '.neptune')   # the trackers' folders (trackers.make_trackers) go with the run
 
 def run_files(run_dir) -> list[str]:
@@ -119,12 +121,16 @@ def final_metrics(run_dir) -> dict | None:
     rows = read_eval(path)
     return rows[-1] if rows else None
 
-def run_pretraining(cfg: PretrainConfig) -> Path:
+def run_pretraining(cfg: PretrainConfig, started: float | None = None) -> Path:
     """Pretrain as `cfg` says (resuming with `cfg.resume`), export the discriminator and generator; returns `cfg.run_dir`.
     Under `torchrun` every process runs this: rank 0 holds the run folder's lock, builds the data first and is the only
-    one to write. Another job holding the folder: a `RunLockedError` before anything is written."""
+    one to write. Another job holding the folder: a `RunLockedError` before anything is written. `started`: the
+    `time.monotonic()` of the job's start (default: now), from which a `--time_budget` counts."""
+    started = time.monotonic() if started is None else started   # imports, data and model are part of the run's time
     from electra_gdes.files import check_writable
     from electra_gdes.run_lock import job_lock
+    from electra_gdes.budget import RunClock
+    clock = RunClock(start=started)
     check_writable(cfg.output_dir)   # the lock file goes there: an unusable --output_dir is one message, before the lock
     if cfg.init_discriminator:   # shape, vocabulary, tokenizer from the checkpoint: before the run folder's saved config is compared
         from electra_gdes.continued import continued_config
@@ -133,9 +139,9 @@ def run_pretraining(cfg: PretrainConfig) -> Path:
         from electra_gdes.continued import scratch_config
         cfg = scratch_config(cfg, verbose=os.environ.get('RANK', '0') == '0')
     with job_lock(cfg.run_dir, what='run folder', fix='wait for that job to end, or pass another --run_name'):
-        return _run_locked(cfg)
+        return _run_locked(cfg, clock)
 
-def _run_locked(cfg: PretrainConfig) -> Path:
+def _run_locked(cfg: PretrainConfig, clock) -> Path:
     state = check_run_dir(cfg)   # under the lock, before anything is imported, cached or written
     from electra_gdes.trackers import parse_log_option, check_log_requirements, make_trackers, close_trackers
     check_log_requirements(parse_log_option(cfg.log))
@@ -152,15 +158,16 @@ def _run_locked(cfg: PretrainConfig) -> Path:
     env = init_distributed()
     tokenizer, ds = pretrain_data(cfg)
     train_ds, held_out = held_out_split(ds, cfg.batch_size)
+    decide = needs_budget_decision(cfg, state)
     if env.rank == 0:
         summary = pretrain_data_summary(ds, cfg.max_length)
         print('Data:', ', '.join(f'{k} {v}' for k, v in summary.items()))
-        print(f'Training: {cfg.steps} steps x {cfg.batch_size} examples = {cfg.steps * cfg.batch_size / len(train_ds):.2f} '
-              f'passes over {len(train_ds)} examples; {0 if held_out is None else len(held_out)} held out; '
-              f'{env.world_size} process(es).')
+        if not decide: print(_training_line(cfg, train_ds, held_out, env.world_size))
     # trackers=(): the trackers of cfg.log are made after the barrier below, so that --overwrite cannot remove their folders
+    build_t0 = time.monotonic()
     learn = distributed_pretrain_learner(cfg, train_ds, tokenizer, init_model(cfg, tokenizer), valid_dataset=held_out,
                                          cbs=[RTDEvalCallback()], trackers=())   # held-out RTD metrics every eval_every steps
+    build_s = time.monotonic() - build_t0
     if env.rank == 0:
         if state == 'overwrite': print(f'Replacing the run in {cfg.run_dir} (--overwrite).'); remove_run(cfg.run_dir)
         if state == 'restart':
@@ -169,9 +176,15 @@ def _run_locked(cfg: PretrainConfig) -> Path:
             remove_run(cfg.run_dir)
         save_run_config(cfg)
     barrier()   # no process starts (or resumes) before rank 0 has replaced the old run, trackers' folders included
+    if decide:   # --time_budget: measure, decide the steps, start again from the initial weights as a plain run of them
+        cfg, learn = size_by_time(learn, clock, build_s, train_ds, held_out, tokenizer)
+        if env.rank == 0: print(_training_line(cfg, train_ds, held_out, env.world_size))
+    learn.run_clock = clock   # checkpoints carry the run's elapsed time, so that a resumed run counts its earlier sessions
     learn.rtd_logger.trackers = tuple(make_trackers(cfg, cfg.run_dir, env.rank))
     try:
-        if state == 'resume': resume_from_latest(learn)
+        if state == 'resume':
+            resume_from_latest(learn)
+            if cfg.time_budget and not decide and env.rank == 0: print(resumed_budget_line(cfg, learn, clock))
         fit_steps(learn)
     finally: close_trackers(learn.rtd_logger.trackers)   # an interrupted run keeps what its trackers got
     if env.rank == 0:
@@ -180,6 +193,7 @@ def _run_locked(cfg: PretrainConfig) -> Path:
         save_generator(learn.model, tokenizer, cfg.run_dir/'generator', cfg=cfg, metrics=metrics)
         plot_run(cfg.run_dir, cfg.run_dir/'loss.png')
         print(f'Discriminator: {cfg.run_dir/"discriminator"}; generator: {cfg.run_dir/"generator"}; losses: {cfg.run_dir/"loss.png"}')
+        if cfg.time_budget: print(_budget_end_line(cfg, clock))
         if cfg.push_to_hub: _push(cfg)
     barrier()   # no process leaves (and tears the group down) while rank 0 still exports
     return cfg.run_dir
@@ -191,12 +205,141 @@ def _push(cfg: PretrainConfig):
     for url in push_exports({f'{repo}-{part}': cfg.run_dir/part for part in ('discriminator', 'generator')}).values():
         print(f'Pushed {url}')
 
-# %% ../nbs/07a_pretrain_job.ipynb #c015
+# %% ../nbs/07a_pretrain_job.ipynb #c013
+def needs_budget_decision(cfg: PretrainConfig, state: str) -> bool:
+    "Whether this run decides its steps from `cfg.time_budget`: a new one, or one stopped before its decision and its first checkpoint."
+    if not cfg.time_budget: return False
+    if state in ('new', 'overwrite', 'restart'): return True
+    from electra_gdes.budget import BUDGET_FILE
+    return state == 'resume' and not (cfg.run_dir/BUDGET_FILE).is_file() and not checkpoint_steps_on_disk(cfg.run_dir)
+
+def _training_line(cfg, train_ds, held_out, world_size) -> str:
+    return (f'Training: {cfg.steps} steps x {cfg.batch_size} examples = {cfg.steps * cfg.batch_size / len(train_ds):.2f} '
+            f'passes over {len(train_ds)} examples; {0 if held_out is None else len(held_out)} held out; {world_size} process(es).')
+
+def _probe_end(learn, tokenizer, folder: Path, eval_row) -> float:
+    "Seconds to export both models and plot a run, into `folder` (rank 0): the end of a run, as it will be."
+    import csv
+    from electra_gdes.logs import LOG_COLUMNS
+    from electra_gdes.export import save_discriminator, save_generator
+    from electra_gdes.rtd_eval import plot_run, write_eval
+    from electra_gdes.budget import timed
+    def end():
+        save_discriminator(learn.model, tokenizer, folder/'discriminator', cfg=learn.cfg)
+        save_generator(learn.model, tokenizer, folder/'generator', cfg=learn.cfg)
+        with open(folder/'log.csv', 'w', newline='') as f:
+            w = csv.DictWriter(f, LOG_COLUMNS); w.writeheader()
+            w.writerows({**{k: 0.5 for k in LOG_COLUMNS}, 'step': s} for s in (1, 2))
+        if eval_row is not None: write_eval(folder/'eval.csv', [eval_row])
+        import matplotlib.pyplot as plt
+        plt.close(plot_run(folder, folder/'loss.png'))
+    return timed(end)[1]
+
+def measure_pretraining(learn, tokenizer, budget_s: float) -> dict:
+    """Time `learn`'s training steps (`budget.StepTimer`, writing nothing of the run), one held-out evaluation, one
+    checkpoint and the run's end (exports and plot, into a scratch folder). The model's weights are not put back: see
+    `size_by_time`."""
+    import torch
+    from electra_gdes.budget import StepTimer, timed
+    from electra_gdes.checkpoint import CheckpointCallback
+    from electra_gdes.train import fit_measured
+    from electra_gdes.rtd_eval import RTDEvalCallback, EVAL_COLUMNS, evaluate_rtd, held_out_batches
+    cfg = learn.cfg
+    device = next(learn.model.parameters()).device
+    warmup = 3 if cfg.compile and device.type == 'cuda' else 1   # compiled at the first step; CUDA graphs captured at the next
+    timer = StepTimer(warmup, min_steps=5, min_seconds=min(60.0, max(0.5, 0.01 * budget_s)), max_steps=cfg.steps)
+    fit_measured(learn, timer, writers=[cb for cb in learn.cbs if isinstance(cb, RTDEvalCallback)])   # nothing of the run written
+    m = dict(step_s=timer.step_seconds, timed_steps=timer.timed_steps, warmup_probe_steps=warmup,
+             measure_s=timer.warmup_seconds + timer.seconds, eval_s=0.0, eval_batches_s=0.0, checkpoint_s=0.0, end_s=0.0,
+             validate_s=0.0)
+    # fastai's fit ends with a pass over the held-out set (the validation loss), which the measured fit stopped before
+    if len(learn.dls.valid): m['validate_s'] = timed(learn.validate, device=device)[1]
+    if getattr(learn, 'rank', 0) != 0: return m
+    eval_row = None
+    if len(learn.dls.valid):
+        batches, m['eval_batches_s'] = timed(held_out_batches, learn, device=device)
+        row, m['eval_s'] = timed(evaluate_rtd, learn, batches, device=device)
+        eval_row = {k: v for k, v in {'step': 1, **row}.items() if k in EVAL_COLUMNS}
+    import tempfile
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix='.budget-probe-', dir=cfg.run_dir) as d:   # the run's disk, removed after
+        m['checkpoint_s'] = timed(CheckpointCallback(d, [], 0).save, learn)[1]
+        m['end_s'] = _probe_end(learn, tokenizer, Path(d), eval_row)
+    return m
+
+def size_by_time(learn, clock, build_s: float, train_ds, held_out, tokenizer):
+    """`(cfg, learn)` of the run `learn.cfg.time_budget` buys: measured (`measure_pretraining`), decided
+    (`budget.decide_steps`), recorded (`budget.json`, `run_config.json`), and a new learner for the decided steps around
+    the same model, its initial weights and the RNG states put back (rank 0 decides; every process gets the decision)."""
+    import datetime, socket, torch
+    from electra_gdes.budget import StepCosts, BUDGET_FILE, decide_steps, write_budget, budget_line, BudgetError
+    from electra_gdes.checkpoint import rng_states, set_rng_states
+    from electra_gdes.distributed import distributed_pretrain_learner, is_distributed
+    from electra_gdes.rtd_eval import RTDEvalCallback
+    cfg, rank = learn.cfg, getattr(learn, 'rank', 0)
+    budget_s = parse_duration(cfg.time_budget)
+    initial = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}   # the weights the run starts from
+    rng = rng_states()
+    m = measure_pretraining(learn, tokenizer, budget_s)
+    decision = None
+    if rank == 0:
+        costs = StepCosts(m['step_s'], m['eval_s'], cfg.eval_every if held_out is not None else 0, m['checkpoint_s'],
+                          cfg.checkpoint_fractions, m['end_s'] + m['eval_batches_s'] + m['validate_s'])
+        share, spent = cfg.warmup_steps / cfg.steps, clock.elapsed()
+        try:
+            steps, warmup = decide_steps(budget_s, spent, costs, share, restart_s=build_s)
+            decision = dict(time_budget=cfg.time_budget, budget_s=budget_s, steps=steps, warmup_steps=warmup,
+                            warmup_share=share, **m, eval_every=costs.eval_every, evaluations=costs.evaluations(steps),
+                            checkpoints=costs.checkpoints(steps), restart_s=build_s, spent_s=spent,
+                            planned_s=spent + build_s + costs.seconds(steps), provisional_steps=cfg.steps,
+                            reproduce=f'--steps {steps} --warmup_steps {warmup}', processes=getattr(learn, 'world_size', 1),
+                            host=socket.gethostname(), decided_at=datetime.datetime.now().isoformat(timespec='seconds'))
+        except BudgetError as e: decision = str(e)
+    if is_distributed():
+        box = [decision]; torch.distributed.broadcast_object_list(box, src=0); decision = box[0]
+    if isinstance(decision, str): raise BudgetError(decision)
+    cfg = replace(cfg, steps=decision['steps'], warmup_steps=decision['warmup_steps'])
+    if rank == 0:
+        write_budget(cfg.run_dir/BUDGET_FILE, decision)
+        save_run_config(cfg)
+        print(budget_line(decision), flush=True)
+    model, loss_func = learn.model, learn.loss_func
+    learn.opt = None; del learn   # the measured optimizer state goes; the model stays (compiled once)
+    model.load_state_dict(initial); del initial
+    learn = distributed_pretrain_learner(cfg, train_ds, tokenizer, model, valid_dataset=held_out, cbs=[RTDEvalCallback()], trackers=())
+    if cfg.compile: learn.loss_func = loss_func   # compiled already: not compiled again
+    set_rng_states(rng)   # as after building the learner of a plain run of these steps
+    return cfg, learn
+
+def resumed_budget_line(cfg: PretrainConfig, learn, clock) -> str:
+    "How a resumed run of `cfg.time_budget` stands: its decision, the time of its earlier sessions, when the steps left would end."
+    from electra_gdes.budget import BUDGET_FILE, read_budget, clock_text
+    r, budget_s, done = read_budget(cfg.run_dir/BUDGET_FILE), parse_duration(cfg.time_budget), learn.start_step
+    if r is None:
+        return (f'Time budget {cfg.time_budget}: no {BUDGET_FILE} in {cfg.run_dir}, so the decision cannot be shown; the run goes on '
+                f'to its {cfg.steps} steps (run_config.json), never sized again.')
+    steps = (f"its {r['steps']:,} steps (warmup {r['warmup_steps']:,}) were decided when it started ({r['step_s']:.4g} s/step)"
+             if r['steps'] == cfg.steps else f"it bought {r['steps']:,} steps; --steps {cfg.steps} replaced them (--allow_change steps)")
+    left = (cfg.steps - done) * r['step_s'] + r.get('end_s', 0)
+    end = clock.elapsed() + left
+    verdict = f'would end at about {clock_text(end)} of {clock_text(budget_s)}' + \
+              (f', {clock_text(end - budget_s)} over it: the steps are kept (never decided again)' if end > budget_s * 1.02 else '')
+    return (f'Time budget {cfg.time_budget}: {steps}; {clock_text(clock.before)} spent before this restart (up to the checkpoint '
+            f'at step {done}); the {cfg.steps - done:,} steps left at that speed {verdict}.')
+
+def _budget_end_line(cfg: PretrainConfig, clock) -> str:
+    from electra_gdes.budget import clock_text
+    budget_s, took = parse_duration(cfg.time_budget), clock.elapsed()
+    return (f'Time budget {cfg.time_budget}: the run took {clock_text(took)} ({took:.1f} s; this session {clock.session():.1f} s) '
+            f'of {clock_text(budget_s)} ({100 * took / budget_s:.0f}%).')
+
+# %% ../nbs/07a_pretrain_job.ipynb #c019
 def main(args=None):
     "Entry point of `electra-pretrain`: every `PretrainConfig` field is an option."
+    started = time.monotonic()   # a --time_budget counts from here
     cfg = pretrain_config_from_args(args)
     if os.environ.get('RANK', '0') == '0': print(format_config(cfg))   # under torchrun, once rather than once per process
-    try: run_pretraining(cfg)   # no return value: a console script exits with it, and a path would read as a failure
+    try: run_pretraining(cfg, started)   # no return value: a console script exits with it, and a path would read as a failure
     except Exception as e:
         status = exit_status(e)
         if not status: raise
@@ -215,10 +358,11 @@ def exit_status(e: Exception) -> int:
     return 1 if isinstance(e, _explained_errors()) else 0
 
 def _explained_errors() -> tuple:
-    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push, a run stopped by non-finite steps."
+    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push, a run stopped by non-finite steps, a time budget that buys no step."
     long_runs, export = sys.modules.get('electra_gdes.long_runs'), sys.modules.get('electra_gdes.export')   # loaded if they raised
+    budget = sys.modules.get('electra_gdes.budget')
     return ((RunDirError, OutputWriteError) + ((long_runs.NonFiniteTrainingError,) if long_runs is not None else ())
-            + ((export.HubPushError,) if export is not None else ()))
+            + ((export.HubPushError,) if export is not None else ()) + ((budget.BudgetError,) if budget is not None else ()))
 
-# %% ../nbs/07a_pretrain_job.ipynb #c016
+# %% ../nbs/07a_pretrain_job.ipynb #c020
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

@@ -38,7 +38,7 @@ from .accumulation import AccumulatingLearner
 __all__ = ['TRAIN_MASKS', 'HELD_OUT_MASKS', 'HELD_OUT_SAMPLING', 'RANK_RESEED', 'TRAIN_SAMPLING', 'TRAIN_DROPOUT',
            'data_permutation', 'global_batch_indices', 'StepBatchSampler', 'pretrain_dataloaders', 'step_seed',
            'sampling_uniforms', 'RTDCallback', 'RTDLearner', 'decoupled_param_groups', 'decoupled_peak_lrs',
-           'link_torch_without_spaces', 'compile_step', 'pretrain_learner', 'fit_steps']
+           'link_torch_without_spaces', 'compile_step', 'pretrain_learner', 'fit_steps', 'fit_measured']
 
 # %% ../nbs/05_train.ipynb #c005
 def data_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -278,7 +278,8 @@ def compile_step(model, loss_func: RTDLoss, device):
     (their all-reduce overlaps the backward) as when compiling after wrapping."""
     mode = 'reduce-overhead' if torch.device(device).type == 'cuda' else None
     if torch.device(device).type == 'cpu': link_torch_without_spaces()
-    model.compile(mode=mode, dynamic=False)
+    # a model compiled already (the one a --time_budget measured, given to its run's learner) keeps its graphs
+    if getattr(model, '_compiled_call_impl', None) is None: model.compile(mode=mode, dynamic=False)
     loss_func.terms = torch.compile(RTDLoss.terms, mode=mode, dynamic=False)
     # decoupled training's two steps, each its own term
     loss_func.mlm_term = torch.compile(RTDLoss.mlm_term, mode=mode, dynamic=False)
@@ -334,4 +335,15 @@ def pretrain_learner(cfg: PretrainConfig, dataset=None, tokenizer=None, model=No
 def fit_steps(learn) -> Learner:
     "Train `learn` from its start step to `cfg.steps`: one fastai epoch over the step sampler, then the held-out set if any."
     if learn.start_step < learn.cfg.steps: learn.fit(1, lr=learn.cfg.lr)
+    return learn
+
+def fit_measured(learn, timer, writers=()) -> Learner:
+    """Train `learn` until `timer` (a `budget.StepTimer`) stops it, writing nothing of the run (`--time_budget` measures
+    the steps so): its log, checkpoints, preemption handler and `writers` (e.g. the held-out evaluation) leave the
+    learner; a logger that writes nothing still reads the logged steps' numbers (their device syncs), as in training."""
+    cfg = learn.cfg
+    out = [cb for cb in learn.cbs if isinstance(cb, (RTDLogger, CheckpointCallback, PreemptionCallback)) or cb in writers]
+    learn.remove_cbs(out)
+    quiet = RTDLogger(cfg.run_dir/'log.csv', cfg.log_every, cfg.steps, getattr(learn, 'world_size', 1), write=False)
+    learn.fit(1, lr=cfg.lr, cbs=[timer, quiet])
     return learn
