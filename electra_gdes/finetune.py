@@ -12,7 +12,7 @@ Docs: https://electra-gdes.github.io/electra_gdes/finetune.html.md"""
 
 # %% ../nbs/10a_finetune.ipynb #c003
 from __future__ import annotations
-import sys
+import sys, time
 from dataclasses import replace
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
@@ -41,10 +41,12 @@ def push_best_runs(cfg: FinetuneConfig, exported: dict) -> dict:
     prefix = cfg.hub_model_id or cfg.group
     return push_exports({f'{prefix}-{task}': path for task, path in exported.items()})
 
-def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
+def run_glue(cfg: FinetuneConfig, started: float | None = None) -> 'pd.DataFrame':
     """Sweep (unless `cfg.predict_only`), summary of the results file, the best run of each task exported (and pushed with
     `cfg.push_to_hub`), and the submission when every GLUE task is done. Bad data or a task without a finished run is an
-    error before anything is written."""
+    error before anything is written. `started`: the `time.monotonic()` of the job's start, from which a `cfg.time_budget`
+    counts (default: now)."""
+    started = time.monotonic() if started is None else started
     from electra_gdes.distributed import is_rank0
     from electra_gdes.glue_metrics import markdown_table, save_summary, summary_table
     from electra_gdes.glue_finetune import check_glue_tasks, export_best_runs, finetune_sweep, group_dir, read_results, results_path, select_runs
@@ -55,7 +57,7 @@ def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
         glue_tasks = check_glue_tasks(cfg) if submit else None  # the test sets, checked before anything is written
     else:
         glue_tasks = check_glue_tasks(cfg)  # on every rank: loading waits for rank 0; read once for the sweep and the submission
-        results = finetune_sweep(cfg, glue_tasks)
+        results = finetune_sweep(cfg, glue_tasks, started)
         for task in cfg.tasks: select_runs(results, task)
     table = summary_table(results, cfg.tasks)
     if not is_rank0(): return table  # under torchrun the other ranks trained alongside: rank 0 writes the summary and submission
@@ -74,21 +76,23 @@ def run_glue(cfg: FinetuneConfig) -> 'pd.DataFrame':
 # %% ../nbs/10a_finetune.ipynb #c011
 def main(args=None):
     "Entry point of `electra-finetune`: every `FinetuneConfig` field is an option."
+    started = time.monotonic()   # a --time_budget counts from here
     cfg = finetune_config_from_args(args)
     from electra_gdes.distributed import distributed, is_rank0
     from electra_gdes.glue_data import GlueDataError
     from electra_gdes.glue_model import GlueSetupError
     from electra_gdes.export import HubPushError
     from electra_gdes.run_lock import RunLockedError
+    from electra_gdes.budget import BudgetError
     try:
         with distributed():  # joins the process group when launched by torchrun; a single process otherwise
             if is_rank0(): print(format_config(cfg))
-            run_glue(cfg)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
+            run_glue(cfg, started)   # no return value: a console script passes it to sys.exit, and a table would read as a failure
     # bad data, an unusable checkpoint, a group of another recipe, a task without runs, a failed write or push: the message
     # names the file and the fix, a traceback would only hide it
     except RunLockedError as e:   # another sweep holds the group: like a bad option, exit 2 with one line
         print(f'electra-finetune: error: {e}', file=sys.stderr); sys.exit(2)
-    except (GlueDataError, GlueSetupError, HubPushError, OSError) as e: sys.exit(f'electra-finetune: error: {e}')
+    except (GlueDataError, GlueSetupError, HubPushError, BudgetError, OSError) as e: sys.exit(f'electra-finetune: error: {e}')
 
 # %% ../nbs/10a_finetune.ipynb #c014
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours

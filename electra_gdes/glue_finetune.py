@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np, torch, torch.nn as nn, torch.distributed as dist
-from fastai.basics import Learner, DataLoaders, Callback, CrossEntropyLossFlat, MSELossFlat, set_seed
+from fastai.basics import Learner, DataLoaders, Callback, CancelTrainException, CrossEntropyLossFlat, MSELossFlat, set_seed
 from fastai.callback.progress import ProgressCallback
 from fastai.metrics import AccumMetric
 from fastprogress.fastprogress import format_time
@@ -21,7 +21,8 @@ from fastai.callback.training import GradientClip
 from fastcore.basics import noop
 from scipy.special import softmax
 
-from .config import FinetuneConfig, save_config, load_config
+from .config import FinetuneConfig, GLUE_TASKS, save_config, load_config, parse_duration
+from .budget import BUDGET_FILE, BudgetError, RunClock, StepTimer, clock_text, largest_steps, read_budget, timed, write_budget
 from .optim import adam_no_bias_correction, electra_lr
 from .files import atomic_file
 from .glue_data import load_glue, load_glue_tasks, glue_tokenize, glue_collate, double_unordered
@@ -42,8 +43,9 @@ from .accumulation import MeanLossLearner
 __all__ = ['DOUBLED_TASKS', 'CLIP_NORM', 'PRACTICE_EPOCHS', 'BEST_SUFFIX', 'RECIPE_FIELDS', 'LayerwiseLRScheduler',
            'training_set', 'glue_batch', 'glue_dataloader', 'glue_train_dataloader', 'group_dir', 'task_run_dir',
            'results_path', 'append_result', 'read_results', 'run_seed', 'predict_outputs', 'evaluate', 'dev_metric',
-           'epoch_line', 'task_epochs', 'finetune_learner', 'load_task', 'check_glue_tasks', 'finetune_run',
-           'select_runs', 'best_dir', 'export_best_runs', 'check_group_config', 'finished_runs', 'finetune_sweep',
+           'epoch_line', 'task_epochs', 'StopAfterSteps', 'budget_epochs', 'finetune_learner', 'load_task',
+           'check_glue_tasks', 'finetune_run', 'select_runs', 'best_dir', 'export_best_runs', 'measure_glue_task',
+           'share_steps', 'decide_share', 'sweep_plan', 'check_group_config', 'finished_runs', 'finetune_sweep',
            'run_test_outputs', 'ensemble_outputs', 'task_test_predictions']
 
 # %% ../nbs/09b_glue_finetune.ipynb #c008
@@ -164,12 +166,28 @@ def task_epochs(cfg: FinetuneConfig, task: str) -> int:
     "Epochs of `task`: `cfg.epochs` if given, else `PRACTICE_EPOCHS` for `--practice`, else the published ones (`cfg.task_epochs`)."
     return PRACTICE_EPOCHS if cfg.practice and cfg.epochs is None else cfg.task_epochs(task)
 
-def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl, name: str = '') -> Learner:
+class StopAfterSteps(Callback):
+    "End training after `steps` optimizer steps (the epoch's validation still runs): a run of a time budget's share of its schedule."
+    order, run_valid = 95, False
+    def __init__(self, steps: int): self.steps = steps
+    def before_fit(self): self.done = 0
+    def after_batch(self):   # a loader batch is one optimizer step (its micro-batches run inside the learner)
+        self.done += 1
+        if self.done >= self.steps: raise CancelTrainException()
+    def after_cancel_train(self): self.learn.recorder.cancel_train = False   # the cut epoch's train loss is logged as any other's
+
+def budget_epochs(steps: int, steps_per_epoch: int) -> int:
+    "Epochs that hold `steps` optimizer steps (the last one cut short)."
+    return max(1, math.ceil(steps / steps_per_epoch))
+
+def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl, valid_dl, name: str = '', steps: int | None = None) -> Learner:
     """A fastai `Learner` with ELECTRA's fine-tuning optimiser, layer-wise lrs and schedule for `task.name`, and its dev metric.
-    With stdout a file or a pipe: no progress bar, a line per epoch (`epoch_line`, after `name`) on rank 0."""
-    total = task_epochs(cfg, task.name) * len(train_dl)   # optimizer steps: warmup is 10% of epochs x (global) batches
+    With stdout a file or a pipe: no progress bar, a line per epoch (`epoch_line`, after `name`) on rank 0. `steps`: the
+    optimizer steps a `--time_budget` gave the run (its schedule is theirs, and training stops there); default: the epochs'."""
+    total = steps or task_epochs(cfg, task.name) * len(train_dl)   # optimizer steps: warmup is 10% of epochs x (global) batches
     lrs = layerwise_lrs(cfg.lr, cfg.layer_decay, model.backbone.config.num_hidden_layers, cfg.official_head_depth)
     cbs = [LayerwiseLRScheduler(lrs, total, round(cfg.warmup_fraction * total)), GradientClip(CLIP_NORM), DDPCallback()]
+    if steps: cbs.append(StopAfterSteps(steps))
     set_attention(model, resolve_attention(cfg.attention, default_device()))
     if cfg.precision != 'fp32': cbs.append(DeviceMixedPrecision(amp_mode=cfg.precision))
     learn = MeanLossLearner(DataLoaders(train_dl, valid_dl), model, loss_func=MSELossFlat() if task.is_regression else CrossEntropyLossFlat(),
@@ -181,7 +199,7 @@ def finetune_learner(cfg: FinetuneConfig, task, model: GlueClassifier, train_dl,
             learn.logger = lambda log: print(epoch_line(learn.recorder.metric_names, log, learn.n_epoch, name), flush=True)
     return learn
 
-# %% ../nbs/09b_glue_finetune.ipynb #c031
+# %% ../nbs/09b_glue_finetune.ipynb #c033
 def load_task(cfg: FinetuneConfig, task: str):
     "GLUE `task` from `cfg.glue_dir` if given, else the practice suite if `cfg.practice`, else the Hugging Face hub."
     return rank0_first(load_glue, task, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # downloaded or written once
@@ -190,8 +208,9 @@ def check_glue_tasks(cfg: FinetuneConfig) -> dict:
     "Every task of `cfg.tasks` loaded and checked (files present and parseable, no empty split) before anything trains; task -> `GlueTask`."
     return rank0_first(load_glue_tasks, cfg.tasks, cfg.glue_dir, cfg.practice and not cfg.glue_dir)  # a practice suite is written once
 
-def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None) -> dict:
-    "Fine-tune `cfg.checkpoint` on `task` with run `run_index`'s seed, save it, record it in the results file; its dev metrics."
+def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None, steps: int | None = None) -> dict:
+    """Fine-tune `cfg.checkpoint` on `task` with run `run_index`'s seed, save it, record it in the results file; its dev metrics.
+    `steps`: the optimizer steps a `--time_budget` gave the task's runs (default: its epochs)."""
     start = time.time()
     glue_task = glue_task or load_task(cfg, task)
     seed = run_seed(cfg, run_index)
@@ -201,18 +220,19 @@ def finetune_run(cfg: FinetuneConfig, task: str, run_index: int, glue_task=None)
     ranks = dict(rank=dist.get_rank(), world_size=dist.get_world_size()) if is_distributed() else {}
     train_dl = glue_train_dataloader(train, tokenizer, cfg.max_length, cfg.batch_size, seed, grad_accum=cfg.grad_accum, **ranks)
     dev_dls = {k: glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size) for k, ds in glue_task.dev.items()}
-    learn = finetune_learner(cfg, glue_task, model, train_dl, next(iter(dev_dls.values())), name=f'{task} run {run_index}: ')
-    learn.fit(task_epochs(cfg, task))
+    learn = finetune_learner(cfg, glue_task, model, train_dl, next(iter(dev_dls.values())), name=f'{task} run {run_index}: ', steps=steps)
+    learn.fit(budget_epochs(steps, len(train_dl)) if steps else task_epochs(cfg, task))
     metrics = evaluate(model, task, dev_dls, glue_task.is_regression)  # every rank: the full dev set, the same weights
     record = dict(task=task, run=run_index, seed=seed, score=metrics[MAIN_METRIC[task]], metrics=metrics,
                   synthetic=glue_task.synthetic, checkpoint=str(cfg.checkpoint), seconds=round(time.time() - start, 1))
+    if steps: record['steps'] = steps
     if is_rank0():
         save_run(model, tokenizer, task_run_dir(cfg, task, run_index), dict(record, num_labels=glue_task.num_labels))
         append_result(results_path(cfg), record)
     barrier()
     return metrics
 
-# %% ../nbs/09b_glue_finetune.ipynb #c033
+# %% ../nbs/09b_glue_finetune.ipynb #c035
 def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 3) -> list:
     "The records of `task`'s selected runs, best first: the best one, or the `top_k` best for 'topk-mean'."
     runs = sorted((r for r in results if r['task'] == task), key=lambda r: r['score'], reverse=True)
@@ -221,7 +241,7 @@ def select_runs(results: list, task: str, selection: str = 'best', top_k: int = 
                          f"or leave it out of --tasks.")
     return runs[:1] if selection == 'best' else runs[:top_k]
 
-# %% ../nbs/09b_glue_finetune.ipynb #c035
+# %% ../nbs/09b_glue_finetune.ipynb #c037
 BEST_SUFFIX = '_best'
 
 def best_dir(cfg: FinetuneConfig, task: str) -> Path: return group_dir(cfg)/f'{task}{BEST_SUFFIX}'
@@ -238,9 +258,104 @@ def export_best_runs(cfg: FinetuneConfig, results: list) -> dict:
         out[task] = path
     return out
 
-# %% ../nbs/09b_glue_finetune.ipynb #c037
-RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'batch_size',
-                 'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
+# %% ../nbs/09b_glue_finetune.ipynb #c039
+def measure_glue_task(cfg: FinetuneConfig, glue_task, budget_s: float) -> dict:
+    "Seconds of the parts of one run of `glue_task` with `cfg`'s recipe, measured (nothing of the group is written)."
+    import tempfile
+    from itertools import islice
+    t0 = time.monotonic()
+    set_seed(cfg.seed)
+    model, tokenizer = glue_classifier(cfg.checkpoint, glue_task.num_labels, cfg.dropout)
+    ranks = dict(rank=dist.get_rank(), world_size=dist.get_world_size()) if is_distributed() else {}
+    train_dl = glue_train_dataloader(training_set(glue_task.name, glue_task.train), tokenizer, cfg.max_length, cfg.batch_size, cfg.seed,
+                                     grad_accum=cfg.grad_accum, **ranks)
+    dev_dls = {k: glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size) for k, ds in glue_task.dev.items()}
+    build_s = time.monotonic() - t0
+    learn = finetune_learner(cfg, glue_task, model, train_dl, next(iter(dev_dls.values())))
+    timer = StepTimer(warmup=1, min_steps=5, min_seconds=min(30.0, max(0.3, 0.005 * budget_s)), max_steps=len(train_dl))
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+    with learn.no_logging(): learn.fit(1, cbs=[timer])
+    def per_batch(dl, n=3):   # a split's prediction time, from its first batches (the first one warms up)
+        batches = list(islice(dl, n + 1))
+        if len(batches) < 2: return timed(predict_outputs, model, batches)[1] / max(len(batches), 1)
+        predict_outputs(model, batches[:1])
+        return timed(predict_outputs, model, batches[1:])[1] / (len(batches) - 1)
+    dev_s = {k: per_batch(dl) * len(dl) for k, dl in dev_dls.items()}
+    test_s = sum(per_batch(glue_dataloader(ds, tokenizer, cfg.max_length, cfg.batch_size)) * math.ceil(len(ds) / cfg.batch_size)
+                 for ds in glue_task.test.values())
+    with tempfile.TemporaryDirectory() as d: save_s = timed(save_run, model, tokenizer, Path(d)/'run', {'measured': True})[1]
+    first = next(iter(dev_s))
+    return dict(step_s=timer.step_seconds, timed_steps=timer.timed_steps, steps_per_epoch=len(train_dl),
+                # a run's first step is slower (loader start, first kernels): its excess is paid once a run, as the build
+                epochs=task_epochs(cfg, glue_task.name), epoch_s=dev_s[first] * 1.1,
+                run_s=build_s + max(0.0, timer.warmup_seconds - timer.step_seconds) + sum(dev_s.values()) + save_s,
+                export_s=save_s, test_s=test_s)
+
+def _run_seconds(m: dict, steps: int) -> float:
+    "Seconds of one run of `steps` optimizer steps of the task measured as `m`."
+    return m['run_s'] + steps * m['step_s'] + budget_epochs(steps, m['steps_per_epoch']) * m['epoch_s']
+
+def share_steps(m: dict, share: float) -> int:
+    "The optimizer steps of a run that trains `share` of its task's schedule (at least 1)."
+    return max(1, round(share * m['epochs'] * m['steps_per_epoch']))
+
+def decide_share(left_s: float, measured: dict, runs: dict, submission: bool) -> float:
+    """The largest share of every run's schedule, in steps of 0.001 up to 1, whose runs (`runs`: task -> runs to do) fit
+    `left_s` seconds, with the sweep's end (exports; test predictions when it writes the `submission`)."""
+    end = sum(m['export_s'] + (m['test_s'] if submission else 0) for m in measured.values())
+    cost = lambda k: math.inf if k > 1000 else end + sum(n * _run_seconds(measured[t], share_steps(measured[t], k / 1000)) for t, n in runs.items())
+    k = largest_steps(cost, left_s)
+    if k < 1:
+        raise BudgetError(f'the time budget leaves {left_s:.0f} s for the sweep, and its {sum(runs.values())} run(s) need {cost(1):.0f} s '
+                          'even at their shortest (a step each, with building, evaluating and saving every run): pass a larger '
+                          '--time_budget, fewer --runs or fewer --tasks.')
+    return min(k, 1000) / 1000
+
+def sweep_plan(cfg: FinetuneConfig, glue_tasks: dict, todo: list, clock, log=print) -> dict:
+    """task -> optimizer steps of its runs under `cfg.time_budget`: the group's `budget.json` if it has one (never decided
+    again), else measured and decided now (rank 0 decides, every process gets it) and recorded there."""
+    path = group_dir(cfg)/BUDGET_FILE
+    record = read_budget(path)
+    tasks = sorted({t for t, _ in todo})
+    if record is None:
+        budget_s = parse_duration(cfg.time_budget)
+        measured = {t: measure_glue_task(cfg, glue_tasks[t], budget_s) for t in tasks}
+        record = None
+        if is_rank0():
+            runs = {t: sum(1 for u, _ in todo if u == t) for t in tasks}
+            spent = clock.elapsed()
+            try:
+                submission = set(GLUE_TASKS) <= set(cfg.tasks)
+                share = decide_share(budget_s - spent, measured, runs, submission)
+                plan = {t: share_steps(m, share) for t, m in measured.items()}
+                planned = spent + sum(runs[t] * _run_seconds(measured[t], plan[t]) + measured[t]['export_s'] +
+                                      (measured[t]['test_s'] if submission else 0) for t in tasks)
+                record = dict(time_budget=cfg.time_budget, budget_s=budget_s, share=share, steps=plan, spent_s=spent, runs=runs,
+                              planned_s=planned, measured=measured)
+            except BudgetError as e: record = str(e)
+        if is_distributed():
+            box = [record]; dist.broadcast_object_list(box, src=0); record = box[0]
+        if isinstance(record, str): raise BudgetError(record)
+        if is_rank0(): write_budget(path, record)
+        for t in tasks:
+            m = record['measured'][t]
+            log(f"Time budget {cfg.time_budget}: {t} runs train {record['steps'][t]:,} of {m['epochs'] * m['steps_per_epoch']:,} steps "
+                f"({budget_epochs(record['steps'][t], m['steps_per_epoch'])} of {m['epochs']} epochs; {m['step_s']:.3g} s/step measured)")
+        log(f"Time budget {cfg.time_budget}: every run trains {100 * record['share']:.1f}% of its schedule; the sweep of "
+            f"{len(todo)} run(s) is planned to end at {clock_text(record['planned_s'])} of {clock_text(record['budget_s'])} "
+            f"({record['spent_s']:.1f} s spent on checks, data and measuring).")
+    else:
+        missing = [t for t in tasks if t not in record['steps']]
+        if missing:
+            raise BudgetError(f"{path} decided the steps of {', '.join(record['steps'])}, not of {', '.join(missing)}: a budget is "
+                              'decided once per group; pass a new --group for these tasks.')
+        log(f"Time budget {cfg.time_budget}: the group's runs train {100 * record['share']:.1f}% of their schedules, as decided "
+            f"when its sweep started ({path}); never decided again.")
+    return {t: record['steps'][t] for t in tasks}
+
+# %% ../nbs/09b_glue_finetune.ipynb #c041
+RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'time_budget',
+                 'batch_size', 'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
 
 def check_group_config(cfg: FinetuneConfig):
     "Refuse to add runs to a group whose earlier runs were trained with another recipe (their scores would be mixed)."
@@ -256,10 +371,12 @@ def finished_runs(cfg: FinetuneConfig) -> set:
     return {(r['task'], r['run']) for r in read_results(results_path(cfg))
             if (task_run_dir(cfg, r['task'], r['run'])/'run.json').exists()}
 
-def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
+def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None, started: float | None = None) -> list:
     """Every run of `cfg.tasks` x `range(cfg.runs)` not finished yet; returns all records of the results file.
     `glue_tasks`: the tasks `check_glue_tasks(cfg)` already loaded (task -> `GlueTask`); default: loaded here.
-    Each run's dev metrics go to the trackers of `cfg.log` (`glue/<task>/<metric>` at the run index), in `<output_dir>/<group>`."""
+    Each run's dev metrics go to the trackers of `cfg.log` (`glue/<task>/<metric>` at the run index), in `<output_dir>/<group>`.
+    `started`: the `time.monotonic()` at which the job started, from which a `cfg.time_budget` counts (default: now)."""
+    clock = RunClock(start=started)
     check_log_requirements(parse_log_option(cfg.log))
     check_group_config(cfg)
     done = finished_runs(cfg)
@@ -275,15 +392,16 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None) -> list:
         if is_rank0(): check_not_collapsed(backbone, glue_dataloader(next(iter(first.dev.values())), tokenizer, cfg.max_length, cfg.batch_size))
     # one sweep at a time in a group: taken once the checks have passed, before the first write (torchrun's ranks share rank 0's)
     with job_lock(group_dir(cfg), what='fine-tuning group', fix='wait for that sweep to end, or choose another --group'):
-        return _sweep(cfg, glue_tasks, todo, log)
+        plan = sweep_plan(cfg, glue_tasks, todo, clock, log) if cfg.time_budget and todo else {}
+        return _sweep(cfg, glue_tasks, todo, log, plan)
 
-def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log):
+def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log, plan=None):
     if is_rank0(): save_config(cfg, group_dir(cfg)/'config.json')
     trackers = make_trackers(cfg, group_dir(cfg), 0 if is_rank0() else 1)
     start = time.time()
     try:
         for n, (task, i) in enumerate(todo, 1):
-            metrics = finetune_run(cfg, task, i, glue_tasks[task])
+            metrics = finetune_run(cfg, task, i, glue_tasks[task], steps=(plan or {}).get(task))
             for t in trackers: t.log(metrics, i, prefix=f'glue/{task}')
             eta = (time.time() - start) / n * (len(todo) - n)
             log(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {format_time(eta)})')
@@ -295,7 +413,7 @@ def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log):
     barrier()
     return results
 
-# %% ../nbs/09b_glue_finetune.ipynb #c045
+# %% ../nbs/09b_glue_finetune.ipynb #c051
 def run_test_outputs(cfg: FinetuneConfig, record: dict, glue_task) -> dict:
     "Outputs of the run of `record` on every test split of `glue_task` (cached in the run's folder)."
     path = task_run_dir(cfg, record['task'], record['run'])
