@@ -401,7 +401,8 @@ def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log, plan=None):
     start = time.time()
     try:
         for n, (task, i) in enumerate(todo, 1):
-            metrics = finetune_run(cfg, task, i, glue_tasks[task], steps=(plan or {}).get(task))
+            budgeted = {'steps': plan[task]} if plan else {}   # a budget's steps; otherwise the epochs (as a plain call)
+            metrics = finetune_run(cfg, task, i, glue_tasks[task], **budgeted)
             for t in trackers: t.log(metrics, i, prefix=f'glue/{task}')
             eta = (time.time() - start) / n * (len(todo) - n)
             log(f'[{n}/{len(todo)}] {task} run {i}: {MAIN_METRIC[task]} {metrics[MAIN_METRIC[task]]:.4f} (sweep ETA {format_time(eta)})')
