@@ -60,3 +60,13 @@ def test_walkthroughs_export_nothing():
     exporting = [f'{p.name} cell {i}' for p in walkthroughs for i, c in enumerate(json.loads(p.read_text())['cells'])
                  if re.search(r'^#\|\s*(export|exports|exporti|default_exp)\b', ''.join(c['source']), re.M)]
     assert not exporting, f'walkthroughs must export nothing (move the code to a numbered notebook): {exporting}'
+
+def test_the_readme_layout_names_every_notebook():
+    "README's Layout lists every notebook (the numbered ones in reading order, then the walkthroughs): a new one is not forgotten."
+    text = (ROOT/'README.md').read_text()
+    layout = text[text.index('## Layout'):]
+    named = re.findall(r'`(\w+)`', layout[:layout.index('Outputs, all git-ignored')])
+    numbered = sorted(p.stem for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))
+    walkthroughs = {p.stem for p in (ROOT/'nbs').glob('*.ipynb') if not p.name[0].isdigit() and p.stem != 'index'}
+    assert [n for n in named if n[0].isdigit()] == numbered
+    assert walkthroughs <= set(named), sorted(walkthroughs - set(named))
