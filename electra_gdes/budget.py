@@ -32,6 +32,13 @@ class RunClock:
 def _sync(device=None):
     if torch.cuda.is_available() and (device is None or torch.device(device).type == 'cuda'): torch.cuda.synchronize(device)
 
+def _from_rank0(n: int, device) -> int:
+    "`n` as rank 0 has it, in every process of a DDP run (`n` itself in a single process)."
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return n
+    t = torch.tensor([n], device=device)
+    torch.distributed.broadcast(t, 0)
+    return int(t.item())
+
 def timed(fn, *args, device=None, **kwargs) -> tuple:
     "`(result, seconds)` of `fn(*args, **kwargs)`, the device synced before and after."
     _sync(device); t0 = time.perf_counter()
@@ -40,14 +47,15 @@ def timed(fn, *args, device=None, **kwargs) -> tuple:
     return out, time.perf_counter() - t0
 
 class StepTimer(Callback):
-    """Time training batches after `warmup` untimed ones: at least `min_steps` batches and `min_seconds`, at most
-    `max_steps` in all; then stop the fit. `step_seconds`, `timed_steps`, `warmup_seconds` say what it measured."""
+    """Time training batches after `warmup` untimed ones: `min_steps` batches, then as many more as make `min_seconds`
+    (estimated from those; rank 0's estimate under DDP), at most `max_steps` in all; then stop the fit. `step_seconds`,
+    `timed_steps`, `warmup_seconds` say what it measured."""
     order, run_valid = 99, False   # after the step, the logger and the checkpoints; before PreemptionCallback
     def __init__(self, warmup: int = 1, min_steps: int = 5, min_seconds: float = 1.0, max_steps: int | None = None):
         self.warmup, self.min_steps, self.min_seconds, self.max_steps = max(0, warmup), max(1, min_steps), min_seconds, max_steps
     def _device(self): return next(self.learn.model.parameters()).device
     def before_fit(self):
-        self.n, self.t0, self.seconds, self.timed_steps, self.warmup_seconds = 0, None, None, 0, 0.
+        self.n, self.t0, self.seconds, self.timed_steps, self.warmup_seconds, self.target = 0, None, None, 0, 0., None
         _sync(self._device()); self.fit_t0 = time.perf_counter()
         if self.warmup == 0: self.t0 = self.fit_t0
     def after_batch(self):
@@ -56,8 +64,12 @@ class StepTimer(Callback):
             _sync(self._device()); self.t0 = time.perf_counter(); self.warmup_seconds = self.t0 - self.fit_t0
             return
         if self.t0 is None: return
-        done, last = self.n - self.warmup, self.max_steps is not None and self.n >= self.max_steps
-        if last or (done >= self.min_steps and time.perf_counter() - self.t0 >= self.min_seconds):
+        done = self.n - self.warmup
+        if self.target is None and done >= self.min_steps:   # how many more batches make min_seconds, the same in every process
+            _sync(self._device()); t = time.perf_counter() - self.t0
+            more = 0 if t >= self.min_seconds else math.ceil((self.min_seconds - t) * done / t)
+            self.target = done + _from_rank0(more, self._device())
+        if (self.target is not None and done >= self.target) or (self.max_steps is not None and self.n >= self.max_steps):
             self._stop(done); raise CancelFitException()
     def _stop(self, done):
         _sync(self._device()); self.seconds, self.timed_steps = time.perf_counter() - self.t0, done

@@ -85,3 +85,16 @@ def test_a_stopped_budgeted_run_resumes_its_decision_and_is_the_plain_run_of_its
     from safetensors.torch import load_file
     a, b = (load_file(next((tmp_path/'out'/n/'discriminator').glob('*.safetensors'))) for n in ('r', 'plain'))
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+def test_a_budgeted_run_under_torchrun_decides_once_for_every_process(tmp_path):
+    """Two processes (torchrun, gloo): both time the same number of steps (rank 0's count, so neither waits alone in an
+    all-reduce), rank 0 decides, both train the decided steps; one budget line, one budget.json saying 2 processes."""
+    r = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node', '2', '-m', 'electra_gdes.pretrain',
+                        *budget_args(tmp_path, 'r', '15s')], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    steps, warmup = bought(r.stdout)
+    assert r.stdout.count('The budget buys') == 1
+    run = tmp_path/'out'/'r'
+    record = read_budget(run/BUDGET_FILE)
+    assert (record['processes'], record['steps'], record['warmup_steps']) == (2, steps, warmup)
+    assert read_log(run/'log.csv')[-1]['step'] == steps
