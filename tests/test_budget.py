@@ -87,10 +87,12 @@ def test_a_stopped_budgeted_run_resumes_its_decision_and_is_the_plain_run_of_its
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 def test_a_budgeted_run_under_torchrun_decides_once_for_every_process(tmp_path):
-    """Two processes (torchrun, gloo): both time the same number of steps (rank 0's count, so neither waits alone in an
-    all-reduce), rank 0 decides, both train the decided steps; one budget line, one budget.json saying 2 processes."""
+    """Two processes (torchrun, gloo) of a ModernBERT from scratch (another architecture under DDP too): both time the
+    same number of steps (rank 0's count, so neither waits alone in an all-reduce), rank 0 decides, both train the decided
+    steps; one budget line, one budget.json saying 2 processes."""
+    modernbert = ('--backbone', 'modernbert', '--size', 'tiny', '--max_length', 32, '--vocab_size', 300, '--precision', 'fp32')
     r = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node', '2', '-m', 'electra_gdes.pretrain',
-                        *budget_args(tmp_path, 'r', '15s')], env=ENV, capture_output=True, text=True, timeout=300)
+                        *budget_args(tmp_path, 'r', '15s', *modernbert)], env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     steps, warmup = bought(r.stdout)
     assert r.stdout.count('The budget buys') == 1
@@ -98,3 +100,4 @@ def test_a_budgeted_run_under_torchrun_decides_once_for_every_process(tmp_path):
     record = read_budget(run/BUDGET_FILE)
     assert (record['processes'], record['steps'], record['warmup_steps']) == (2, steps, warmup)
     assert read_log(run/'log.csv')[-1]['step'] == steps
+    assert 'ModernBertForReplacedTokenDetection' in r.stdout
