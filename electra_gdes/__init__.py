@@ -4,20 +4,24 @@ electra_gdes pretrains language models by **replaced token detection** (RTD): a 
 with its own Gumbel-max samples, and the discriminator learns which tokens were replaced. The embeddings of the two are
 shared in one of three ways: `gdes` (DeBERTaV3's gradient-disentangled sharing, E_D = sg(E_G) + E_delta), `es`
 (ELECTRA's tying) or `nes` (none). Backbones are the Hugging Face ELECTRA (small, base, large) and DeBERTa-v3 (xsmall,
-small, base, large) models, plus a `tiny` preset that trains on a laptop CPU in minutes. The pretrained
+small, base, large) models, BERT, RoBERTa and ModernBERT from scratch at ELECTRA's sizes, any encoder continued from
+its released checkpoint, and a `tiny` preset that trains on a laptop CPU in minutes. The pretrained
 discriminator is then fine-tuned on **GLUE** with ELECTRA's recipe (layer-wise learning-rate decay, seeded runs, best-run
 selection) and written out as the 11 files of a leaderboard submission.
 
 ## Quick start
 
-`electra-pretrain` with no options fetches the default corpus (233 State of the Union addresses, public domain),
-caches the ELECTRA examples, pretrains the `tiny` ELECTRA preset with GDES and exports a Hugging Face discriminator;
+`electra-pretrain --time_budget 10m` fetches the default corpus (233 State of the Union addresses, public domain),
+caches the ELECTRA examples, pretrains the `tiny` ELECTRA preset with GDES for as many steps as ten minutes buy and
+exports a Hugging Face discriminator;
 `electra-finetune` fine-tunes it on the GLUE tasks:
 
 ```bash
-electra-pretrain                                  # tiny ELECTRA, GDES, on the default corpus
+electra-pretrain --time_budget 10m               # tiny ELECTRA, GDES, on the default corpus, ten minutes
 electra-pretrain --list_presets                   # every backbone / size with its recipe
 electra-pretrain --size small --precision bf16    # ELECTRA-small as published, on a GPU
+electra-pretrain --backbone modernbert --size small     # a ModernBERT from scratch, ELECTRA's recipe
+electra-pretrain --init_discriminator DIR_OR_HUB_NAME   # continue a released encoder (BERT, RoBERTa, DeBERTa...)
 electra-finetune --checkpoint checkpoints/pretrain/electra-tiny-gdes/discriminator --glue_dir GLUE
 ```
 
