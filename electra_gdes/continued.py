@@ -65,19 +65,26 @@ def continued_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfi
     if limit is not None and cfg.max_length > limit:
         raise ValueError(f'--max_length {cfg.max_length} is longer than the {limit} positions of --init_discriminator {src} '
                          f'(its position table): pass --max_length {limit} or less.')
-    new = dict(hidden_size=c.hidden_size, num_layers=c.num_hidden_layers, num_heads=c.num_attention_heads,
-               intermediate_size=c.intermediate_size, embedding_size=getattr(c, 'embedding_size', None) or c.hidden_size,
-               max_position_embeddings=limit or max(cfg.max_length, cfg.max_position_embeddings), vocab_size=c.vocab_size,
-               tokenizer=str(src))
-    if c.model_type == 'deberta-v2' and (getattr(c, 'position_buckets', 0) or 0) > 0: new['position_buckets'] = c.position_buckets
+    new = dict(_shape_fields(c, cfg, limit), vocab_size=c.vocab_size, tokenizer=str(src))
     notes = [] if cfg.init_generator else _generator_for_sharing(cfg, c.model_type, new)
     notes += _emd_for(cfg, c, new)
-    changed = {k: (getattr(cfg, k), v) for k, v in new.items() if getattr(cfg, k) != v}
     if verbose:
         print(f'Continued pretraining from {src} ({c.model_type}): shape, vocabulary and tokenizer come from the checkpoint, not '
-              f"the preset: {', '.join(f'{k} {v!r} (preset {old!r})' for k, (old, v) in changed.items()) or 'the same as the preset'}"
-              + (f"; {'; '.join(notes)}" if notes else '') + '.', flush=True)
+              f"the preset: {_preset_changes(cfg, new) or 'the same as the preset'}" + (f"; {'; '.join(notes)}" if notes else '') + '.',
+              flush=True)
     return replace(cfg, **new)
+
+def _shape_fields(c: PretrainedConfig, cfg: PretrainConfig, limit: int | None) -> dict:
+    "The `PretrainConfig` shape fields of the HF config `c` (`limit`: its position limit): width, depth, heads, FFN, embedding, positions."
+    new = dict(hidden_size=c.hidden_size, num_layers=c.num_hidden_layers, num_heads=c.num_attention_heads,
+               intermediate_size=c.intermediate_size, embedding_size=getattr(c, 'embedding_size', None) or c.hidden_size,
+               max_position_embeddings=limit or max(cfg.max_length, cfg.max_position_embeddings))
+    if c.model_type == 'deberta-v2' and (getattr(c, 'position_buckets', 0) or 0) > 0: new['position_buckets'] = c.position_buckets
+    return new
+
+def _preset_changes(cfg: PretrainConfig, new: dict) -> str:
+    "The fields of `new` that differ from `cfg`'s, as `name new (preset old)`."
+    return ', '.join(f'{k} {v!r} (preset {getattr(cfg, k)!r})' for k, v in new.items() if getattr(cfg, k) != v)
 
 # %% ../nbs/02b_continued.ipynb #c009
 def _scaled(n: int, ratio: float) -> int: return max(1, round(n * ratio))
@@ -206,19 +213,15 @@ def scratch_config(cfg: PretrainConfig, verbose: bool = True) -> PretrainConfig:
         if limit is not None and cfg.max_length > limit:
             raise ValueError(f'--max_length {cfg.max_length} is longer than the {limit} positions of --backbone_config {cfg.backbone_config}: '
                              f'pass --max_length {limit} or less (or raise max_position_embeddings in the file).')
-        new = dict(hidden_size=c.hidden_size, num_layers=c.num_hidden_layers, num_heads=c.num_attention_heads,
-                   intermediate_size=c.intermediate_size, embedding_size=getattr(c, 'embedding_size', None) or c.hidden_size,
-                   max_position_embeddings=limit or max(cfg.max_length, cfg.max_position_embeddings))
-        if c.model_type == 'deberta-v2' and (getattr(c, 'position_buckets', 0) or 0) > 0: new['position_buckets'] = c.position_buckets
+        new = _shape_fields(c, cfg, limit)
         what = f'the architecture and shape of {cfg.backbone_config} ({c.model_type}), not the preset\'s'
     else:
         c, new = SimpleNamespace(model_type=cfg.backbone), dict(embedding_size=cfg.hidden_size)   # no factorised embedding
         what = f"{cfg.backbone} in the {cfg.size} preset's shape"
     notes = _generator_for_sharing(cfg, c.model_type, new) + _emd_for(cfg, c, new)
-    changed = {k: (getattr(cfg, k), v) for k, v in new.items() if getattr(cfg, k) != v}
+    changed = _preset_changes(cfg, new)
     if verbose:
-        print(f'From scratch: {what}, the recipe of the {cfg.backbone}-{cfg.size} preset'
-              + (f": {', '.join(f'{k} {v!r} (preset {old!r})' for k, (old, v) in changed.items())}" if changed else '')
+        print(f'From scratch: {what}, the recipe of the {cfg.backbone}-{cfg.size} preset' + (f': {changed}' if changed else '')
               + (f"; {'; '.join(notes)}" if notes else '') + '.', flush=True)
     return replace(cfg, **new)
 
