@@ -52,7 +52,7 @@ def test_a_budgeted_run_ends_on_time_and_says_what_the_budget_bought(tmp_path):
     assert sorted(p.name for p in (run/'checkpoints').glob('*.pt')) == [f'step-{s:08d}.pt' for s in sorted({round(steps / 2), steps})]
 
 def test_a_stopped_budgeted_run_resumes_its_decision_and_is_the_plain_run_of_its_steps(tmp_path):
-    args = budget_args(tmp_path, 'r', '15s', '--checkpoint_fractions', '0.25', '1')
+    args = budget_args(tmp_path, 'r', '25s', '--checkpoint_fractions', '0.25', '1')
     run = tmp_path/'out'/'r'
     p = subprocess.Popen([str(BIN/'electra-pretrain'), *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -64,10 +64,10 @@ def test_a_stopped_budgeted_run_resumes_its_decision_and_is_the_plain_run_of_its
     record = read_budget(run/BUDGET_FILE)
     stopped_at = max(int(c.stem.split('-')[1]) for c in (run/'checkpoints').glob('*.pt'))
     assert stopped_at < steps, 'the run ended before it was stopped: nothing to resume'
-    r = script('electra-pretrain', *budget_args(tmp_path, 'r', '15s'), '--resume')   # the same command again, with --resume
+    r = script('electra-pretrain', *budget_args(tmp_path, 'r', '25s'), '--resume')   # the same command again, with --resume
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'The budget buys' not in r.stdout and read_budget(run/BUDGET_FILE) == record   # never decided again
-    assert f"Time budget 15s: its {steps:,} steps (warmup {warmup:,}) were decided when it started" in r.stdout, r.stdout[-3000:]
+    assert f"Time budget 25s: its {steps:,} steps (warmup {warmup:,}) were decided when it started" in r.stdout, r.stdout[-3000:]
     assert f'spent before this restart (up to the checkpoint at step {stopped_at})' in r.stdout
     took, session = map(float, re.search(r'the run took \S+ \(([\d.]+) s; this session ([\d.]+) s\)', r.stdout).groups())
     assert took > session + 2, r.stdout[-1000:]   # its first session's time counts
@@ -92,7 +92,7 @@ def test_a_budgeted_run_under_torchrun_decides_once_for_every_process(tmp_path):
     steps; one budget line, one budget.json saying 2 processes."""
     modernbert = ('--backbone', 'modernbert', '--size', 'tiny', '--max_length', 32, '--vocab_size', 300, '--precision', 'fp32')
     r = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node', '2', '-m', 'electra_gdes.pretrain',
-                        *budget_args(tmp_path, 'r', '15s', *modernbert)], env=ENV, capture_output=True, text=True, timeout=300)
+                        *budget_args(tmp_path, 'r', '25s', *modernbert)], env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     steps, warmup = bought(r.stdout)
     assert r.stdout.count('The budget buys') == 1
