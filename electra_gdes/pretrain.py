@@ -22,15 +22,16 @@ from .files import OutputWriteError, atomic_file
 # option or a refused run directory answer in well under a second
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir', 'remove_run', 'save_run_config',
-           'held_out_split', 'init_model', 'final_metrics', 'run_pretraining', 'needs_budget_decision',
+__all__ = ['RUN_FILES', 'RUN_DATA', 'RunDirError', 'run_files', 'checkpoint_steps_on_disk', 'check_run_dir', 'remove_run',
+           'save_run_config', 'DataMismatchError', 'data_record', 'run_data_conflict', 'processes_data_conflict',
+           'keep_run_data', 'held_out_split', 'init_model', 'final_metrics', 'run_pretraining', 'needs_budget_decision',
            'measure_pretraining', 'size_by_time', 'resumed_budget_line', 'main', 'exit_status']
 
 # %% ../nbs/07a_pretrain_job.ipynb #c007
 class RunDirError(ValueError):
     "This run must not touch its run directory; the message says why (nothing was changed) and what to do instead."
 
-RUN_FILES = (RUN_CONFIG, RUN_BACKBONE_CONFIG, 'budget.json', 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator',
+RUN_FILES = (RUN_CONFIG, RUN_BACKBONE_CONFIG, 'tokenizer', 'data.json', 'budget.json', 'log.csv', 'eval.csv', 'loss.png', 'checkpoints', 'discriminator', 'generator',
              'tensorboard', 'wandb', '.neptune')   # the trackers' folders (trackers.make_trackers) go with the run
 
 def run_files(run_dir) -> list[str]:
@@ -93,6 +94,52 @@ def save_run_config(cfg: PretrainConfig) -> bool:
     return True
 
 # %% ../nbs/07a_pretrain_job.ipynb #c010
+RUN_DATA = 'data.json'   # what a run trains on: its examples' count and digest, its tokenizer's size and hash
+
+class DataMismatchError(ValueError):
+    "The processes of a run (under torchrun) built different data; the message says which and what to do."
+
+def data_record(tokenizer, ds) -> dict:
+    "What a run trains on: the number and `data.examples_digest` of its examples, its tokenizer's size and `data.tokenizer_hash`."
+    from electra_gdes.data import examples_digest, tokenizer_hash
+    return dict(examples=len(ds), examples_digest=examples_digest(ds), tokenizer_tokens=len(tokenizer), tokenizer_hash=tokenizer_hash(tokenizer))
+
+def _differs(a: dict, b: dict, names: tuple[str, str]) -> str:
+    "How the data of record `b` differs from that of record `a` (`names`: whose they are)."
+    if a['tokenizer_hash'] != b['tokenizer_hash']:
+        return (f"another tokenizer ({names[0]}: {a['tokenizer_tokens']:,} tokens, hash {a['tokenizer_hash'][:12]}; {names[1]}: "
+                f"{b['tokenizer_tokens']:,} tokens, hash {b['tokenizer_hash'][:12]}): every token id would mean another token")
+    return (f"other examples from the same tokenizer ({names[0]}: {a['examples']:,}, digest {a['examples_digest'][:12]}; {names[1]}: "
+            f"{b['examples']:,}, digest {b['examples_digest'][:12]}): the corpus is not the same")
+
+def run_data_conflict(cfg: PretrainConfig, record: dict) -> str | None:
+    "Why the run in `cfg.run_dir` cannot resume on the data of `record` (its `data.json` says what it started on), or None."
+    path = cfg.run_dir/RUN_DATA
+    if not path.is_file(): return None   # a run of an earlier version: its record is written as it resumes
+    saved = json.loads(path.read_text())
+    if saved == record: return None
+    fix = (f'restore {cfg.run_dir/"tokenizer"}' if saved['tokenizer_hash'] != record['tokenizer_hash'] else
+           f'restore the corpus it started with (--corpus {cfg.corpus})')
+    return (f"cannot resume {cfg.run_dir}: this session gets {_differs(saved, record, ('the run', 'now'))}. Nothing was changed: {fix}, or train on "
+            'the new data as a new run (another --run_name, or --overwrite).')
+
+def processes_data_conflict(records: list[dict]) -> str | None:
+    "Which process (under torchrun; `records`: every process's `data_record`, by rank) got other data than process 0, or None."
+    for rank, r in enumerate(records):
+        if r != records[0]:
+            return (f"process {rank} got {_differs(records[0], r, ('process 0', f'process {rank}'))}. Every process builds its data in its own "
+                    '--cache_dir: put it on a filesystem every machine shares, or copy process 0\'s --cache_dir to the others before starting.')
+    return None
+
+def keep_run_data(cfg: PretrainConfig, tokenizer, record: dict):
+    "Write the run's copy of its tokenizer (`tokenizer/`) and its `data.json`, unless it keeps them already."
+    from electra_gdes.data import keep_run_tokenizer
+    from electra_gdes.files import run_file
+    keep_run_tokenizer(tokenizer, cfg.run_dir)
+    if not (cfg.run_dir/RUN_DATA).is_file():
+        atomic_file(cfg.run_dir/RUN_DATA, lambda p: p.write_text(json.dumps(record, indent=2)), run_file("the run's data record"))
+
+# %% ../nbs/07a_pretrain_job.ipynb #c015
 def held_out_split(ds, batch_size: int):
     "`(train, held_out)`: the last examples of `ds` (at most 2% of it, and two batches or 256 examples) are held out for evaluation."
     n = min(len(ds) // 50, max(2 * batch_size, 256))   # 256: a small batch's two batches give a held-out AUC too noisy to read
@@ -112,7 +159,7 @@ def init_model(cfg: PretrainConfig, tokenizer):
     from electra_gdes.continued import continued_rtd_model
     return continued_rtd_model(cfg, tokenizer, verbose=os.environ.get('RANK', '0') == '0')
 
-# %% ../nbs/07a_pretrain_job.ipynb #c011
+# %% ../nbs/07a_pretrain_job.ipynb #c016
 def final_metrics(run_dir) -> dict | None:
     "The last held-out evaluation of the run in `run_dir` (the last row of its `eval.csv`), or None."
     path = Path(run_dir)/'eval.csv'
@@ -150,13 +197,21 @@ def _run_locked(cfg: PretrainConfig, clock) -> Path:
               f'(discriminator: {cfg.run_dir/"discriminator"}).')
         return cfg.run_dir
     from electra_gdes.data import pretrain_data_summary
-    from electra_gdes.distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier
+    from electra_gdes.distributed import init_distributed, pretrain_data, distributed_pretrain_learner, barrier, rank0_first
     from electra_gdes.export import save_discriminator, save_generator
     from electra_gdes.train import fit_steps
     from electra_gdes.checkpoint import resume_from_latest
     from electra_gdes.rtd_eval import RTDEvalCallback, plot_run
     env = init_distributed()
-    tokenizer, ds = pretrain_data(cfg)
+    from electra_gdes.data import run_tokenizer
+    # a resumed run trains with the tokenizer it keeps; a new one loads (or trains) the one its config names
+    tokenizer, ds = pretrain_data(cfg, rank0_first(run_tokenizer, cfg) if state == 'resume' else None)
+    record = data_record(tokenizer, ds)
+    if env.world_size > 1:   # every process built its own data: it must be process 0's
+        import torch.distributed as dist
+        records = [None] * env.world_size; dist.all_gather_object(records, record)
+        if problem := processes_data_conflict(records): raise DataMismatchError(problem)
+    if state == 'resume' and (problem := run_data_conflict(cfg, record)): raise RunDirError(problem)
     train_ds, held_out = held_out_split(ds, cfg.batch_size)
     decide = needs_budget_decision(cfg, state)
     if env.rank == 0:
@@ -175,6 +230,7 @@ def _run_locked(cfg: PretrainConfig, clock) -> Path:
                   'nothing to resume, so this run starts again in its place.')
             remove_run(cfg.run_dir)
         save_run_config(cfg)
+        keep_run_data(cfg, tokenizer, record)
     barrier()   # no process starts (or resumes) before rank 0 has replaced the old run, trackers' folders included
     if decide:   # --time_budget: measure, decide the steps, start again from the initial weights as a plain run of them
         cfg, learn = size_by_time(learn, clock, build_s, train_ds, held_out, tokenizer)
@@ -205,7 +261,7 @@ def _push(cfg: PretrainConfig):
     for url in push_exports({f'{repo}-{part}': cfg.run_dir/part for part in ('discriminator', 'generator')}).values():
         print(f'Pushed {url}')
 
-# %% ../nbs/07a_pretrain_job.ipynb #c013
+# %% ../nbs/07a_pretrain_job.ipynb #c018
 def needs_budget_decision(cfg: PretrainConfig, state: str) -> bool:
     "Whether this run decides its steps from `cfg.time_budget`: a new one, or one stopped before its decision and its first checkpoint."
     if not cfg.time_budget: return False
@@ -333,7 +389,7 @@ def _budget_end_line(cfg: PretrainConfig, clock) -> str:
     return (f'Time budget {cfg.time_budget}: the run took {clock_text(took)} ({took:.1f} s; this session {clock.session():.1f} s) '
             f'of {clock_text(budget_s)} ({100 * took / budget_s:.0f}%).')
 
-# %% ../nbs/07a_pretrain_job.ipynb #c019
+# %% ../nbs/07a_pretrain_job.ipynb #c024
 def main(args=None):
     "Entry point of `electra-pretrain`: every `PretrainConfig` field is an option."
     started = time.monotonic()   # a --time_budget counts from here
@@ -358,11 +414,11 @@ def exit_status(e: Exception) -> int:
     return 1 if isinstance(e, _explained_errors()) else 0
 
 def _explained_errors() -> tuple:
-    "The errors whose message is all the user needs: a refused run directory, an output that cannot be written, a failed push, a run stopped by non-finite steps, a time budget that buys no step."
+    "The errors whose message is all the user needs: a refused run directory, processes with different data, an output that cannot be written, a failed push, a run stopped by non-finite steps, a time budget that buys no step."
     long_runs, export = sys.modules.get('electra_gdes.long_runs'), sys.modules.get('electra_gdes.export')   # loaded if they raised
     budget = sys.modules.get('electra_gdes.budget')
-    return ((RunDirError, OutputWriteError) + ((long_runs.NonFiniteTrainingError,) if long_runs is not None else ())
+    return ((RunDirError, DataMismatchError, OutputWriteError) + ((long_runs.NonFiniteTrainingError,) if long_runs is not None else ())
             + ((export.HubPushError,) if export is not None else ()) + ((budget.BudgetError,) if budget is not None else ()))
 
-# %% ../nbs/07a_pretrain_job.ipynb #c020
+# %% ../nbs/07a_pretrain_job.ipynb #c025
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # in a notebook, the kernel's own arguments are not ours
