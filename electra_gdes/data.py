@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertTokenizerFast, DebertaV2TokenizerFast, PreTrainedTokenizerBase
 
 from .config import PretrainConfig, backbone_config_type
-from .files import atomic_dir, move_into_place, run_file, write_guard
+from .files import atomic_dir, file_xxh3, move_into_place, run_file, write_guard
 from .run_lock import holder_alive
 
 # %% auto #0
@@ -515,18 +515,11 @@ CACHE_DIGEST = 'cache_digest.json'
 class CacheWarning(UserWarning):
     "A cached file was damaged and is being rebuilt."
 
-def _xxh3(path: Path, chunk=8 * 2**20) -> str:
-    import xxhash
-    h, buf = xxhash.xxh3_128(), bytearray(chunk)
-    with open(path, 'rb') as f:
-        while n := f.readinto(buf): h.update(memoryview(buf)[:n])
-    return h.hexdigest()
-
 def cache_digest(folder) -> dict:
     "`{'algorithm': 'xxh3_128', 'files': {name: {'size', 'hash'}}}` of every file under `folder` (but the digest)."
     folder = Path(folder)
     files = sorted(p for p in folder.rglob('*') if p.is_file() and p.name != CACHE_DIGEST)
-    return {'algorithm': 'xxh3_128', 'files': {str(p.relative_to(folder)): {'size': p.stat().st_size, 'hash': _xxh3(p)} for p in files}}
+    return {'algorithm': 'xxh3_128', 'files': {str(p.relative_to(folder)): {'size': p.stat().st_size, 'hash': file_xxh3(p)} for p in files}}
 
 def write_cache_digest(folder) -> dict:
     "Write `cache_digest(folder)` into `folder` as `cache_digest.json` (a finished cache's last file); returns it."
@@ -547,7 +540,7 @@ def cache_problem(folder) -> str | None:
         except OSError: return f'{name} is missing'
         if size != f['size']: return f"{name} has {size:,} bytes, its digest says {f['size']:,} (truncated or appended to)"
     for name, f in want.items():
-        if _xxh3(folder/name) != f['hash']: return f'the content of {name} differs from its digest (garbled bytes)'
+        if file_xxh3(folder/name) != f['hash']: return f'the content of {name} differs from its digest (garbled bytes)'
     return None
 
 def discard_cache(folder):

@@ -2,6 +2,7 @@
 
 Atomic writes and the messages of write faults, shared by every module that writes.
 `atomic_file` and `atomic_bytes` write a temporary file beside the target and rename it, `atomic_dir` builds a folder beside the target and puts it in place of an earlier one, `move_into_place` renames a finished folder that another process may have written too.
+`file_xxh3` hashes a file's content.
 A failed write removes the temporary copy; `write_error` (any folder) and `OutputWriteError` (a run's `--output_dir` or `--cache_dir`, through `write_guard` and `check_writable`) say what failed and what to do, from one table of advice per errno.
 
 Docs: https://electra-gdes.github.io/electra_gdes/files.html.md"""
@@ -16,7 +17,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['write_advice', 'write_error', 'OutputWriteError', 'output_write_error', 'write_guard', 'check_writable', 'run_file',
-           'atomic_file', 'atomic_bytes', 'atomic_dir', 'move_into_place']
+           'atomic_file', 'atomic_bytes', 'atomic_dir', 'move_into_place', 'file_xxh3']
 
 # %% ../nbs/00a_files.ipynb #c006
 _ADVICE = {errno.ENOSPC: 'the disk is full: free space on that disk or choose another {where}',
@@ -131,3 +132,12 @@ def move_into_place(src: Path, dst: Path) -> Path:
     except OSError:
         if not dst.exists(): raise
     return dst
+
+# %% ../nbs/00a_files.ipynb #c012
+def file_xxh3(path, block=8 * 2**20) -> str:
+    "The xxh3-128 hash of the content of the file at `path`, as hex."
+    import xxhash
+    h, buf = xxhash.xxh3_128(), bytearray(block)
+    with open(path, 'rb') as f:
+        while n := f.readinto(buf): h.update(memoryview(buf)[:n])
+    return h.hexdigest()

@@ -33,8 +33,9 @@ from .long_runs import quiet_progress_bars
 from .model import resolve_attention, set_attention
 from .trackers import check_log_requirements, close_trackers, make_trackers, parse_log_option
 from .run_lock import job_lock
-from .glue_model import (GlueClassifier, GlueSetupError, check_max_length, check_not_collapsed, glue_classifier,
-                                     layerwise_lrs, layerwise_splitter, load_backbone, load_run, quiet_hf, save_run)
+from .glue_model import (GlueClassifier, GlueSetupError, check_max_length, check_not_collapsed, checkpoint_identity,
+                                     glue_classifier, group_checkpoint_conflict, keep_group_checkpoint, layerwise_lrs,
+                                     layerwise_splitter, load_backbone, load_run, quiet_hf, save_run)
 from .glue_metrics import DEV_SUFFIX, MAIN_METRIC, glue_metrics, outputs_to_predictions
 from .export import export_glue_run
 from .accumulation import MeanLossLearner
@@ -357,14 +358,17 @@ def sweep_plan(cfg: FinetuneConfig, glue_tasks: dict, todo: list, clock, log=pri
 RECIPE_FIELDS = ('checkpoint', 'size', 'glue_dir', 'practice', 'lr', 'layer_decay', 'official_head_depth', 'epochs', 'time_budget',
                  'batch_size', 'max_length', 'weight_decay', 'warmup_fraction', 'dropout', 'seed', 'precision')
 
-def check_group_config(cfg: FinetuneConfig):
-    "Refuse to add runs to a group whose earlier runs were trained with another recipe (their scores would be mixed)."
-    path = group_dir(cfg)/'config.json'
-    if not path.exists(): return
-    old = load_config(FinetuneConfig, path)
-    diff = [f'{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}' for k in RECIPE_FIELDS if getattr(old, k) != getattr(cfg, k)]
-    if diff: raise GlueSetupError(f"The runs in {group_dir(cfg)} were trained with another config ({'; '.join(diff)}): "
-                              f"pass a new --group for the new recipe, or the old values to resume.")
+def check_group_config(cfg: FinetuneConfig) -> dict:
+    """Refuse to add runs to a group whose earlier runs were trained with another recipe, or from a checkpoint that holds
+    another model since (their scores would be mixed); the checkpoint's `checkpoint_identity`, which the sweep records."""
+    identity, path = checkpoint_identity(cfg.checkpoint), group_dir(cfg)/'config.json'
+    if path.exists():
+        old = load_config(FinetuneConfig, path)
+        diff = [f'{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}' for k in RECIPE_FIELDS if getattr(old, k) != getattr(cfg, k)]
+        if diff: raise GlueSetupError(f"The runs in {group_dir(cfg)} were trained with another config ({'; '.join(diff)}): "
+                                      f"pass a new --group for the new recipe, or the old values to resume.")
+    if problem := group_checkpoint_conflict(group_dir(cfg), identity): raise GlueSetupError(problem)
+    return identity
 
 def finished_runs(cfg: FinetuneConfig) -> set:
     "(task, run) pairs of `cfg`'s group with a results line and a saved run folder."
@@ -378,7 +382,7 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None, started:
     `started`: the `time.monotonic()` at which the job started, from which a `cfg.time_budget` counts (default: now)."""
     clock = RunClock(start=started)
     check_log_requirements(parse_log_option(cfg.log))
-    check_group_config(cfg)
+    identity = check_group_config(cfg)
     done = finished_runs(cfg)
     todo = [(t, i) for t in cfg.tasks for i in range(cfg.runs) if (t, i) not in done]
     log = partial(print, flush=True) if is_rank0() else noop  # under torchrun: one log, one tracker, one config file
@@ -393,10 +397,12 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None, started:
     # one sweep at a time in a group: taken once the checks have passed, before the first write (torchrun's ranks share rank 0's)
     with job_lock(group_dir(cfg), what='fine-tuning group', fix='wait for that sweep to end, or choose another --group'):
         plan = sweep_plan(cfg, glue_tasks, todo, clock, log) if cfg.time_budget and todo else {}
-        return _sweep(cfg, glue_tasks, todo, log, plan)
+        return _sweep(cfg, glue_tasks, todo, log, plan, identity)
 
-def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log, plan=None):
-    if is_rank0(): save_config(cfg, group_dir(cfg)/'config.json')
+def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log, plan=None, identity=None):
+    if is_rank0():
+        save_config(cfg, group_dir(cfg)/'config.json')
+        keep_group_checkpoint(group_dir(cfg), identity or checkpoint_identity(cfg.checkpoint))
     trackers = make_trackers(cfg, group_dir(cfg), 0 if is_rank0() else 1)
     start = time.time()
     try:

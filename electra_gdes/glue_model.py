@@ -15,12 +15,13 @@ from transformers import (AutoConfig, AutoModel, AutoTokenizer, BertConfig, Debe
                           PreTrainedModel, RobertaConfig, XLMRobertaConfig)
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
-from .files import atomic_dir
+from .files import atomic_dir, atomic_file, file_xxh3
 
 # %% auto #0
-__all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'COLLAPSE_SPREAD', 'TOP_OF_STACK', 'HF_CLASSES', 'HF_MODULE_FILE',
-           'ClsHead', 'segment_kwargs', 'GlueClassifier', 'quiet_hf', 'GlueSetupError', 'check_finetune_checkpoint',
-           'load_backbone', 'glue_classifier', 'check_max_length', 'random_init_checkpoint', 'cls_spread',
+__all__ = ['TOKENIZER_FILES', 'WEIGHT_FILES', 'LM_HEADS', 'GROUP_CHECKPOINT', 'COLLAPSE_SPREAD', 'TOP_OF_STACK', 'HF_CLASSES',
+           'HF_MODULE_FILE', 'ClsHead', 'segment_kwargs', 'GlueClassifier', 'quiet_hf', 'GlueSetupError',
+           'check_finetune_checkpoint', 'load_backbone', 'glue_classifier', 'check_max_length', 'checkpoint_identity',
+           'group_checkpoint_conflict', 'keep_group_checkpoint', 'random_init_checkpoint', 'cls_spread',
            'check_not_collapsed', 'head_depth', 'param_depth', 'layerwise_lrs', 'layerwise_splitter', 'save_run',
            'load_run', 'GlueClassifierPreTrainedModel', 'ElectraGlueClassifier', 'DebertaV2GlueClassifier',
            'BertGlueClassifier', 'RobertaGlueClassifier', 'XLMRobertaGlueClassifier', 'ModernBertGlueClassifier',
@@ -147,7 +148,34 @@ def check_max_length(config, max_length: int, checkpoint) -> None:
         raise GlueSetupError(f"--max_length {max_length} is longer than the {n} positions of {checkpoint} (max_position_embeddings in "
                              f"its config.json): longer inputs would index past its position table. Pass --max_length {n} or less.")
 
-# %% ../nbs/09_glue_model.ipynb #c013
+# %% ../nbs/09_glue_model.ipynb #c012
+GROUP_CHECKPOINT = 'checkpoint.json'   # in a fine-tuning group's folder: what its checkpoint held when its first sweep started
+
+def checkpoint_identity(checkpoint) -> dict:
+    "`checkpoint` as given and, for a local folder, the `files.file_xxh3` of each file in it but its model card (`README.md`)."
+    path = Path(checkpoint)
+    if not path.is_dir(): return {'checkpoint': str(checkpoint)}
+    files = sorted(p for p in path.rglob('*') if p.is_file() and p.name != 'README.md' and not p.name.startswith('.'))
+    return {'checkpoint': str(checkpoint), 'files': {str(p.relative_to(path)): file_xxh3(p) for p in files}}
+
+def group_checkpoint_conflict(group, identity: dict) -> str | None:
+    "Why the runs of the fine-tuning group in folder `group` did not start from the checkpoint of `identity`, or None."
+    path = Path(group)/GROUP_CHECKPOINT
+    if not path.is_file(): return None   # a new group, or one of an earlier version: recorded from this sweep on
+    saved = json.loads(path.read_text())
+    old, new = saved.get('files', {}), identity.get('files', {})
+    if old == new: return None
+    differ = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+    return (f"The runs in {group} were fine-tuned from {saved['checkpoint']} as it was then, and it now holds another model "
+            f"({', '.join(differ[:4])}{' ...' if len(differ) > 4 else ''} differ): their scores would be mixed with this model's. "
+            'Pass a new --group for this checkpoint, or restore the one the group started from.')
+
+def keep_group_checkpoint(group, identity: dict) -> None:
+    "Record `identity` as the checkpoint of the group in folder `group`, unless it has a record already."
+    path = Path(group)/GROUP_CHECKPOINT
+    if not path.is_file(): atomic_file(path, lambda p: p.write_text(json.dumps(identity, indent=2)))
+
+# %% ../nbs/09_glue_model.ipynb #c017
 def random_init_checkpoint(checkpoint, out_dir, seed: int = 0) -> Path:
     """The encoder of `checkpoint` with freshly initialised weights (same config, same tokenizer), saved to `out_dir`
     (atomically; an existing one is replaced): the baseline that shows what pretraining adds."""
@@ -160,7 +188,7 @@ def random_init_checkpoint(checkpoint, out_dir, seed: int = 0) -> Path:
                                      f"none of its weights\n")
     return atomic_dir(Path(out_dir), write)
 
-# %% ../nbs/09_glue_model.ipynb #c021
+# %% ../nbs/09_glue_model.ipynb #c025
 COLLAPSE_SPREAD = 1e-4  # even a randomly initialised encoder's [CLS] state varies by 1e-3 or more (tiny ones included)
 
 @torch.no_grad()
@@ -181,7 +209,7 @@ def check_not_collapsed(backbone, dl) -> float:
                       f"check the pretraining run (disc accuracy vs. the share of original tokens) or pass another --checkpoint.")
     return spread
 
-# %% ../nbs/09_glue_model.ipynb #c024
+# %% ../nbs/09_glue_model.ipynb #c028
 def head_depth(n_layers: int, official_head_depth: bool = False) -> int:
     "Depth of the classification head: `L+1`, or `L+2` as the official ELECTRA code has it."
     return n_layers + (2 if official_head_depth else 1)
@@ -207,7 +235,7 @@ def layerwise_splitter(model: GlueClassifier) -> list:
     for name, p in model.backbone.named_parameters(): groups[param_depth(name, n)].append(p)
     return groups + [list(model.head.parameters())]
 
-# %% ../nbs/09_glue_model.ipynb #c029
+# %% ../nbs/09_glue_model.ipynb #c033
 def save_run(model: GlueClassifier, tokenizer, path: Path, info: dict):
     "Save the fine-tuned classifier (encoder, head, tokenizer, `info`) to `path` atomically."
     def write(tmp):
@@ -226,7 +254,7 @@ def load_run(path) -> tuple:
     model.head.load_state_dict(torch.load(path/'head.pt', map_location='cpu'))
     return model.eval(), tokenizer, info
 
-# %% ../nbs/09_glue_model.ipynb #c031
+# %% ../nbs/09_glue_model.ipynb #c035
 class GlueClassifierPreTrainedModel(PreTrainedModel):
     "An encoder (`AutoModel` of the config) with dropout + linear on its [CLS] state; `num_labels == 1`: regression."
     base_model_prefix = 'backbone'
@@ -268,7 +296,7 @@ class ModernBertGlueClassifier(GlueClassifierPreTrainedModel):
     config_class = ModernBertConfig
     _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
 
-# %% ../nbs/09_glue_model.ipynb #c032
+# %% ../nbs/09_glue_model.ipynb #c036
 HF_CLASSES = {'electra': ElectraGlueClassifier, 'deberta-v2': DebertaV2GlueClassifier, 'bert': BertGlueClassifier,
               'roberta': RobertaGlueClassifier, 'xlm-roberta': XLMRobertaGlueClassifier, 'modernbert': ModernBertGlueClassifier}
 HF_MODULE_FILE = 'modeling_glue_classifier.py'

@@ -26,7 +26,8 @@ from transformers import AutoModelForQuestionAnswering
 
 from .optim import adam_no_bias_correction
 from .files import atomic_dir, atomic_file
-from .glue_model import GlueSetupError, check_max_length, layerwise_lrs, layerwise_splitter, load_backbone, quiet_hf
+from .glue_model import (GlueSetupError, check_max_length, checkpoint_identity, group_checkpoint_conflict, keep_group_checkpoint,
+                                     layerwise_lrs, layerwise_splitter, load_backbone, quiet_hf)
 from .glue_metrics import markdown_table
 from .export import squad_card
 from .glue_finetune import CLIP_NORM, LayerwiseLRScheduler, append_result, epoch_line, read_results
@@ -528,15 +529,18 @@ RECIPE_FIELDS = ('checkpoint', 'version', 'squad_dir', 'practice', 'lr', 'layer_
                  'max_length', 'doc_stride', 'max_query_length', 'n_best_size', 'max_answer_length', 'null_threshold',
                  'weight_decay', 'warmup_fraction', 'seed', 'precision')
 
-def check_group_config(cfg):
-    "Refuse to add runs to a group whose runs were trained or evaluated with another recipe."
+def check_group_config(cfg) -> dict:
+    """Refuse to add runs to a group whose runs were trained or evaluated with another recipe, or from a checkpoint that
+    holds another model since (`glue_model.group_checkpoint_conflict`); the checkpoint's identity, which the sweep records."""
     from electra_gdes.config import load_config
-    path = group_dir(cfg)/'config.json'
-    if not path.exists(): return
-    old = load_config(type(cfg), path)
-    diff = [f'{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}' for k in RECIPE_FIELDS if getattr(old, k) != getattr(cfg, k)]
-    if diff: raise SquadSetupError(f"The runs in {group_dir(cfg)} were trained with another config ({'; '.join(diff)}): pass a new "
-                                   f"--group for the new recipe, or the old values to resume.")
+    identity, path = checkpoint_identity(cfg.checkpoint), group_dir(cfg)/'config.json'
+    if path.exists():
+        old = load_config(type(cfg), path)
+        diff = [f'{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}' for k in RECIPE_FIELDS if getattr(old, k) != getattr(cfg, k)]
+        if diff: raise SquadSetupError(f"The runs in {group_dir(cfg)} were trained with another config ({'; '.join(diff)}): pass a new "
+                                       f"--group for the new recipe, or the old values to resume.")
+    if problem := group_checkpoint_conflict(group_dir(cfg), identity): raise SquadSetupError(problem)
+    return identity
 
 def finished_runs(cfg) -> set:
     return {r['run'] for r in read_results(results_path(cfg)) if (squad_run_dir(cfg, r['run'])/'run.json').exists()}
@@ -553,7 +557,7 @@ def result_line(name: str, metrics: dict, best: dict, n_runs: int) -> str:
 def squad_sweep(cfg, log=print, squad: SquadSet | None = None) -> tuple:
     "Every unfinished run of `cfg` after the checks; the results, the summary table and the result line. `squad`: the set, if loaded."
     from electra_gdes.config import save_config
-    check_group_config(cfg)
+    identity = check_group_config(cfg)
     quiet_progress_bars()
     done = finished_runs(cfg)
     todo = [i for i in range(cfg.runs) if i not in done]
@@ -566,6 +570,7 @@ def squad_sweep(cfg, log=print, squad: SquadSet | None = None) -> tuple:
     if data: log(f'{squad}: {len(data.train_features)} training and {len(data.dev_features)} dev windows')
     with job_lock(group_dir(cfg), what='SQuAD fine-tuning group', fix='wait for that sweep to end, or choose another --group'):
         save_config(cfg, group_dir(cfg)/'config.json')
+        keep_group_checkpoint(group_dir(cfg), identity)
         start = time.time()
         for n, i in enumerate(todo, 1):
             m = squad_run(cfg, i, data)

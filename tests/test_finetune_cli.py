@@ -85,3 +85,24 @@ def test_missing_checkpoint_fails_before_writing(setup):
     r = finetune('--checkpoint', str(d/'no_such_dir'), '--glue_dir', str(practice), '--group', 'nockpt', '--tasks', 'rte', cwd=d)
     assert r.returncode != 0 and '--checkpoint' in r.stderr.splitlines()[-1]
     assert not (d/'checkpoints'/'glue'/'nockpt').exists()
+
+def test_a_group_refuses_its_checkpoint_trained_on(tmp_path):
+    "The checkpoint folder now holds another model (pretraining resumed, exported in place): the group's runs stay its own."
+    d = tmp_path
+    practice, disc = practice_suite_and_checkpoint(d, n_train=40, n_dev=20, n_test=8)
+    common = ['--checkpoint', str(disc), '--glue_dir', str(practice), '--epochs', '1', '--batch_size', '16', '--group', 'trained_on', '--tasks', 'rte']
+    first = finetune(*common, cwd=d)
+    assert first.returncode == 0, first.stderr[-3000:]
+    group = d/'checkpoints'/'glue'/'trained_on'
+    assert json.loads((group/'checkpoint.json').read_text())['checkpoint'] == str(disc)
+    from transformers import AutoModelForPreTraining
+    import torch
+    model = AutoModelForPreTraining.from_pretrained(disc)
+    with torch.no_grad(): next(model.parameters()).add_(0.01)
+    model.save_pretrained(disc)
+    before = checksums(group)
+    again = finetune(*common, '--runs', '2', cwd=d)
+    assert again.returncode == 1 and 'Traceback' not in again.stderr, again.stderr[-3000:]
+    line = again.stderr.strip().splitlines()[-1]
+    assert line.startswith('electra-finetune: error: The runs in') and 'it now holds another model (model.safetensors differ)' in line, line
+    assert 'Pass a new --group for this checkpoint' in line and checksums(group) == before
