@@ -49,7 +49,7 @@ def test_a_budgeted_run_ends_on_time_and_says_what_the_budget_bought(tmp_path):
     rows = read_log(run/'log.csv')
     assert rows[-1]['step'] == steps
     for row in rows: assert abs(row['lr'] - 1e-3 * electra_lr(row['step'] - 1, steps, warmup)) < 1e-12   # a schedule of steps
-    assert sorted(p.name for p in (run/'checkpoints').glob('*.pt')) == [f'step-{s:08d}.pt' for s in sorted({round(steps / 2), steps})]
+    assert sorted(p.name for p in (run/'checkpoints').glob('*.pt')) == [f'step-{s:08d}.pt' for s in sorted({max(1, round(steps / 2)), steps})]
 
 def test_a_stopped_budgeted_run_resumes_its_decision_and_is_the_plain_run_of_its_steps(tmp_path):
     args = budget_args(tmp_path, 'r', '25s', '--checkpoint_fractions', '0.25', '1')
