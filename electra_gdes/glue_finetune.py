@@ -399,10 +399,10 @@ def finetune_sweep(cfg: FinetuneConfig, glue_tasks: dict | None = None, started:
         plan = sweep_plan(cfg, glue_tasks, todo, clock, log) if cfg.time_budget and todo else {}
         return _sweep(cfg, glue_tasks, todo, log, plan, identity)
 
-def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log, plan=None, identity=None):
+def _sweep(cfg: FinetuneConfig, glue_tasks, todo, log, plan, identity):
     if is_rank0():
         save_config(cfg, group_dir(cfg)/'config.json')
-        keep_group_checkpoint(group_dir(cfg), identity or checkpoint_identity(cfg.checkpoint))
+        keep_group_checkpoint(group_dir(cfg), identity)
     trackers = make_trackers(cfg, group_dir(cfg), 0 if is_rank0() else 1)
     start = time.time()
     try:
