@@ -363,14 +363,14 @@ def run_tokenizer(cfg: PretrainConfig, run_dir=None) -> PreTrainedTokenizerBase:
     if kept.is_dir(): return check_special_tokens(AutoTokenizer.from_pretrained(kept), f'The tokenizer the run keeps in {kept}')
     return load_tokenizer(cfg)
 
-# %% ../nbs/01_data.ipynb #c032
+# %% ../nbs/01_data.ipynb #c033
 _SENTENCE_BREAK = re.compile(r'(?:(?<=[.!?])|(?<=[.!?]["\'\u201d\u2019)\]]))\s+(?=["\'\u201c\u2018(\[]?[A-Z0-9])')
 
 def split_sentences(text: str) -> list[str]:
     "The non-empty sentences of `text`, line by line."
     return [s.strip() for line in text.splitlines() for s in _SENTENCE_BREAK.split(line) if s.strip()]
 
-# %% ../nbs/01_data.ipynb #c035
+# %% ../nbs/01_data.ipynb #c036
 SINGLE_SEGMENT_PROB = 0.1
 RANDOM_LENGTH_PROB = 0.05
 MIN_RANDOM_LENGTH = 5
@@ -412,13 +412,13 @@ def electra_document_examples(sentences: list[list[int]], max_length: int, cls_i
     if pending: examples.append(electra_example(*split_segments(pending, target, rng), max_length, cls_id, sep_id))  # document end flushes
     return examples
 
-# %% ../nbs/01_data.ipynb #c040
+# %% ../nbs/01_data.ipynb #c041
 def deberta_lines(ids: list[int], max_length: int, cls_id: int, sep_id: int) -> list[list[int]]:
     "`ids` cut into `[CLS] x [SEP]` lines of `max_length - 2` tokens x (the last one may be shorter)."
     n = max_length - 2
     return [[cls_id, *ids[i:i + n], sep_id] for i in range(0, len(ids), n)]
 
-# %% ../nbs/01_data.ipynb #c043
+# %% ../nbs/01_data.ipynb #c044
 BUILDER_VERSION = 1  # part of the cache key: bump when the builders change what they write
 PRETRAIN_FEATURES = datasets.Features({'input_ids': datasets.Sequence(datasets.Value('int32')),
                                        'token_type_ids': datasets.Sequence(datasets.Value('int8'))})
@@ -509,7 +509,7 @@ def build_pretrain_dataset(cfg: PretrainConfig, tokenizer=None, corpus: Dataset 
                 move_into_place(tmp/'ds', path)
     return datasets.load_from_disk(str(path))
 
-# %% ../nbs/01_data.ipynb #c045
+# %% ../nbs/01_data.ipynb #c046
 CACHE_DIGEST = 'cache_digest.json'
 
 class CacheWarning(UserWarning):
@@ -573,7 +573,7 @@ def stop_cleanly(what: str, signals=(signal.SIGTERM, signal.SIGINT)):
     finally:
         for s, h in previous.items(): signal.signal(s, h)
 
-# %% ../nbs/01_data.ipynb #c050
+# %% ../nbs/01_data.ipynb #c052
 EXAMPLE_COLUMNS = ('input_ids', 'token_type_ids')
 
 def examples_digest(ds: Dataset, block: int = 2**16) -> str:
@@ -587,7 +587,7 @@ def examples_digest(ds: Dataset, block: int = 2**16) -> str:
             parts[c, 'ids'].update(col.flatten().to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
     return xxhash.xxh3_128(''.join(h.hexdigest() for h in parts.values()).encode()).hexdigest()
 
-# %% ../nbs/01_data.ipynb #c058
+# %% ../nbs/01_data.ipynb #c061
 def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = None):
     "(input_ids, attention_mask, token_type_ids) LongTensors of `examples` (dicts of lists), padded to the longest."
     length = max(len(e['input_ids']) for e in examples)
@@ -600,7 +600,7 @@ def pad_collate(examples, pad_token_id: int, pad_to_multiple_of: int | None = No
         if e.get('token_type_ids') is not None: types[i, :n] = torch.as_tensor(e['token_type_ids'])
     return ids, mask, types
 
-# %% ../nbs/01_data.ipynb #c061
+# %% ../nbs/01_data.ipynb #c064
 def pretrain_data_summary(ds: Dataset, max_length: int | None = None) -> dict:
     "Examples, tokens, mean length, shares of single-segment and shorter-than-`max_length` examples of a built dataset."
     tbl = ds.with_format('arrow')[:]

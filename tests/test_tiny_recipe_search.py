@@ -30,7 +30,7 @@ def test_recipe_search_writes_its_table_and_plot(tmp_path):
     # --add keeps the earlier rows and replaces those of the candidates run again
     before = {r['candidate']: r for r in rows}
     # (not the bf16 candidate here: a CPU without native bf16 emulates it, tens of times slower)
-    rows = _search(tmp_path, '--candidates', 'preset', 'len64', '--add')
+    rows = _search(tmp_path, '--candidates', 'preset', 'len64', '--add', '--jobs', '2')
     assert [r['candidate'] for r in rows] == ['lr5e-3+gen1/4', 'preset', 'len64']
     assert rows[0] == before['lr5e-3+gen1/4']
     assert '| len64 | max_length=64 |' in (tmp_path/'out'/'results.md').read_text()
