@@ -14,6 +14,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from fastai.callback.core import Callback, CancelFitException
+from .checkpoint import fraction_steps
 from .files import atomic_file, run_file
 
 # %% auto #0
@@ -99,7 +100,7 @@ class StepCosts:
 
     def checkpoints(self, steps: int) -> int:
         "Checkpoints of a run of `steps` steps: one per distinct step `round(f * steps)` (at least 1) of the fractions."
-        return len({min(steps, max(1, round(f * steps))) for f in self.checkpoint_fractions if f > 0}) if steps >= 1 else 0
+        return len(fraction_steps(steps, self.checkpoint_fractions)) if steps >= 1 else 0
 
     def seconds(self, steps: int) -> float:
         "Wall-clock seconds of a run of `steps` steps from its first step to its end."

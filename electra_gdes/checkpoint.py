@@ -17,16 +17,20 @@ from .files import OutputWriteError, atomic_bytes, run_file, write_guard
 from .logs import global_step
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
+__all__ = ['CHECKPOINT_FORMAT', 'fraction_steps', 'checkpoint_steps', 'checkpoint_path', 'write_checkpoint', 'checkpoint_problem',
            'read_checkpoint', 'usable_checkpoints', 'latest_checkpoint', 'rng_states', 'set_rng_states',
            'set_start_step', 'CheckpointCallback', 'CheckpointFormatError', 'load_checkpoint', 'resume_from_latest']
 
 # %% ../nbs/04c_checkpoint.ipynb #c005
 CHECKPOINT_FORMAT = 1
 
+def fraction_steps(steps: int, fractions) -> list:
+    "The distinct steps `round(f * steps)` (at least 1, at most `steps`) of the positive `fractions` of a run of `steps` steps."
+    return sorted({min(steps, max(1, round(f * steps))) for f in fractions if f > 0})
+
 def checkpoint_steps(cfg: PretrainConfig) -> list:
     "The steps at which `cfg`'s run saves a checkpoint: `cfg.checkpoint_fractions` of `cfg.steps`, rounded, at least 1."
-    return sorted({min(cfg.steps, max(1, round(f * cfg.steps))) for f in cfg.checkpoint_fractions if f > 0})
+    return fraction_steps(cfg.steps, cfg.checkpoint_fractions)
 
 def checkpoint_path(run_dir, step: int) -> Path: return Path(run_dir)/'checkpoints'/f'step-{step:08d}.pt'
 
